@@ -1,0 +1,1 @@
+"""Subcommands of ``tito``: each module here defines ``register(subparsers)``."""
