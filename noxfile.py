@@ -81,7 +81,7 @@ def build(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("tiers", list(TIER_SETS))
+@nox.parametrize("tiers", list(TIER_SETS), ids=list(TIER_SETS))
 def tests(session: nox.Session, tiers: str) -> None:
     """One tier combination: its reference wheels plus milestones; absent tiers must skip."""
     installed = TIER_SETS[tiers]
