@@ -36,6 +36,7 @@ nox.options.sessions = [
     "lint",
     "packaging",
     *[f"tests({name})" for name in TIER_SETS],
+    "oracle",
     "course(foundation)",
     "course(architecture)",
     "course(optimization)",
@@ -92,6 +93,27 @@ def tests(session: nox.Session, tiers: str) -> None:
     install_wheels(session, (*installed, "milestones"))
     dirs = [f"tests/{t}" for t in (*TIERS, "milestones")]
     session.run("pytest", "--tier-check", "-q", *dirs, *session.posargs)
+
+
+# PyTorch is the optional oracle of many tests. Only this exact CPU build is
+# installed: any other version pulls gigabytes of CUDA packages.
+TORCH = "torch==2.13.0"
+
+
+@nox.session(venv_backend="virtualenv")
+def oracle(session: nox.Session) -> None:
+    """Every tier's tests with PyTorch installed, so the PyTorch comparisons run instead of skipping.
+
+    Uses pip (virtualenv backend) because pip honours the machine's configured
+    wheel locations for the CPU build of torch; uv would resolve a CUDA build.
+    """
+    install_wheels(session, (*TIERS, "milestones"))
+    try:
+        session.install(TORCH, "--only-binary=:all:", silent=True)
+    except nox.command.CommandFailed:
+        session.skip(f"{TORCH} could not be installed here; the PyTorch comparisons stay skipped elsewhere")
+    session.run("pytest", "-q", "-m", "not slow", "tests/foundation", "tests/architecture", "tests/optimization",
+                *session.posargs)
 
 
 @nox.session
