@@ -1,0 +1,1 @@
+"""Course tools: student releases, solution markers, module status and grading."""
