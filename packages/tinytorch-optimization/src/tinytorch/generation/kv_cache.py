@@ -1,1 +1,209 @@
-"""probe"""
+"""Module 17: the KV cache, memoization for autoregressive generation.
+
+Generating token ``t+1`` with a transformer needs the attention keys and values
+of every earlier position. Without a cache, each step re-runs the model on the
+whole prefix: step ``t`` costs O(t) token-forwards (and O(t^2) attention), so
+``n`` new tokens cost O(n^2) token-forwards. The keys and values of a position
+never change once computed (causal attention: position ``i`` only sees
+``<= i``), so we can *memoize* them: keep every layer's K and V in a buffer,
+feed the model only the newest token, and let attention read the history from
+the buffer. ``n`` tokens then cost O(n) token-forwards.
+
+The cache implements the protocol the architecture tier's attention speaks
+(see ``tinytorch.core.attention``)::
+
+    cache.seq_len                       # positions already committed
+    cache.update(layer_idx, key, value) # key/value (B, H, T_new, D) written at [seq_len, seq_len + T_new)
+    K, V = cache.get(layer_idx)         # views (B, H, seq_len + T_new, D), new entries included
+    cache.advance(n)                    # commit n positions once every layer has written
+
+The buffers are preallocated once (``max_seq_len`` positions), so generation
+never reallocates or concatenates: each step writes ``T_new`` rows in place and
+reads a view. Memory: ``2 * num_layers * B * H * max_seq_len * D * 4`` bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class KVCache:
+    """Preallocated per-layer key/value buffers for incremental decoding.
+
+    Args:
+        batch_size: sequences decoded together (B).
+        max_seq_len: capacity in positions (prompt + generated tokens).
+        num_layers: transformer blocks; each owns one K and one V buffer.
+        num_heads: attention heads (H).
+        head_dim: per-head dimension (D = embed_dim / H).
+
+    Shape:
+        keys, values: ``(num_layers, B, H, max_seq_len, D)`` float32.
+
+    Attributes:
+        seq_len: number of committed positions (the next write starts here).
+    """
+
+    def __init__(self, batch_size: int, max_seq_len: int, num_layers: int, num_heads: int, head_dim: int):
+        ### BEGIN SOLUTION
+        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.max_seq_len = _positive_int(max_seq_len, "max_seq_len")
+        self.num_layers = _positive_int(num_layers, "num_layers")
+        self.num_heads = _positive_int(num_heads, "num_heads")
+        self.head_dim = _positive_int(head_dim, "head_dim")
+        shape = (self.num_layers, self.batch_size, self.num_heads, self.max_seq_len, self.head_dim)
+        # One allocation for the whole generation: steps write in place, never concatenate.
+        self.keys = np.zeros(shape, dtype=np.float32)
+        self.values = np.zeros(shape, dtype=np.float32)
+        self.seq_len = 0
+        # Positions written by each layer since the last advance() (not yet committed).
+        self._pending = [0] * self.num_layers
+        ### END SOLUTION
+
+    def _check_layer(self, layer_idx) -> int:
+        if isinstance(layer_idx, bool) or not isinstance(layer_idx, (int, np.integer)):
+            raise ValueError(f"layer_idx must be an int, got {layer_idx!r}")
+        if not 0 <= layer_idx < self.num_layers:
+            raise ValueError(f"layer_idx must be in [0, {self.num_layers}), got {layer_idx}")
+        return int(layer_idx)
+
+    def update(self, layer_idx: int, key, value) -> None:
+        """Write ``key``/``value`` of the new positions of one layer at ``[seq_len, seq_len + T_new)``.
+
+        Args:
+            layer_idx: which block's buffers to write.
+            key, value: arrays (or Tensors) of shape ``(B, H, T_new, D)``.
+
+        Raises:
+            ValueError: wrong shapes, bad ``layer_idx``, or writing past ``max_seq_len``
+                (nothing is written then).
+        """
+        ### BEGIN SOLUTION
+        layer_idx = self._check_layer(layer_idx)
+        key = np.asarray(getattr(key, "data", key))
+        value = np.asarray(getattr(value, "data", value))
+        expected = (self.batch_size, self.num_heads, self.head_dim)
+        for name, arr in (("key", key), ("value", value)):
+            if arr.ndim != 4 or (arr.shape[0], arr.shape[1], arr.shape[3]) != expected:
+                raise ValueError(
+                    f"KVCache.update: {name} must have shape (B={expected[0]}, H={expected[1]}, T_new, "
+                    f"D={expected[2]}), got {arr.shape}"
+                )
+        if key.shape != value.shape:
+            raise ValueError(f"KVCache.update: key shape {key.shape} != value shape {value.shape}")
+        start, t_new = self.seq_len, key.shape[2]
+        end = start + t_new
+        if end > self.max_seq_len:
+            raise ValueError(
+                f"KVCache overflow: writing {t_new} position(s) at {start} exceeds max_seq_len="
+                f"{self.max_seq_len}; create the cache with a larger max_seq_len or reset() it"
+            )
+        self.keys[layer_idx, :, :, start:end] = key
+        self.values[layer_idx, :, :, start:end] = value
+        self._pending[layer_idx] = t_new
+        ### END SOLUTION
+
+    def get(self, layer_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and values of one layer up to the current length, just-written entries included.
+
+        Returns:
+            (K, V): views (no copy) of shape ``(B, H, seq_len + T_new, D)``.
+        """
+        ### BEGIN SOLUTION
+        layer_idx = self._check_layer(layer_idx)
+        end = self.seq_len + self._pending[layer_idx]
+        return self.keys[layer_idx, :, :, :end], self.values[layer_idx, :, :, :end]
+        ### END SOLUTION
+
+    def advance(self, n: int | None = None) -> None:
+        """Commit ``n`` new positions (default: the number the layers just wrote).
+
+        Raises:
+            ValueError: ``n`` negative, or ``seq_len + n`` beyond ``max_seq_len``.
+        """
+        ### BEGIN SOLUTION
+        if n is None:
+            n = max(self._pending)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"advance: n must be a non-negative int, got {n!r}")
+        if self.seq_len + n > self.max_seq_len:
+            raise ValueError(
+                f"KVCache overflow: advancing {n} position(s) from {self.seq_len} exceeds "
+                f"max_seq_len={self.max_seq_len}"
+            )
+        self.seq_len += int(n)
+        self._pending = [0] * self.num_layers
+        ### END SOLUTION
+
+    def reset(self) -> None:
+        """Forget every position (the buffers are reused, not reallocated)."""
+        ### BEGIN SOLUTION
+        self.seq_len = 0
+        self._pending = [0] * self.num_layers
+        ### END SOLUTION
+
+    def get_memory_usage(self) -> dict:
+        """Bytes held by the cache.
+
+        Returns:
+            dict with ``total_bytes`` (both preallocated buffers), ``used_bytes``
+            (the committed positions), ``bytes_per_token`` (K and V of one
+            position across layers, heads and the batch), ``capacity_tokens``,
+            ``seq_len`` and ``utilization`` (used / total).
+        """
+        ### BEGIN SOLUTION
+        total = self.keys.nbytes + self.values.nbytes
+        per_token = total // self.max_seq_len
+        used = per_token * self.seq_len
+        return {
+            "total_bytes": int(total),
+            "used_bytes": int(used),
+            "bytes_per_token": int(per_token),
+            "capacity_tokens": self.max_seq_len,
+            "seq_len": self.seq_len,
+            "utilization": used / total,
+        }
+        ### END SOLUTION
+
+    def __repr__(self) -> str:
+        return (
+            f"KVCache(batch_size={self.batch_size}, max_seq_len={self.max_seq_len}, num_layers="
+            f"{self.num_layers}, num_heads={self.num_heads}, head_dim={self.head_dim}, seq_len={self.seq_len})"
+        )
+
+
+def enable_kv_cache(model):
+    """Make ``model.generate`` use a :class:`KVCache` by default (``use_cache=None``).
+
+    Args:
+        model: a model with a ``generate`` method that follows the cache protocol (e.g. ``GPT``).
+
+    Returns:
+        the same model, for chaining.
+    """
+    ### BEGIN SOLUTION
+    if not callable(getattr(model, "generate", None)):
+        raise ValueError(f"enable_kv_cache: model must have a generate() method, got {type(model).__name__}")
+    model.kv_cache_enabled = True
+    return model
+    ### END SOLUTION
+
+
+def disable_kv_cache(model):
+    """Make ``model.generate`` recompute the whole prefix each step (``use_cache=None``).
+
+    Returns:
+        the same model, for chaining.
+    """
+    ### BEGIN SOLUTION
+    if not callable(getattr(model, "generate", None)):
+        raise ValueError(f"disable_kv_cache: model must have a generate() method, got {type(model).__name__}")
+    model.kv_cache_enabled = False
+    return model
+    ### END SOLUTION

@@ -1,0 +1,1 @@
+"""Module 20: the TinyGPT capstone, the whole stack end to end."""

@@ -1,0 +1,1 @@
+"""Module 19: statistically sound benchmarking and the TinyMLPerf tasks."""

@@ -1,0 +1,1 @@
+"""Module 17: memoization for autoregressive generation (the KV cache)."""

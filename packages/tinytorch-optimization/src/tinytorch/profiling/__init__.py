@@ -1,0 +1,1 @@
+"""Module 14: measuring models (parameters, FLOPs, memory, latency, per-layer profiles)."""
