@@ -1,0 +1,59 @@
+"""The course configurations of DESIGN.md section 3, with the commands each one needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    builds: tuple[str, ...]  # tiers the students write (student releases)
+    prebuilt: tuple[str, ...]  # tiers installed as reference wheels
+    milestones: str
+
+    def commands(self, version: str) -> list[str]:
+        lines = ["nox -s build                      # reference wheels into dist/ (instructor, once)"]
+        lines += [
+            f"tito course release --tier {t} --out student-{t}" for t in self.builds
+        ]
+        lines.append("python -m venv .venv && . .venv/bin/activate")
+        if self.prebuilt:
+            wheels = " ".join(f"dist/tinytorch_{t}-{version}-py3-none-any.whl" for t in self.prebuilt)
+            lines.append(f"pip install {wheels}")
+        lines.append("pip install pytest hypothesis " + " ".join(f"-e ./student-{t}" for t in self.builds))
+        lines.append(f"pip install dist/tinytorch_milestones-{version}-py3-none-any.whl   # tito, milestones")
+        lines.append("tito module status                 # which modules are complete, which tests pass")
+        return lines
+
+
+CONFIGS = (
+    Config("Foundation only", ("foundation",), (), "01-03"),
+    Config("Foundation + Architecture", ("foundation", "architecture"), (), "01-05"),
+    Config("Architecture focus", ("architecture",), ("foundation",), "01-05"),
+    Config("Optimization focus", ("optimization",), ("foundation", "architecture"), "01-06"),
+)
+
+MODULE_RANGES = {"foundation": "01-07", "architecture": "08-13", "optimization": "14-20"}
+
+
+def table() -> list[list[str]]:
+    rows = [["configuration", "student builds", "imports prebuilt", "milestones unlocked"]]
+    for c in CONFIGS:
+        builds = ", ".join(c.builds) + f" ({MODULE_RANGES[c.builds[0]][:2]}-{MODULE_RANGES[c.builds[-1]][-2:]})"
+        rows.append([c.name, builds, ", ".join(c.prebuilt) or "-", c.milestones])
+    return rows
+
+
+def render(version: str) -> str:
+    rows = table()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for i, row in enumerate(rows):
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    for c in CONFIGS:
+        out += ["", f"{c.name}:"]
+        out += [f"  {line}" for line in c.commands(version)]
+    return "\n".join(out)
