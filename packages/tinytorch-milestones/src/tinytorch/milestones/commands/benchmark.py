@@ -10,18 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by ``tito benchmark`` and ``benchmarks/run.py``."""
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions and tokens (about 30 s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per workload, as a list")
-    parser.add_argument(
-        "--workload",
-        action="append",
-        metavar="NAME",
-        help="run only this workload (repeatable): mlp, lenet, cifar_cnn, gpt, generate_kv",
-    )
-    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
+from tinytorch.milestones.bench.options import add_arguments
 
 
 def run(args: argparse.Namespace) -> int:

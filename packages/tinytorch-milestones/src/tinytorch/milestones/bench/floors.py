@@ -1,0 +1,470 @@
+"""The NumPy floor: each benchmark model written by hand with a manual backward.
+
+This is the bar a NumPy framework is held to: the same arithmetic as the
+tinytorch model, with no graph, no per-op Python objects and no copies
+beyond the ones the maths needs. Everything is float32. Convolutions use
+im2col through ``sliding_window_view`` (a view, no copy) and one matmul;
+softmax and cross-entropy are fused; the backward pass reuses forward
+intermediates instead of recomputing them.
+
+Parameters live in a plain ``dict[str, np.ndarray]`` so that the workloads can
+copy identical weights into tinytorch and PyTorch, and the tests can compare
+gradients name by name. Layouts follow tinytorch: ``Linear`` weight is
+``(in, out)`` with ``y = x @ W + b``; ``Conv2d`` weight is ``(out, in, kh, kw)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+F32 = np.float32
+
+# ---------------------------------------------------------------------------
+# Fused building blocks (forward returns a cache the backward consumes)
+# ---------------------------------------------------------------------------
+
+
+def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of ``logits`` (N, C) against integer ``targets`` (N,), and dL/dlogits.
+
+    Fused and stable: log-softmax is ``z - max - log(sum(exp(z - max)))``,
+    and the gradient is ``(softmax - onehot) / N`` computed from the same
+    exponentials. Cost: O(N*C), three passes over the logits.
+    """
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    loss = float(np.log(total[:, 0]).mean() - shifted[rows, targets].mean())
+    grad = exp / total  # softmax, (N, C)
+    grad[rows, targets] -= 1.0
+    grad *= F32(1.0 / n)
+    return loss, grad
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, padding: int) -> np.ndarray:
+    """Patches of ``x`` (B, C, H, W) for a stride-1 convolution: (B*Ho*Wo, C*kh*kw).
+
+    ``sliding_window_view`` gives every patch as a view; the single copy is
+    the reshape into the matrix the matmul needs.
+    """
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    b, c = x.shape[:2]
+    win = sliding_window_view(x, (kh, kw), axis=(2, 3))  # (B, C, Ho, Wo, kh, kw), a view
+    ho, wo = win.shape[2:4]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(b * ho * wo, c * kh * kw)  # one copy
+
+
+def col2im(dcols: np.ndarray, x_shape: tuple, kh: int, kw: int, padding: int) -> np.ndarray:
+    """Adjoint of :func:`im2col`: scatter-add patch gradients back to (B, C, H, W).
+
+    Loops over the kh*kw kernel offsets only (25 at most here); each
+    iteration adds one whole (B, C, Ho, Wo) slab.
+    """
+    b, c, h, w = x_shape
+    hp, wp = h + 2 * padding, w + 2 * padding
+    ho, wo = hp - kh + 1, wp - kw + 1
+    d = dcols.reshape(b, ho, wo, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (B, C, kh, kw, Ho, Wo) view
+    dx = np.zeros((b, c, hp, wp), dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, :, i : i + ho, j : j + wo] += d[:, :, i, j]
+    if padding:
+        dx = dx[:, :, padding : padding + h, padding : padding + w]
+    return dx
+
+
+def conv_forward(x, w, b, padding):
+    """Stride-1 convolution: x (B, C, H, W), w (O, C, kh, kw), b (O,) -> (B, O, Ho, Wo)."""
+    o, c, kh, kw = w.shape
+    cols = im2col(x, kh, kw, padding)  # (B*Ho*Wo, C*kh*kw)
+    out = cols @ w.reshape(o, -1).T  # (B*Ho*Wo, O)
+    out += b
+    bsz = x.shape[0]
+    ho = x.shape[2] + 2 * padding - kh + 1
+    wo = x.shape[3] + 2 * padding - kw + 1
+    return out.reshape(bsz, ho, wo, o).transpose(0, 3, 1, 2), cols  # (B, O, Ho, Wo) view
+
+
+def conv_backward(dout, cols, x_shape, w, padding, need_dx):
+    """Gradients of :func:`conv_forward`: (dx or None, dw, db)."""
+    o, c, kh, kw = w.shape
+    d2 = dout.transpose(0, 2, 3, 1).reshape(-1, o)  # (B*Ho*Wo, O)
+    dw = (d2.T @ cols).reshape(w.shape)
+    db = d2.sum(axis=0)
+    dx = col2im(d2 @ w.reshape(o, -1), x_shape, kh, kw, padding) if need_dx else None
+    return dx, dw, db
+
+
+def maxpool2_forward(x):
+    """2x2 max pooling, stride 2, on (B, C, H, W) with even H, W: returns (out, mask)."""
+    b, c, h, w = x.shape
+    xr = x.reshape(b, c, h // 2, 2, w // 2, 2)
+    out = xr.max(axis=(3, 5))  # (B, C, H/2, W/2)
+    mask = xr == out[:, :, :, None, :, None]
+    return out, mask
+
+
+def maxpool2_backward(dout, mask):
+    """Route each pooled gradient to the maximum of its window."""
+    b, c, h2, _, w2, _ = mask.shape
+    return (mask * dout[:, :, :, None, :, None]).reshape(b, c, h2 * 2, w2 * 2)
+
+
+def layernorm_forward(x, g, b, eps=1e-5):
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    var = (xc * xc).mean(axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(var + F32(eps))
+    xhat = xc * rstd
+    return xhat * g + b, (xhat, rstd)
+
+
+def layernorm_backward(dy, cache, g):
+    """dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per row."""
+    xhat, rstd = cache
+    lead = tuple(range(dy.ndim - 1))
+    dg = (dy * xhat).sum(axis=lead)
+    db = dy.sum(axis=lead)
+    dxhat = dy * g
+    dx = rstd * (
+        dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)
+    )
+    return dx, dg, db
+
+
+def causal_bias(t_new: int, t_total: int, offset: int, dtype) -> np.ndarray:
+    """Additive attention mask (t_new, t_total): query r (absolute position offset + r) sees keys <= it."""
+    keep = np.arange(t_total)[None, :] <= (offset + np.arange(t_new))[:, None]
+    return np.where(keep, 0.0, -np.inf).astype(dtype)
+
+
+_GELU_C = F32(math.sqrt(2.0 / math.pi))
+
+
+def gelu_forward(x):
+    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))."""
+    t = np.tanh(_GELU_C * (x + F32(0.044715) * x * x * x))
+    return F32(0.5) * x * (F32(1.0) + t), t
+
+
+def gelu_backward(dy, x, t):
+    dinner = _GELU_C * (F32(1.0) + F32(3 * 0.044715) * x * x)
+    return dy * (F32(0.5) * (F32(1.0) + t) + F32(0.5) * x * (F32(1.0) - t * t) * dinner)
+
+
+# ---------------------------------------------------------------------------
+# Optimizers on parameter dicts
+# ---------------------------------------------------------------------------
+
+
+def sgd_step(params: dict, grads: dict, lr: float) -> None:
+    """Plain SGD, in place: p -= lr * g."""
+    lr = F32(lr)
+    for name, g in grads.items():
+        params[name] -= lr * g
+
+
+class Adam:
+    """Adam (Kingma & Ba) on a parameter dict, in place, bias-corrected."""
+
+    def __init__(self, params: dict, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params, self.lr, self.b1, self.b2, self.eps = params, lr, betas[0], betas[1], eps
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+        self.t = 0
+
+    def step(self, grads: dict) -> None:
+        self.t += 1
+        b1, b2 = F32(self.b1), F32(self.b2)
+        step_size = F32(self.lr / (1 - self.b1**self.t))
+        root_c2 = F32(math.sqrt(1 - self.b2**self.t))
+        for name, g in grads.items():
+            m, v = self.m[name], self.v[name]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            # p -= lr * m_hat / (sqrt(v_hat) + eps), with the corrections folded in
+            self.params[name] -= step_size * m / (np.sqrt(v) / root_c2 + F32(self.eps))
+
+
+# ---------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------
+
+
+class MLPFloor:
+    """784-256-128-10 ReLU MLP. Params ``fc{i}.weight`` (in, out), ``fc{i}.bias``."""
+
+    def __init__(self, params: dict, lr: float = 0.01):
+        self.p, self.lr = params, lr
+        self.n = sum(1 for k in params if k.endswith(".weight"))
+
+    def loss_and_grads(self, x, y):
+        p, acts, h = self.p, [], x
+        for i in range(self.n):
+            acts.append(h)
+            h = h @ p[f"fc{i}.weight"] + p[f"fc{i}.bias"]
+            if i < self.n - 1:
+                np.maximum(h, 0, out=h)
+        loss, d = softmax_cross_entropy(h, y)
+        grads = {}
+        for i in reversed(range(self.n)):
+            a = acts[i]
+            grads[f"fc{i}.weight"] = a.T @ d
+            grads[f"fc{i}.bias"] = d.sum(axis=0)
+            if i:
+                d = d @ p[f"fc{i}.weight"].T
+                d *= a > 0  # ReLU mask from the stored activation
+        return loss, grads
+
+    def step(self, x, y) -> float:
+        loss, grads = self.loss_and_grads(x, y)
+        sgd_step(self.p, grads, self.lr)
+        return loss
+
+
+class ConvNetFloor:
+    """[Conv -> ReLU -> MaxPool2]* -> flatten -> [Linear -> ReLU]* -> Linear, cross-entropy, SGD.
+
+    ``convs`` is a list of paddings, one per conv layer (params ``conv{i}.weight``
+    (O, C, k, k) and ``conv{i}.bias``); linear params ``fc{i}.weight`` (in, out).
+    """
+
+    def __init__(self, params: dict, paddings: list[int], lr: float = 0.01):
+        self.p, self.pads, self.lr = params, paddings, lr
+        self.n_fc = sum(1 for k in params if k.startswith("fc") and k.endswith(".weight"))
+
+    def loss_and_grads(self, x, y):
+        p, caches, h = self.p, [], x
+        for i, pad in enumerate(self.pads):
+            z, cols = conv_forward(h, p[f"conv{i}.weight"], p[f"conv{i}.bias"], pad)
+            z = np.maximum(z, 0)  # also makes the (B, O, Ho, Wo) result contiguous
+            pooled, mask = maxpool2_forward(z)
+            caches.append((h.shape, cols, z, mask))
+            h = pooled
+        conv_shape = h.shape
+        h = h.reshape(h.shape[0], -1)  # (B, C*H*W)
+        acts = []
+        for i in range(self.n_fc):
+            acts.append(h)
+            h = h @ p[f"fc{i}.weight"] + p[f"fc{i}.bias"]
+            if i < self.n_fc - 1:
+                np.maximum(h, 0, out=h)
+        loss, d = softmax_cross_entropy(h, y)
+        grads = {}
+        for i in reversed(range(self.n_fc)):
+            a = acts[i]
+            grads[f"fc{i}.weight"] = a.T @ d
+            grads[f"fc{i}.bias"] = d.sum(axis=0)
+            d = d @ p[f"fc{i}.weight"].T
+            if i:
+                d *= a > 0
+        d = d.reshape(conv_shape)
+        for i in reversed(range(len(self.pads))):
+            x_shape, cols, z, mask = caches[i]
+            dz = maxpool2_backward(d, mask)
+            dz *= z > 0
+            d, grads[f"conv{i}.weight"], grads[f"conv{i}.bias"] = conv_backward(
+                dz, cols, x_shape, p[f"conv{i}.weight"], self.pads[i], need_dx=i > 0
+            )
+        return loss, grads
+
+    def step(self, x, y) -> float:
+        loss, grads = self.loss_and_grads(x, y)
+        sgd_step(self.p, grads, self.lr)
+        return loss
+
+
+class GPTFloor:
+    """Decoder-only transformer with a manual backward, pre-LayerNorm blocks.
+
+    Per block ``h{i}``: ``x = x + attn(ln1(x))``, ``x = x + mlp(ln2(x))`` with
+    ``mlp = fc2(gelu(fc1(.)))`` (hidden 4d). Then final ``ln_f`` and the
+    ``head`` Linear to vocabulary logits. Parameter names::
+
+        tok_emb (V, d), pos_emb (Tmax, d)
+        h{i}.ln1.{weight,bias}, h{i}.attn.{q,k,v,o}.{weight,bias} (d, d),
+        h{i}.ln2.{weight,bias}, h{i}.fc1.{weight,bias} (d, 4d), h{i}.fc2.{weight,bias} (4d, d)
+        ln_f.{weight,bias}, head.{weight,bias} (d, V)
+
+    Forward cost per token: about 24 d^2 L + 2 d V multiply-adds plus attention.
+    """
+
+    def __init__(self, params: dict, num_layers: int, num_heads: int, lr: float = 1e-3):
+        self.p, self.L, self.H = params, num_layers, num_heads
+        self.opt = Adam(params, lr=lr)
+        self._qkv = None
+
+    # Stacked q|k|v weights (d, 3d): one matmul instead of three. Refreshed
+    # after every optimizer step because the parameters change in place.
+    def _fused_qkv(self):
+        if self._qkv is None:
+            p = self.p
+            self._qkv = [
+                (
+                    np.concatenate([p[f"h{i}.attn.{n}.weight"] for n in "qkv"], axis=1),
+                    np.concatenate([p[f"h{i}.attn.{n}.bias"] for n in "qkv"]),
+                )
+                for i in range(self.L)
+            ]
+        return self._qkv
+
+    def forward(self, tokens, train=False):
+        """tokens (B, T) int -> logits (B, T, V) [and the caches when ``train``]."""
+        p, H = self.p, self.H
+        bsz, t = tokens.shape
+        d = p["tok_emb"].shape[1]
+        hd = d // H
+        scale = F32(1.0 / math.sqrt(hd))
+        causal = causal_bias(t, t, 0, p["tok_emb"].dtype)  # (T, T): 0 on and below the diagonal, -inf above
+        x = p["tok_emb"][tokens] + p["pos_emb"][:t]  # (B, T, d)
+        caches = []
+        for i, (wqkv, bqkv) in enumerate(self._fused_qkv()):
+            pre = f"h{i}."
+            a, ln1 = layernorm_forward(x, p[pre + "ln1.weight"], p[pre + "ln1.bias"])
+            qkv = (a @ wqkv + bqkv).reshape(bsz, t, 3, H, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            s = (q @ k.transpose(0, 1, 3, 2)) * scale  # (B, H, T, T)
+            s += causal
+            s -= s.max(axis=-1, keepdims=True)
+            np.exp(s, out=s)
+            s /= s.sum(axis=-1, keepdims=True)
+            att = s  # (B, H, T, T) probabilities
+            y = (att @ v).transpose(0, 2, 1, 3).reshape(bsz, t, d)  # (B, T, d)
+            x = x + y @ p[pre + "attn.o.weight"] + p[pre + "attn.o.bias"]
+            m, ln2 = layernorm_forward(x, p[pre + "ln2.weight"], p[pre + "ln2.bias"])
+            f = m @ p[pre + "fc1.weight"] + p[pre + "fc1.bias"]  # (B, T, 4d)
+            g, tanh_f = gelu_forward(f)
+            x = x + g @ p[pre + "fc2.weight"] + p[pre + "fc2.bias"]
+            if train:
+                caches.append((a, ln1, q, k, v, att, y, m, ln2, f, g, tanh_f))
+        out, lnf = layernorm_forward(x, p["ln_f.weight"], p["ln_f.bias"])
+        logits = out @ p["head.weight"] + p["head.bias"]
+        return (logits, (tokens, caches, out, lnf)) if train else logits
+
+    def loss_and_grads(self, tokens, targets):
+        p, H = self.p, self.H
+        bsz, t = tokens.shape
+        logits, (tokens, caches, out, lnf) = self.forward(tokens, train=True)
+        vocab = logits.shape[-1]
+        d = p["tok_emb"].shape[1]
+        hd = d // H
+        scale = F32(1.0 / math.sqrt(hd))
+        loss, dlog = softmax_cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
+        g = {}
+        out2 = out.reshape(-1, d)
+        g["head.weight"] = out2.T @ dlog
+        g["head.bias"] = dlog.sum(axis=0)
+        dout = (dlog @ p["head.weight"].T).reshape(bsz, t, d)
+        dx, g["ln_f.weight"], g["ln_f.bias"] = layernorm_backward(dout, lnf, p["ln_f.weight"])
+        for i in reversed(range(self.L)):
+            pre = f"h{i}."
+            a, ln1, q, k, v, att, y, m, ln2, f, gl, tanh_f = caches[i]
+            # MLP branch: x = x + fc2(gelu(fc1(ln2(x))))
+            dx2 = dx.reshape(-1, d)
+            g[pre + "fc2.weight"] = gl.reshape(-1, 4 * d).T @ dx2
+            g[pre + "fc2.bias"] = dx2.sum(axis=0)
+            dgl = dx @ p[pre + "fc2.weight"].T
+            df = gelu_backward(dgl, f, tanh_f)
+            df2 = df.reshape(-1, 4 * d)
+            g[pre + "fc1.weight"] = m.reshape(-1, d).T @ df2
+            g[pre + "fc1.bias"] = df2.sum(axis=0)
+            dm = df @ p[pre + "fc1.weight"].T
+            dln, g[pre + "ln2.weight"], g[pre + "ln2.bias"] = layernorm_backward(dm, ln2, p[pre + "ln2.weight"])
+            dx = dx + dln
+            # Attention branch: x = x + o(attention(ln1(x)))
+            dx2 = dx.reshape(-1, d)
+            g[pre + "attn.o.weight"] = y.reshape(-1, d).T @ dx2
+            g[pre + "attn.o.bias"] = dx2.sum(axis=0)
+            dy = (dx @ p[pre + "attn.o.weight"].T).reshape(bsz, t, H, hd).transpose(0, 2, 1, 3)  # (B, H, T, hd)
+            datt = dy @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
+            dv = att.transpose(0, 1, 3, 2) @ dy
+            # softmax backward: ds = P * (dP - sum(dP * P)); masked entries have P = 0
+            ds = att * (datt - (datt * att).sum(axis=-1, keepdims=True))
+            ds *= scale
+            dq = ds @ k
+            dk = ds.transpose(0, 1, 3, 2) @ q
+            dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(-1, 3 * d)  # (B*T, 3d)
+            a2 = a.reshape(-1, d)
+            dw = a2.T @ dqkv  # (d, 3d)
+            dbias = dqkv.sum(axis=0)
+            for j, n in enumerate("qkv"):
+                g[pre + f"attn.{n}.weight"] = dw[:, j * d : (j + 1) * d]
+                g[pre + f"attn.{n}.bias"] = dbias[j * d : (j + 1) * d]
+            wqkv = self._fused_qkv()[i][0]
+            da = (dqkv @ wqkv.T).reshape(bsz, t, d)
+            dln, g[pre + "ln1.weight"], g[pre + "ln1.bias"] = layernorm_backward(da, ln1, p[pre + "ln1.weight"])
+            dx = dx + dln
+        # Embeddings: scatter-add rows for the token table, sum over batch for positions.
+        dtok = np.zeros_like(p["tok_emb"])
+        np.add.at(dtok, tokens.reshape(-1), dx.reshape(-1, d))
+        g["tok_emb"] = dtok
+        dpos = np.zeros_like(p["pos_emb"])
+        dpos[:t] = dx.sum(axis=0)
+        g["pos_emb"] = dpos
+        return loss, g
+
+    def step(self, tokens, targets) -> float:
+        loss, grads = self.loss_and_grads(tokens, targets)
+        self.opt.step(grads)
+        self._qkv = None
+        return loss
+
+    # ----- generation -----------------------------------------------------
+
+    def generate(self, prompt, max_new_tokens: int, use_cache: bool) -> np.ndarray:
+        """Greedy decoding from ``prompt`` (B, T0): returns (B, T0 + max_new_tokens) tokens."""
+        if not use_cache:
+            tokens = prompt
+            for _ in range(max_new_tokens):
+                logits = self.forward(tokens)[:, -1]  # full forward over the prefix each step
+                tokens = np.concatenate([tokens, logits.argmax(axis=-1)[:, None]], axis=1)
+            return tokens
+        return self._generate_cached(prompt, max_new_tokens)
+
+    def _generate_cached(self, prompt, max_new_tokens):
+        p, H = self.p, self.H
+        bsz, t0 = prompt.shape
+        d = p["tok_emb"].shape[1]
+        hd = d // H
+        total = t0 + max_new_tokens
+        scale = F32(1.0 / math.sqrt(hd))
+        kc = np.zeros((self.L, bsz, H, total, hd), F32)  # (L, B, H, Tmax, hd)
+        vc = np.zeros_like(kc)
+        fused = self._fused_qkv()
+        out = np.empty((bsz, total), dtype=prompt.dtype)
+        out[:, :t0] = prompt
+        pos, new = 0, prompt
+        for _ in range(max_new_tokens):
+            tn = new.shape[1]
+            x = p["tok_emb"][new] + p["pos_emb"][pos : pos + tn]  # (B, tn, d)
+            end = pos + tn
+            for i, (wqkv, bqkv) in enumerate(fused):
+                pre = f"h{i}."
+                a, _ = layernorm_forward(x, p[pre + "ln1.weight"], p[pre + "ln1.bias"])
+                qkv = (a @ wqkv + bqkv).reshape(bsz, tn, 3, H, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, tn, hd)
+                kc[i, :, :, pos:end] = qkv[1]
+                vc[i, :, :, pos:end] = qkv[2]
+                s = (qkv[0] @ kc[i, :, :, :end].transpose(0, 1, 3, 2)) * scale  # (B, H, tn, end)
+                if tn > 1:  # the prompt: causal within the new positions
+                    s += causal_bias(tn, end, pos, s.dtype)
+                s -= s.max(axis=-1, keepdims=True)
+                np.exp(s, out=s)
+                s /= s.sum(axis=-1, keepdims=True)
+                y = (s @ vc[i, :, :, :end]).transpose(0, 2, 1, 3).reshape(bsz, tn, d)
+                x = x + y @ p[pre + "attn.o.weight"] + p[pre + "attn.o.bias"]
+                m, _ = layernorm_forward(x, p[pre + "ln2.weight"], p[pre + "ln2.bias"])
+                gl, _ = gelu_forward(m @ p[pre + "fc1.weight"] + p[pre + "fc1.bias"])
+                x = x + gl @ p[pre + "fc2.weight"] + p[pre + "fc2.bias"]
+            last, _ = layernorm_forward(x[:, -1], p["ln_f.weight"], p["ln_f.bias"])
+            nxt = (last @ p["head.weight"] + p["head.bias"]).argmax(axis=-1)  # (B,)
+            out[:, end] = nxt
+            pos, new = end, nxt[:, None]
+        return out
