@@ -1,1 +1,1171 @@
-"""probe"""
+"""Module 01 - Tensor: an n-dimensional array that can remember how it was computed.
+
+A :class:`Tensor` wraps a NumPy array (``.data``) and adds what training needs:
+``requires_grad``, a gradient slot ``.grad``, and, for results of operations on
+tensors that require grad, a link to the graph node that produced it. Every
+operation is a small :class:`~tinytorch.core.autograd.Function` subclass whose
+``forward`` is plain vectorized NumPy and whose ``backward`` is its derivative;
+the graph is recorded only when an input requires grad and grad mode is on, so
+inference pays nothing for autograd.
+
+Dtypes: float data becomes float32 unless ``dtype`` is given (float64 is used
+for gradient checks); integer data keeps an integer dtype (indices, class
+targets). Python numbers combined with a tensor never change its dtype (NumPy's
+NEP 50 rule), and NumPy operands are cast to the tensor's float dtype, so a
+float32 model stays float32.
+
+Importing this module needs only NumPy and the small engine in
+``tinytorch.core.autograd`` (which itself imports NumPy only): nothing is
+patched onto Tensor by another module.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from tinytorch.core.autograd import Function, backward as _run_backward, is_grad_enabled, unbroadcast
+
+__all__ = ["Tensor", "concatenate", "stack", "where", "maximum", "minimum"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _norm_axis(axis, ndim: int):
+    """Axis argument as a tuple of non-negative ints (None stays None)."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % ndim if ndim else 0)
+    return tuple(out)
+
+
+def _reduced_count(shape: tuple, axis) -> int:
+    """Number of elements folded into each output element by a reduction over ``axis``."""
+    if axis is None:
+        return int(np.prod(shape, dtype=np.int64))
+    return int(np.prod([shape[a] for a in axis], dtype=np.int64))
+
+
+def _expand_reduced(grad: np.ndarray, axis, keepdims: bool) -> np.ndarray:
+    """Re-insert reduced axes (size 1) so ``grad`` broadcasts against the reduction's input."""
+    if keepdims or axis is None:
+        return grad
+    return np.expand_dims(grad, axis)
+
+
+def _broadcast_error(op: str, a, b) -> ValueError:
+    return ValueError(f"{op}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)}")
+
+
+def _is_advanced(index) -> bool:
+    """True when ``index`` uses integer/boolean arrays (NumPy advanced indexing)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (list, np.ndarray)) for p in parts)
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+class Add(Function):
+    """``a + b`` with broadcasting. Backward: each input gets ``grad`` summed to its shape."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ### BEGIN SOLUTION
+        ctx.shapes = (np.shape(a), np.shape(b))
+        try:
+            return a + b
+        except ValueError:
+            raise _broadcast_error("add", a, b) from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(grad, sa) if na else None, unbroadcast(grad, sb) if nb else None)
+        ### END SOLUTION
+
+
+class Sub(Function):
+    """``a - b`` with broadcasting. Backward: ``grad`` and ``-grad``, summed to each shape."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ### BEGIN SOLUTION
+        ctx.shapes = (np.shape(a), np.shape(b))
+        try:
+            return a - b
+        except ValueError:
+            raise _broadcast_error("sub", a, b) from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(grad, sa) if na else None, unbroadcast(-grad, sb) if nb else None)
+        ### END SOLUTION
+
+
+class Mul(Function):
+    """``a * b`` with broadcasting. Backward: ``d/da = grad * b``, ``d/db = grad * a``."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(a, b)
+        try:
+            return a * b
+        except ValueError:
+            raise _broadcast_error("mul", a, b) from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        return (
+            unbroadcast(grad * b, np.shape(a)) if na else None,
+            unbroadcast(grad * a, np.shape(b)) if nb else None,
+        )
+        ### END SOLUTION
+
+
+class Div(Function):
+    """``a / b`` with broadcasting. Backward: ``grad / b`` and ``-grad * a / b**2``."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(a, b)
+        try:
+            return a / b
+        except ValueError:
+            raise _broadcast_error("div", a, b) from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        ga = grad / b
+        return (
+            unbroadcast(ga, np.shape(a)) if na else None,
+            unbroadcast(-ga * a / b, np.shape(b)) if nb else None,
+        )
+        ### END SOLUTION
+
+
+class Neg(Function):
+    """``-x``. Backward: ``-grad``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        return -x
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return -grad
+        ### END SOLUTION
+
+
+class Pow(Function):
+    """``x ** p`` for a constant number ``p``. Backward: ``grad * p * x**(p-1)``."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(x)
+        ctx.p = p
+        return x**p
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (x,) = ctx.saved_tensors
+        p = ctx.p
+        if p == 2:
+            return grad * (x + x)  # common case, avoids a power
+        return grad * p * x ** (p - 1)
+        ### END SOLUTION
+
+
+class Exp(Function):
+    """``e**x``. Backward: ``grad * e**x`` (the saved output)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        out = np.exp(x)
+        ctx.save_for_backward(out)
+        return out
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (out,) = ctx.saved_tensors
+        return grad * out
+        ### END SOLUTION
+
+
+class Log(Function):
+    """Natural log. Backward: ``grad / x``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(x)
+        return np.log(x)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (x,) = ctx.saved_tensors
+        return grad / x
+        ### END SOLUTION
+
+
+class Sqrt(Function):
+    """Square root. Backward: ``grad / (2 sqrt(x))`` from the saved output."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        out = np.sqrt(x)
+        ctx.save_for_backward(out)
+        return out
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (out,) = ctx.saved_tensors
+        return grad * 0.5 / out
+        ### END SOLUTION
+
+
+class Abs(Function):
+    """``|x|``. Backward: ``grad * sign(x)`` (0 at 0, as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(x)
+        return np.abs(x)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (x,) = ctx.saved_tensors
+        return grad * np.sign(x)
+        ### END SOLUTION
+
+
+class Clip(Function):
+    """``min(max(x, low), high)``. Backward: ``grad`` where ``low <= x <= high``, else 0."""
+
+    @staticmethod
+    def forward(ctx, x, low, high):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(x)
+        ctx.bounds = (low, high)
+        return np.clip(x, low, high)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (x,) = ctx.saved_tensors
+        low, high = ctx.bounds
+        inside = np.ones(x.shape, dtype=bool)
+        if low is not None:
+            inside &= x >= low
+        if high is not None:
+            inside &= x <= high
+        return grad * inside, None, None
+        ### END SOLUTION
+
+
+class Maximum(Function):
+    """Elementwise ``max(a, b)`` with broadcasting. Ties split the gradient equally (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(a, b)
+        try:
+            return np.maximum(a, b)
+        except ValueError:
+            raise _broadcast_error("maximum", a, b) from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        # Share of the gradient going to `a`: 1 where a wins, 1/2 on ties, 0 where b wins.
+        share = (a > b).astype(grad.dtype) + (a == b).astype(grad.dtype) * 0.5
+        return (
+            unbroadcast(grad * share, np.shape(a)) if na else None,
+            unbroadcast(grad * (1 - share), np.shape(b)) if nb else None,
+        )
+        ### END SOLUTION
+
+
+class Where(Function):
+    """``cond ? a : b`` elementwise (``cond`` is a constant boolean array). Backward: masked ``grad``."""
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ### BEGIN SOLUTION
+        cond = np.asarray(cond, dtype=bool)
+        ctx.save_for_backward(cond)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        try:
+            return np.where(cond, a, b)
+        except ValueError:
+            raise ValueError(
+                f"where: cannot broadcast shapes {cond.shape}, {np.shape(a)} and {np.shape(b)}"
+            ) from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (cond,) = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        _, na, nb = ctx.needs_input_grad
+        return (
+            None,
+            unbroadcast(grad * cond, sa) if na else None,
+            unbroadcast(grad * ~cond, sb) if nb else None,
+        )
+        ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- matmul
+
+
+class MatMul(Function):
+    """``a @ b`` (NumPy semantics: 1-D promotion, batched, broadcasting batch dims).
+
+    Backward: ``dA = grad @ B^T`` and ``dB = A^T @ grad``, each summed over the
+    batch dimensions that were broadcast. Cost: two matmuls of the forward's size.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ### BEGIN SOLUTION
+        a_shape, b_shape = np.shape(a), np.shape(b)
+        if len(a_shape) == 0 or len(b_shape) == 0:
+            raise ValueError(f"matmul: both operands need >= 1 dimension, got shapes {a_shape} and {b_shape}")
+        k_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
+        if a_shape[-1] != k_b:
+            raise ValueError(
+                f"matmul: shapes {a_shape} and {b_shape} are not aligned ({a_shape[-1]} != {k_b})"
+            )
+        ctx.save_for_backward(a, b)
+        try:
+            return np.matmul(a, b)
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions of {a_shape} and {b_shape} do not broadcast") from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        # Promote 1-D operands to matrices so one formula covers every case.
+        a2 = a[None, :] if a.ndim == 1 else a  # (1, K) or (..., M, K)
+        b2 = b[:, None] if b.ndim == 1 else b  # (K, 1) or (..., K, N)
+        g = grad
+        if a.ndim == 1 and b.ndim == 1:
+            g = np.reshape(grad, (1, 1))
+        elif a.ndim == 1:
+            g = np.expand_dims(grad, -2)  # (..., 1, N)
+        elif b.ndim == 1:
+            g = np.expand_dims(grad, -1)  # (..., M, 1)
+        ga = gb = None
+        if na:
+            ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if nb:
+            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+        return ga, gb
+        ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+class Sum(Function):
+    """Sum over ``axis`` (all when None). Backward: ``grad`` broadcast back over the reduced axes."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ### BEGIN SOLUTION
+        ctx.shape, ctx.axis, ctx.keepdims = x.shape, axis, keepdims
+        return np.sum(x, axis=axis, keepdims=keepdims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return np.broadcast_to(_expand_reduced(grad, ctx.axis, ctx.keepdims), ctx.shape)
+        ### END SOLUTION
+
+
+class Mean(Function):
+    """Mean over ``axis``. Backward: ``grad / n`` broadcast back, n = elements per mean."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ### BEGIN SOLUTION
+        ctx.shape, ctx.axis, ctx.keepdims = x.shape, axis, keepdims
+        return np.mean(x, axis=axis, keepdims=keepdims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        n = _reduced_count(ctx.shape, ctx.axis)
+        return np.broadcast_to(_expand_reduced(grad, ctx.axis, ctx.keepdims) / n, ctx.shape)
+        ### END SOLUTION
+
+
+class Var(Function):
+    """Variance over ``axis`` with ``ddof`` (0: biased, as layer norm uses; 1: unbiased).
+
+    Backward: ``grad * 2 (x - mean) / (n - ddof)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, ddof=0):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(x)
+        ctx.axis, ctx.keepdims, ctx.ddof = axis, keepdims, ddof
+        return np.var(x, axis=axis, keepdims=keepdims, ddof=ddof)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (x,) = ctx.saved_tensors
+        n = _reduced_count(x.shape, ctx.axis)
+        centered = x - np.mean(x, axis=ctx.axis, keepdims=True)
+        return _expand_reduced(grad, ctx.axis, ctx.keepdims) * centered * (2.0 / (n - ctx.ddof))
+        ### END SOLUTION
+
+
+class Extremum(Function):
+    """Max (or min) over ``axis``. Backward: ``grad`` to the arg-extreme entries, split among ties."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, use_min=False):
+        ### BEGIN SOLUTION
+        if x.size == 0:
+            raise ValueError(f"{'min' if use_min else 'max'}: cannot reduce an empty tensor of shape {x.shape}")
+        reduce = np.min if use_min else np.max
+        kept = reduce(x, axis=axis, keepdims=True)
+        ctx.save_for_backward(x, kept)
+        ctx.axis, ctx.keepdims = axis, keepdims
+        if keepdims:
+            return kept
+        return kept.reshape(()) if axis is None else np.squeeze(kept, axis=axis)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        x, kept = ctx.saved_tensors
+        hit = x == kept
+        count = hit.sum(axis=ctx.axis, keepdims=True).astype(grad.dtype)
+        g = np.reshape(grad, kept.shape)  # reduced axes back as size 1
+        return hit * (g / count)
+        ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- movement
+
+
+class Reshape(Function):
+    """View with a new shape (same element order). Backward: reshape ``grad`` back."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ### BEGIN SOLUTION
+        ctx.shape = x.shape
+        try:
+            return np.reshape(x, shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} into {tuple(shape)}") from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return np.reshape(grad, ctx.shape)
+        ### END SOLUTION
+
+
+class Permute(Function):
+    """Reorder dimensions (``dims`` a permutation). Backward: the inverse permutation."""
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ### BEGIN SOLUTION
+        if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+            raise ValueError(f"permute: argument 'dims' {tuple(dims)} is not a permutation of {x.ndim} dims")
+        ctx.dims = dims
+        return np.transpose(x, dims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return np.transpose(grad, np.argsort([d % grad.ndim for d in ctx.dims]))
+        ### END SOLUTION
+
+
+class Transpose(Function):
+    """Swap two dimensions. Backward: swap them back."""
+
+    @staticmethod
+    def forward(ctx, x, dim0, dim1):
+        ### BEGIN SOLUTION
+        ctx.dims = (dim0, dim1)
+        try:
+            return np.swapaxes(x, dim0, dim1)
+        except np.exceptions.AxisError:
+            raise ValueError(f"transpose: dims ({dim0}, {dim1}) out of range for shape {x.shape}") from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return np.swapaxes(grad, *ctx.dims)
+        ### END SOLUTION
+
+
+class Expand(Function):
+    """Broadcast to a larger ``shape`` without copying. Backward: ``unbroadcast``."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ### BEGIN SOLUTION
+        ctx.shape = x.shape
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"expand: cannot broadcast shape {x.shape} to {tuple(shape)}") from None
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return unbroadcast(grad, ctx.shape)
+        ### END SOLUTION
+
+
+class GetItem(Function):
+    """``x[index]`` (ints, slices, None, Ellipsis, integer or boolean arrays).
+
+    Backward: scatter ``grad`` into zeros of the input shape; repeated integer
+    indices accumulate (``np.add.at``), so an embedding lookup gets every use.
+    """
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ### BEGIN SOLUTION
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        return x[index]
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        if _is_advanced(ctx.index):
+            np.add.at(full, ctx.index, grad)
+        else:  # basic indexing never repeats an element: plain assignment
+            full[ctx.index] = grad
+        return full
+        ### END SOLUTION
+
+
+class Pad(Function):
+    """Constant padding, ``pad_width`` as in ``np.pad``: ((before, after), ...) per dim.
+
+    Backward: the slice of ``grad`` that covers the original tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, x, pad_width, value=0.0):
+        ### BEGIN SOLUTION
+        try:
+            widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+        except ValueError:
+            raise ValueError(
+                f"pad: argument 'pad_width' {pad_width!r} does not fit a tensor of shape {x.shape}"
+            ) from None
+        if (widths < 0).any():
+            raise ValueError(f"pad: argument 'pad_width' must be non-negative, got {pad_width!r}")
+        ctx.window = tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, x.shape))
+        return np.pad(x, widths, mode="constant", constant_values=value)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return grad[ctx.window]
+        ### END SOLUTION
+
+
+class Concatenate(Function):
+    """Join tensors along an existing ``axis``. Backward: split ``grad`` at the same offsets."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ### BEGIN SOLUTION
+        try:
+            out = np.concatenate(xs, axis=axis)
+        except ValueError:
+            raise ValueError(
+                f"concatenate: shapes {[np.shape(x) for x in xs]} do not match outside axis {axis}"
+            ) from None
+        ctx.axis = axis
+        ctx.offsets = np.cumsum([np.shape(x)[axis] for x in xs])[:-1]
+        return out
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        return tuple(np.split(grad, ctx.offsets, axis=ctx.axis))
+        ### END SOLUTION
+
+
+class Stack(Function):
+    """Join same-shape tensors along a new ``axis``. Backward: slice ``grad`` along it."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ### BEGIN SOLUTION
+        try:
+            out = np.stack(xs, axis=axis)
+        except ValueError:
+            raise ValueError(f"stack: all shapes must be equal, got {[np.shape(x) for x in xs]}") from None
+        ctx.axis = axis
+        return out
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        moved = np.moveaxis(grad, ctx.axis, 0)  # (n, ...) one slice per input
+        return tuple(moved[i] for i in range(moved.shape[0]))
+        ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- Tensor
+
+
+class Tensor:
+    """An n-dimensional array with optional gradient tracking.
+
+    Args:
+        data: array-like (nested lists, numbers, ndarray or Tensor). Shared, not
+            copied, when it already is an ndarray of the target dtype (as
+            ``torch.from_numpy``).
+        requires_grad: record operations on this tensor so ``backward`` can fill ``.grad``.
+        dtype: NumPy dtype; default float32 for float data, unchanged for ints/bools.
+
+    Attributes:
+        data (np.ndarray): the values.
+        grad (Tensor | None): accumulated gradient after ``backward``.
+        requires_grad (bool): whether gradients flow to/through this tensor.
+
+    Example:
+        >>> x = Tensor([[1.0, 2.0]], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        Tensor([[2., 4.]])
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    # NumPy defers binary operators to us (ndarray * Tensor -> Tensor.__rmul__).
+    __array_ufunc__ = None
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None) -> None:
+        ### BEGIN SOLUTION
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is not None:
+            array = np.asarray(data, dtype=dtype)
+        else:
+            array = np.asarray(data)
+            if array.dtype.kind == "f" and array.dtype != np.float32:
+                array = array.astype(np.float32)  # float64 lists/arrays -> float32 default
+            elif array.dtype.kind not in "biuf":
+                raise TypeError(f"Tensor: unsupported data of dtype {array.dtype}")
+        if requires_grad and array.dtype.kind != "f":
+            raise ValueError(
+                f"Tensor: argument 'requires_grad' needs floating-point data, got dtype {array.dtype}"
+            )
+        self.data = array
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+        ### END SOLUTION
+
+    @classmethod
+    def _make(cls, data, requires_grad: bool = False) -> Tensor:
+        """Fast internal constructor: wrap an ndarray as is (no dtype rules, no copy)."""
+        t = object.__new__(Tensor)
+        t.data = data if type(data) is np.ndarray else np.asarray(data)
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = None
+        return t
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors created by the user (no recorded producing operation)."""
+        return self._ctx is None
+
+    @property
+    def T(self) -> Tensor:
+        """All dimensions reversed (the matrix transpose for 2-D)."""
+        return self.permute(*reversed(range(self.ndim)))
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=100, precision=4)
+        extras = ""
+        if self.data.dtype not in (np.float32, np.int64):
+            extras += f", dtype={self.data.dtype}"
+        if self.requires_grad:
+            extras += ", requires_grad=True"
+        return f"Tensor({body}{extras})"
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    # ---------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        """The single value as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item: tensor of shape {self.shape} has {self.data.size} elements, not 1")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """A tensor sharing the data, cut from the graph (requires_grad=False)."""
+        return Tensor._make(self.data, False)
+
+    def astype(self, dtype) -> Tensor:
+        """Copy with another dtype (not differentiable; use for indices, masks, precision changes)."""
+        return Tensor._make(self.data.astype(dtype), False)
+
+    def float(self) -> Tensor:
+        """float32 copy, differentiable (as ``torch.Tensor.float``)."""
+        if self.data.dtype == np.float32:
+            return self
+        return _Cast.apply(self, np.float32)
+
+    def double(self) -> Tensor:
+        """float64 copy, differentiable."""
+        if self.data.dtype == np.float64:
+            return self
+        return _Cast.apply(self, np.float64)
+
+    # ---------------------------------------------------------------- autograd
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Compute d(self)/d(leaf) for every leaf that requires grad, into ``leaf.grad``.
+
+        Args:
+            gradient: d(loss)/d(self); required unless ``self`` has one element.
+            retain_graph: keep the graph for another backward.
+        """
+        _run_backward(self, gradient, retain_graph)
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (``grad = None``, as PyTorch's set_to_none)."""
+        self.grad = None
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind != "f":
+            raise ValueError("requires_grad_: only floating-point tensors can require grad")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    # ---------------------------------------------------------------- operands
+    def _operand(self, other):
+        """Turn ``other`` into a Tensor or a constant that keeps our dtype (no float64 creep)."""
+        if isinstance(other, Tensor):
+            return other
+        if type(other) in (int, float, bool):
+            return other  # Python scalars are "weak": float32 stays float32 (NEP 50)
+        array = np.asarray(other)
+        if array.dtype.kind == "f" and self.data.dtype.kind == "f" and array.dtype != self.data.dtype:
+            array = array.astype(self.data.dtype)
+        elif array.dtype.kind not in "biuf":
+            raise TypeError(f"unsupported operand of type {type(other).__name__}")
+        return array
+
+    # ---------------------------------------------------------------- arithmetic
+    def __add__(self, other):
+        return Add.apply(self, self._operand(other))
+
+    def __radd__(self, other):
+        return Add.apply(self._operand(other), self)
+
+    def __sub__(self, other):
+        return Sub.apply(self, self._operand(other))
+
+    def __rsub__(self, other):
+        return Sub.apply(self._operand(other), self)
+
+    def __mul__(self, other):
+        return Mul.apply(self, self._operand(other))
+
+    def __rmul__(self, other):
+        return Mul.apply(self._operand(other), self)
+
+    def __truediv__(self, other):
+        return Div.apply(self, self._operand(other))
+
+    def __rtruediv__(self, other):
+        return Div.apply(self._operand(other), self)
+
+    def __neg__(self):
+        return Neg.apply(self)
+
+    def __pow__(self, exponent):
+        if not isinstance(exponent, numbers.Real) or isinstance(exponent, np.ndarray):
+            raise ValueError(f"pow: argument 'exponent' must be a real number, got {type(exponent).__name__}")
+        return Pow.apply(self, exponent if isinstance(exponent, (int, float)) else float(exponent))
+
+    def __rpow__(self, base):
+        # base ** x = exp(x * ln(base)), differentiable in x.
+        return (self * float(np.log(base))).exp()
+
+    def __matmul__(self, other):
+        return MatMul.apply(self, self._operand(other))
+
+    def __rmatmul__(self, other):
+        return MatMul.apply(self._operand(other), self)
+
+    def matmul(self, other) -> Tensor:
+        """Matrix product (``@``): batched, broadcasting batch dims, 1-D promoted as NumPy."""
+        return MatMul.apply(self, self._operand(other))
+
+    # ---------------------------------------------------------------- comparisons (no grad)
+    def _compare(self, other, op) -> Tensor:
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._make(op(self.data, other), False)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other):  # elementwise, as PyTorch
+        if other is None:
+            return False
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        if other is None:
+            return True
+        return self._compare(other, np.not_equal)
+
+    __hash__ = object.__hash__  # identity hash: tensors can be dict keys / set members
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    # ---------------------------------------------------------------- elementwise math
+    def exp(self) -> Tensor:
+        return Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return Abs.apply(self)
+
+    def clip(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+        """Clamp values to ``[min, max]`` (either may be None). Gradient 0 outside."""
+        return Clip.apply(self, min, max)
+
+    clamp = clip
+
+    def relu(self) -> Tensor:
+        """``max(x, 0)`` (fused Function from ``tinytorch.core.activations``)."""
+        from tinytorch.core.activations import relu
+
+        return relu(self)
+
+    def sigmoid(self) -> Tensor:
+        from tinytorch.core.activations import sigmoid
+
+        return sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        from tinytorch.core.activations import tanh
+
+        return tanh(self)
+
+    def softmax(self, dim: int = -1) -> Tensor:
+        from tinytorch.core.activations import softmax
+
+        return softmax(self, dim)
+
+    def log_softmax(self, dim: int = -1) -> Tensor:
+        from tinytorch.core.losses import log_softmax
+
+        return log_softmax(self, dim)
+
+    def maximum(self, other) -> Tensor:
+        return Maximum.apply(self, self._operand(other))
+
+    def minimum(self, other) -> Tensor:
+        return -Maximum.apply(-self, -self._operand(other))
+
+    def masked_fill(self, mask, value) -> Tensor:
+        """``value`` where ``mask`` is True, else ``self`` (``mask`` broadcasts)."""
+        mask = mask.data if isinstance(mask, Tensor) else mask
+        return Where.apply(np.asarray(mask, dtype=bool), self._operand(value), self)
+
+    # ---------------------------------------------------------------- reductions
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (int, tuple or None for all). Shape: reduced dims dropped unless keepdims."""
+        return Sum.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Arithmetic mean over ``axis``."""
+        return Mean.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims)
+
+    def var(self, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        """Variance over ``axis``: ``mean((x - mean(x))**2) * n / (n - ddof)``.
+
+        Note: ``ddof=0`` (biased, NumPy's default and what layer norm needs);
+        PyTorch's ``var`` defaults to the unbiased ``correction=1``.
+        """
+        return Var.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims, ddof=ddof)
+
+    def max(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Maximum over ``axis`` (values only; see ``argmax`` for indices)."""
+        return Extremum.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Minimum over ``axis``."""
+        return Extremum.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims, use_min=True)
+
+    def argmax(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Indices of the maxima (int64, no gradient)."""
+        return Tensor._make(np.argmax(self.data, axis=axis, keepdims=keepdims), False)
+
+    def argmin(self, axis=None, keepdims: bool = False) -> Tensor:
+        return Tensor._make(np.argmin(self.data, axis=axis, keepdims=keepdims), False)
+
+    # ---------------------------------------------------------------- movement
+    def reshape(self, *shape) -> Tensor:
+        """Same elements, new shape (``-1`` inferred). ``reshape(2, 3)`` or ``reshape((2, 3))``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Reshape.apply(self, shape)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0) -> Tensor:
+        """Merge dims from ``start_dim`` on: (N, C, H, W).flatten(1) -> (N, C*H*W)."""
+        return self.reshape(self.shape[:start_dim] + (-1,))
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        """Swap two dimensions (default: the last two)."""
+        return Transpose.apply(self, dim0, dim1)
+
+    def permute(self, *dims) -> Tensor:
+        """Reorder all dimensions: ``x.permute(0, 2, 1)``."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        if len(dims) != self.data.ndim:
+            raise ValueError(f"permute: argument 'dims' has {len(dims)} entries for a {self.data.ndim}-d tensor")
+        return Permute.apply(self, tuple(dims))
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """Insert a size-1 dimension at ``dim``."""
+        ndim = self.data.ndim + 1
+        if not -ndim <= dim < ndim:
+            raise ValueError(f"unsqueeze: argument 'dim' {dim} out of range for {self.data.ndim}-d tensor")
+        dim %= ndim
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None) -> Tensor:
+        """Remove size-1 dimensions (all, or only ``dim`` if it has size 1)."""
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dim = _norm_axis(dim, self.data.ndim)[0]
+        if self.shape[dim] != 1:
+            return self
+        return self.reshape(self.shape[:dim] + self.shape[dim + 1 :])
+
+    def expand(self, *shape) -> Tensor:
+        """Broadcast to ``shape`` without copying (``-1`` keeps a dim)."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        lead = len(shape) - self.data.ndim
+        shape = tuple(
+            self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape)
+        )
+        return Expand.apply(self, shape)
+
+    def broadcast_to(self, shape) -> Tensor:
+        return Expand.apply(self, tuple(shape))
+
+    def pad(self, pad_width, value: float = 0.0) -> Tensor:
+        """Constant padding with ``np.pad``'s ``pad_width``: int, (before, after) or one pair per dim.
+
+        Example: (N, C, H, W) image padded by 1 pixel: ``x.pad(((0, 0), (0, 0), (1, 1), (1, 1)))``.
+        """
+        return Pad.apply(self, pad_width, value)
+
+    def __getitem__(self, index) -> Tensor:
+        if isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        elif isinstance(index, Tensor):
+            index = index.data
+        return GetItem.apply(self, index)
+
+    def __setitem__(self, index, value) -> None:
+        """In-place write into ``data``; refused on a tensor that is recording gradients."""
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError("in-place assignment to a tensor that requires grad; use no_grad() or where()")
+        if isinstance(index, Tensor):
+            index = index.data
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
+
+class _Cast(Function):
+    """dtype conversion; backward casts the gradient back."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.dtype), None
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def _as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    """Join a sequence of tensors along an existing ``axis`` (``torch.cat``)."""
+    tensors = [_as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("concatenate: argument 'tensors' is empty")
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+cat = concatenate
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join same-shape tensors along a new ``axis``."""
+    tensors = [_as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: argument 'tensors' is empty")
+    return Stack.apply(*tensors, axis=axis)
+
+
+def where(condition, x, y) -> Tensor:
+    """``x`` where ``condition`` is True else ``y``; differentiable in ``x`` and ``y``."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    ref = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else Tensor(x)
+    return Where.apply(np.asarray(cond, dtype=bool), ref._operand(x), ref._operand(y))
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise maximum with broadcasting; ties share the gradient."""
+    ref = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
+    return Maximum.apply(ref._operand(a), ref._operand(b))
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise minimum with broadcasting."""
+    return -maximum(-_as_tensor(a), -_as_tensor(b))
