@@ -1,9 +1,9 @@
 """``tito course``: student releases of a tier, the course configurations, grading.
 
-    tito course release --tier architecture --out student-architecture
-    tito course configs
-    tito course grade student-architecture [--json]
-    tito course check-markers
+tito course release --tier architecture --out student-architecture
+tito course configs
+tito course grade student-architecture [--json]
+tito course check-markers
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ def _release(args) -> int:
         print(f"tito course release: {exc}", file=sys.stderr)
         return 1
     print(f"wrote the student release of tinytorch-{release.tier} {release.version} to {release.path}")
-    print(f"  {release.stub_count} stubs in {len(release.stubs)} files; verified: compiles, imports, "
-          "no solution text left")
+    print(
+        f"  {release.stub_count} stubs in {len(release.stubs)} files; verified: compiles, imports, "
+        "no solution text left"
+    )
     for info in tier_modules(release.tier):
         names = release.stubs.get(info.import_path, [])
         print(f"  {info.number} {info.name:<13} {len(names):>3} to write")
-    print(f"next: pip install -e {release.path}   (next to the other tiers' reference wheels; see its README.md)")
+    print(f"next: pip install -e {release.path}")
+    print("      (next to the other tiers' reference wheels; see the README.md there)")
     return 0
 
 
@@ -70,7 +73,11 @@ def _check_markers(args) -> int:
         return 2
     failed = False
     for tier in (*TIERS, "milestones"):
-        src = tier_dir(root, tier) / "src" if tier != "milestones" else root / "packages/tinytorch-milestones/src"
+        src = (
+            tier_dir(root, tier) / "src"
+            if tier != "milestones"
+            else root / "packages/tinytorch-milestones/src"
+        )
         results, problems = check_tree(src)
         count = sum(len(b) for b in results.values())
         print(f"tinytorch-{tier}: {count} solution blocks in {sum(1 for b in results.values() if b)} files")
@@ -81,8 +88,11 @@ def _check_markers(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("course", help="student releases, course configurations, grading",
-                                   description=__doc__.strip().splitlines()[0])
+    parser = subparsers.add_parser(
+        "course",
+        help="student releases, course configurations, grading",
+        description=__doc__.strip().splitlines()[0],
+    )
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1], parser=parser)
     sub = parser.add_subparsers(dest="course_command", metavar="ACTION")
 
@@ -90,8 +100,11 @@ def register(subparsers) -> None:
     p.add_argument("--tier", required=True, choices=("foundation", "architecture", "optimization"))
     p.add_argument("--out", required=True, help="directory to write (must not exist or be empty)")
     p.add_argument("--force", action="store_true", help="replace an earlier release in --out")
-    p.add_argument("--no-import-check", action="store_true",
-                   help="skip importing the release (when the other tiers are not installed here)")
+    p.add_argument(
+        "--no-import-check",
+        action="store_true",
+        help="skip importing the release (when the other tiers are not installed here)",
+    )
     p.set_defaults(func=_release, parser=p)
 
     p = sub.add_parser("configs", help="the course configurations and the commands each needs")

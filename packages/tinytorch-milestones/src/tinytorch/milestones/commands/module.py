@@ -1,8 +1,8 @@
 """``tito module``: the 20 modules, whether each is complete, and their tests.
 
-    tito module list
-    tito module status [NN ...] [--no-tests] [--json]
-    tito module test NN [-- pytest options]
+tito module list
+tito module status [NN ...] [--no-tests] [--json]
+tito module test NN [-- pytest options]
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ def _list(args) -> int:
     installed = {t: is_installed(t) for t in {m.tier for m in MODULES}}
     print(f"{'#':<3} {'name':<13} {'tier':<13} {'import path':<38} installed")
     for m in MODULES:
-        print(f"{m.number:<3} {m.name:<13} {m.tier:<13} {m.import_path:<38} {'yes' if installed[m.tier] else 'no'}")
+        mark = "yes" if installed[m.tier] else "no"
+        print(f"{m.number:<3} {m.name:<13} {m.tier:<13} {m.import_path:<38} {mark}")
     missing = sorted(t for t, ok in installed.items() if not ok)
     if missing:
         from tinytorch.milestones.tiers import install_hint
@@ -53,7 +54,8 @@ def _status(args) -> int:
     else:
         print(f"{'#':<3} {'name':<13} {'implementation':<24} {'tests':<22} source")
         for s in states:
-            print(f"{s.info.number:<3} {s.info.name:<13} {_impl(s):<24} {_tests(s, args.no_tests):<22} {s.source or ''}")
+            tests = _tests(s, args.no_tests)
+            print(f"{s.info.number:<3} {s.info.name:<13} {_impl(s):<24} {tests:<22} {s.source or ''}")
         for s in states:
             if s.stubs:
                 print(f"{s.info.number} {s.info.name}: to write: {', '.join(s.stubs)}")
@@ -83,9 +85,16 @@ def _tests(s, skipped: bool) -> str:
 
 def _as_dict(s) -> dict:
     return {
-        "module": s.info.number, "name": s.info.name, "tier": s.info.tier, "installed": s.installed,
-        "complete": s.complete, "stubs": s.stubs, "source": str(s.source) if s.source else None,
-        "error": s.error, "tests": str(s.tests) if s.tests else None, "results": s.results,
+        "module": s.info.number,
+        "name": s.info.name,
+        "tier": s.info.tier,
+        "installed": s.installed,
+        "complete": s.complete,
+        "stubs": s.stubs,
+        "source": str(s.source) if s.source else None,
+        "error": s.error,
+        "tests": str(s.tests) if s.tests else None,
+        "results": s.results,
     }
 
 
@@ -103,22 +112,40 @@ def _test(args) -> int:
         print(f"tito module test: {install_hint(info.tier)}", file=sys.stderr)
         return 2
     if state.tests is None:
-        print(f"tito module test: the tests of module {info.number} are not at hand: run inside the repository "
-              f"({info.test_file}) or inside a student release (tests/{info.test_file.rsplit('/', 1)[1]})",
-              file=sys.stderr)
+        print(
+            f"tito module test: the tests of module {info.number} are not at hand: run inside the repository "
+            f"({info.test_file}) or inside a student release (tests/{info.test_file.rsplit('/', 1)[1]})",
+            file=sys.stderr,
+        )
         return 2
     if state.stubs:
-        print(f"module {info.number} ({info.name}) still has {len(state.stubs)} stubs: {', '.join(state.stubs)}")
+        print(
+            f"module {info.number} ({info.name}) still has {len(state.stubs)} stubs: {', '.join(state.stubs)}"
+        )
     extra = [a for a in args.pytest_args if a != "--"]
-    cmd = [sys.executable, "-m", "pytest", "--import-mode=importlib", "-p", "no:cacheprovider",
-           "--tb=short", "-rfE", "--no-header", *extra, str(state.tests)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        "--tb=short",
+        "-rfE",
+        "--no-header",
+        *extra,
+        str(state.tests),
+    ]
     print(f"$ {' '.join(cmd[2:])}   (in {state.test_root})", flush=True)
     return subprocess.run(cmd, cwd=state.test_root).returncode
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("module", help="list modules, check their status, run their tests",
-                                   description=__doc__.strip().splitlines()[0])
+    parser = subparsers.add_parser(
+        "module",
+        help="list modules, check their status, run their tests",
+        description=__doc__.strip().splitlines()[0],
+    )
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1], parser=parser)
     sub = parser.add_subparsers(dest="module_command", metavar="ACTION")
 

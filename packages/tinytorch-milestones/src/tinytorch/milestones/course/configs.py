@@ -14,9 +14,7 @@ class Config:
 
     def commands(self, version: str) -> list[str]:
         lines = ["nox -s build                      # reference wheels into dist/ (instructor, once)"]
-        lines += [
-            f"tito course release --tier {t} --out student-{t}" for t in self.builds
-        ]
+        lines += [f"tito course release --tier {t} --out student-{t}" for t in self.builds]
         lines.append("python -m venv .venv && . .venv/bin/activate")
         if self.prebuilt:
             wheels = " ".join(f"dist/tinytorch_{t}-{version}-py3-none-any.whl" for t in self.prebuilt)
@@ -40,7 +38,9 @@ MODULE_RANGES = {"foundation": "01-07", "architecture": "08-13", "optimization":
 def table() -> list[list[str]]:
     rows = [["configuration", "student builds", "imports prebuilt", "milestones unlocked"]]
     for c in CONFIGS:
-        builds = ", ".join(c.builds) + f" ({MODULE_RANGES[c.builds[0]][:2]}-{MODULE_RANGES[c.builds[-1]][-2:]})"
+        builds = (
+            ", ".join(c.builds) + f" ({MODULE_RANGES[c.builds[0]][:2]}-{MODULE_RANGES[c.builds[-1]][-2:]})"
+        )
         rows.append([c.name, builds, ", ".join(c.prebuilt) or "-", c.milestones])
     return rows
 

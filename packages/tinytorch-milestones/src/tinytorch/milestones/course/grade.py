@@ -69,7 +69,9 @@ def build_wheel(package: Path, out: Path) -> Path:
 def release_tier(release: Path) -> str:
     manifest = release / RELEASE_MANIFEST
     if not manifest.is_file():
-        raise GradeError(f"{release} is not a student release (no {RELEASE_MANIFEST}; made by `tito course release`)")
+        raise GradeError(
+            f"{release} is not a student release (no {RELEASE_MANIFEST}; made by `tito course release`)"
+        )
     tier = json.loads(manifest.read_text(encoding="utf-8"))["tier"]
     if tier not in TIERS:
         raise GradeError(f"{manifest}: unknown tier {tier!r}")
@@ -99,20 +101,41 @@ def grade(release: str | os.PathLike, root: Path | None = None, log=lambda msg: 
         run_env.pop("VIRTUAL_ENV", None)
         log(f"running the reference tests tests/{tier}/")
         proc = subprocess.run(
-            [str(env.python), "-m", "pytest", "-q", "-p", "tinytorch_outcomes_plugin", "-p", "no:cacheprovider",
-             f"tests/{tier}"],
-            cwd=root, env=run_env, capture_output=True, text=True,
+            [
+                str(env.python),
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "tinytorch_outcomes_plugin",
+                "-p",
+                "no:cacheprovider",
+                f"tests/{tier}",
+            ],
+            cwd=root,
+            env=run_env,
+            capture_output=True,
+            text=True,
         )
         if not outcomes.exists():
-            raise GradeError(f"pytest did not run (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+            raise GradeError(
+                f"pytest did not run (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+            )
         records = pytest_outcomes.load(str(outcomes))
     summary = pytest_outcomes.by_module(records)
     modules = []
     for info in tier_modules(tier):
         entry = summary.get(info.number, {"passed": 0, "failed": 0, "skipped": 0, "first_failure": None})
-        modules.append({"module": info.number, "name": info.name, "passed": entry["passed"],
-                        "failed": entry["failed"], "skipped": entry["skipped"],
-                        "first_failure": entry["first_failure"]})
+        modules.append(
+            {
+                "module": info.number,
+                "name": info.name,
+                "passed": entry["passed"],
+                "failed": entry["failed"],
+                "skipped": entry["skipped"],
+                "first_failure": entry["first_failure"],
+            }
+        )
     return {
         "tier": tier,
         "release": str(release),
@@ -124,13 +147,19 @@ def grade(release: str | os.PathLike, root: Path | None = None, log=lambda msg: 
 
 
 def render(report: dict) -> str:
-    lines = [f"grade of {report['release']} (tinytorch-{report['tier']}): "
-             f"{report['passed']} passed, {report['failed']} failed", ""]
+    lines = [
+        f"grade of {report['release']} (tinytorch-{report['tier']}): "
+        f"{report['passed']} passed, {report['failed']} failed",
+        "",
+    ]
     width = max(len(m["name"]) for m in report["modules"]) + 3
     for m in report["modules"]:
         mark = "ok  " if m["failed"] == 0 and m["passed"] > 0 else "FAIL" if m["failed"] else "----"
-        lines.append(f"  {mark} {m['module']} {m['name']:<{width}} {m['passed']:>4} passed {m['failed']:>4} failed")
+        lines.append(
+            f"  {mark} {m['module']} {m['name']:<{width}} {m['passed']:>4} passed {m['failed']:>4} failed"
+        )
         if m["first_failure"]:
             lines.append(f"         first failure: {m['first_failure']['test']}")
-            lines.append(f"           {m['first_failure']['summary'].splitlines()[0] if m['first_failure']['summary'] else ''}")
+            summary = m["first_failure"]["summary"] or ""
+            lines.append(f"           {summary.splitlines()[0] if summary else ''}")
     return "\n".join(lines)

@@ -100,7 +100,9 @@ def _pair(markers: list[tuple[int, str, str]], path: str) -> list[tuple[int, int
     for line, kind, indent in markers:
         if kind == "begin":
             if open_at is not None:
-                problems.append(f"line {line}: BEGIN SOLUTION nested inside the block opened at line {open_at[0]}")
+                problems.append(
+                    f"line {line}: BEGIN SOLUTION nested inside the block opened at line {open_at[0]}"
+                )
                 continue
             open_at = (line, indent)
         else:
@@ -108,7 +110,9 @@ def _pair(markers: list[tuple[int, str, str]], path: str) -> list[tuple[int, int
                 problems.append(f"line {line}: END SOLUTION without a BEGIN SOLUTION")
                 continue
             if indent != open_at[1]:
-                problems.append(f"line {line}: END SOLUTION indented differently from its BEGIN (line {open_at[0]})")
+                problems.append(
+                    f"line {line}: END SOLUTION indented differently from its BEGIN (line {open_at[0]})"
+                )
             pairs.append((open_at[0], line, open_at[1]))
             open_at = None
     if open_at is not None:

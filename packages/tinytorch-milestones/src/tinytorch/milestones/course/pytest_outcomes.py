@@ -27,7 +27,11 @@ ENV = "TINYTORCH_OUTCOMES"
 
 def _leaves(exc: BaseException) -> list[BaseException]:
     group = getattr(exc, "exceptions", None)
-    if isinstance(group, (list, tuple)) and isinstance(exc, BaseException) and type(exc).__name__.endswith("Group"):
+    if (
+        isinstance(group, (list, tuple))
+        and isinstance(exc, BaseException)
+        and type(exc).__name__.endswith("Group")
+    ):
         return [leaf for sub in group for leaf in _leaves(sub)]
     return [exc]
 
@@ -47,14 +51,23 @@ class Outcomes:
         match = MODULE_RE.match(base)
         return self.records.setdefault(
             nodeid,
-            {"nodeid": nodeid, "file": base, "module": match.group(1) if match else None, "outcome": "passed",
-             "exceptions": [], "stub": False, "summary": ""},
+            {
+                "nodeid": nodeid,
+                "file": base,
+                "module": match.group(1) if match else None,
+                "outcome": "passed",
+                "exceptions": [],
+                "stub": False,
+                "summary": "",
+            },
         )
 
     def pytest_runtest_makereport(self, item, call):
         import pytest  # only ever called inside pytest; `load`/`by_module` work without it
 
-        if call.excinfo is not None and not call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception)):
+        if call.excinfo is not None and not call.excinfo.errisinstance(
+            (pytest.skip.Exception, pytest.xfail.Exception)
+        ):
             leaves = _leaves(call.excinfo.value)
             self.excinfo.setdefault(item.nodeid, []).extend(
                 {"type": type(e).__name__, "message": str(e)} for e in leaves
@@ -115,7 +128,9 @@ def by_module(records: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for r in records:
         key = r["module"] or r["file"]
-        entry = out.setdefault(key, {"passed": 0, "failed": 0, "skipped": 0, "first_failure": None, "stub_only": True})
+        entry = out.setdefault(
+            key, {"passed": 0, "failed": 0, "skipped": 0, "first_failure": None, "stub_only": True}
+        )
         entry[r["outcome"]] += 1
         if r["outcome"] == "failed":
             entry["stub_only"] = entry["stub_only"] and r["stub"]

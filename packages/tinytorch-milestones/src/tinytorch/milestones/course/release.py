@@ -30,10 +30,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomllib
 from tinytorch.milestones.course import markers
 from tinytorch.milestones.course.repo import (
     RELEASE_MANIFEST,
@@ -151,7 +151,7 @@ def _readme(release: Release, reference_readme: str) -> str:
         f"# tinytorch-{tier} {ver}: student release",
         "",
         f"This is the `tinytorch-{tier}` distribution with every part you write replaced by",
-        "`raise NotImplementedError(\"Module NN (name): implement ...\")`. Signatures, docstrings",
+        '`raise NotImplementedError("Module NN (name): implement ...")`. Signatures, docstrings',
         "and the surrounding classes are there; the tests say what each function must do.",
         "",
         "## Install",
@@ -163,7 +163,7 @@ def _readme(release: Release, reference_readme: str) -> str:
     if below:
         wheels = " ".join(f"tinytorch_{t}-{ver}-py3-none-any.whl" for t in below)
         lines += [
-            f"# the reference wheels of the tiers below, from your instructor or built from the repository",
+            "# the reference wheels of the tiers below, from your instructor or built from the repository",
             f"# (`python -m build --wheel packages/tinytorch-{below[-1]}` ...):",
             f"pip install {wheels}",
         ]
@@ -246,9 +246,16 @@ print(json.dumps(out))
 
 def check_imports(src: Path, module_names: list[str], python: str = sys.executable) -> list[str]:
     """Import every module with ``src`` first on sys.path; problems as readable lines."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    )
     proc = subprocess.run(
-        [python, "-c", IMPORT_PROBE, str(src), *module_names], capture_output=True, text=True, env=env, timeout=300
+        [python, "-c", IMPORT_PROBE, str(src), *module_names],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     if proc.returncode != 0:
         return [f"import probe failed: {proc.stderr.strip()[-2000:]}"]
@@ -262,8 +269,14 @@ def check_imports(src: Path, module_names: list[str], python: str = sys.executab
     return problems
 
 
-def make_release(tier: str, out: str | os.PathLike, root: Path | None = None, *, verify_imports: bool = True,
-                 force: bool = False) -> Release:
+def make_release(
+    tier: str,
+    out: str | os.PathLike,
+    root: Path | None = None,
+    *,
+    verify_imports: bool = True,
+    force: bool = False,
+) -> Release:
     """Write the student release of ``tier`` to ``out``; see the module docstring."""
     root = Path(root) if root else find_root()
     ref = tier_dir(root, tier)
@@ -300,15 +313,18 @@ def _write(release: Release, root: Path, ref: Path, tests_src: Path, staging: Pa
         import_path = import_path_of(rel)
         source = path.read_text(encoding="utf-8")
         try:
-            stubbed, blocks = markers.replace_blocks(source, str(ref / "src" / rel),
-                                                     _stub_message(release.tier, import_path))
+            stubbed, blocks = markers.replace_blocks(
+                source, str(ref / "src" / rel), _stub_message(release.tier, import_path)
+            )
         except markers.MarkerError as exc:
             raise ReleaseError(str(exc)) from None
         if blocks:
             path.write_text(stubbed, encoding="utf-8")
             release.stubs[import_path] = [b.qualname for b in blocks]
         release.files += 1
-    (staging / "pyproject.toml").write_text(static_pyproject(ref / "pyproject.toml", release.version), encoding="utf-8")
+    (staging / "pyproject.toml").write_text(
+        static_pyproject(ref / "pyproject.toml", release.version), encoding="utf-8"
+    )
     readme = (ref / "README.md").read_text(encoding="utf-8") if (ref / "README.md").exists() else ""
     (staging / "README.md").write_text(_readme(release, readme), encoding="utf-8")
     tests = staging / "tests"
@@ -345,7 +361,11 @@ def _verify(release: Release, ref: Path, staging: Path, verify_imports: bool) ->
         blocks = markers.find_blocks(reference, str(ref / "src" / rel))
         for leak in markers.surviving_solutions(reference, text, blocks):
             problems.append(f"{rel}: solution of {leak.qualname} (lines {leak.begin}-{leak.end}) survives")
-        stubs = [line.strip() for line in text.splitlines() if line.strip().startswith("raise NotImplementedError(")]
+        stubs = [
+            line.strip()
+            for line in text.splitlines()
+            if line.strip().startswith("raise NotImplementedError(")
+        ]
         expected = len(release.stubs.get(import_path, []))
         found = sum(1 for s in stubs if markers.STUB_RE.match(_raise_message(s) or ""))
         if found != expected:

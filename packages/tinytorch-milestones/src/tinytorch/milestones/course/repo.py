@@ -15,10 +15,12 @@ class RepoNotFound(RuntimeError):
 
 
 def find_root(start: str | os.PathLike | None = None) -> Path:
-    """The repository root: the first directory at or above ``start`` (default: cwd) holding packages/VERSION."""
+    """The repository root: the first directory at or above ``start`` (default: cwd) with packages/VERSION."""
     here = Path(start or os.getcwd()).resolve()
     for candidate in (here, *here.parents):
-        if (candidate / "packages" / "VERSION").is_file() and (candidate / "packages" / "tinytorch-foundation").is_dir():
+        if (candidate / "packages" / "VERSION").is_file() and (
+            candidate / "packages" / "tinytorch-foundation"
+        ).is_dir():
             return candidate
     raise RepoNotFound(
         f"not inside the TinyTorch repository (no packages/VERSION at or above {here}): "

@@ -70,7 +70,9 @@ def stubs_in_source(source: str, path: str = "<source>") -> list[str]:
 
 def _raises_stub(func: ast.AST) -> bool:
     for node in ast.walk(func):
-        if node is not func and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if node is not func and isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+        ):
             continue  # nested definitions are judged on their own
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
             call = node.exc
@@ -79,8 +81,6 @@ def _raises_stub(func: ast.AST) -> bool:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and STUB_RE.match(arg.value):
                     return True
     return False
-
-
 
 
 def module_state(info: ModuleInfo) -> ModuleState:
@@ -126,7 +126,9 @@ def statuses(numbers: list[str] | None = None) -> list[ModuleState]:
     return [module_state(m) for m in chosen]
 
 
-def pytest_command(files: list[Path], python: str = sys.executable, extra: list[str] | None = None) -> list[str]:
+def pytest_command(
+    files: list[Path], python: str = sys.executable, extra: list[str] | None = None
+) -> list[str]:
     return [python, "-m", "pytest", "-p", PLUGIN, "--import-mode=importlib", *(extra or []), *map(str, files)]
 
 
@@ -145,4 +147,6 @@ def run_tests(states: list[ModuleState], timeout: float = 1800) -> None:
             records = pytest_outcomes.load(out) if os.path.exists(out) else []
         summary = pytest_outcomes.by_module(records)
         for s in group:
-            s.results = summary.get(s.info.number, {"passed": 0, "failed": 0, "skipped": 0, "first_failure": None})
+            s.results = summary.get(
+                s.info.number, {"passed": 0, "failed": 0, "skipped": 0, "first_failure": None}
+            )
