@@ -130,17 +130,17 @@ class Context:
             print(line, file=self.text, flush=True)
 
     def progress(self, iterable: Iterable | None = None, total: int | None = None, desc: str = ""):
-        """A tqdm progress bar on stderr (a plain iterator when tqdm or bars are off)."""
-        if not self.show_progress:
-            return iterable if iterable is not None else range(total or 0)
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # tqdm is a dependency, but a bar is never worth a crash
-            return iterable if iterable is not None else range(total or 0)
+        """A tqdm progress bar on stderr over ``iterable`` (or ``range(total)``); silent when bars are off.
+
+        Always a tqdm object, so ``set_postfix_str`` / ``update`` / ``close`` work either way.
+        """
+        from tqdm.auto import tqdm
+
         if iterable is None:
             iterable = range(total or 0)
         return tqdm(iterable, total=total, desc=f"    {desc}", file=self.err, leave=not self.json_mode,
-                    ncols=88, mininterval=0.25, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+                    disable=not self.show_progress, ncols=88, mininterval=0.25,
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
     def curve(self, name: str, value: float) -> None:
         self.curves.setdefault(name, []).append(float(value))

@@ -1,0 +1,122 @@
+"""Milestone 04 (1998): LeCun's convolutional networks, on TinyTorch's Conv2d, MaxPool2d and DataLoader."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinytorch.milestones._common import accuracy, cosine_lr, load_dataset, pct, set_lr, summary_lines
+from tinytorch.milestones.runner import Milestone, Outcome, Part
+
+
+def build_cnn(in_channels: int, widths: tuple[int, int], image_size: int, hidden: int, classes: int = 10):
+    """Two conv(3x3, same padding) -> ReLU -> maxpool(2) stages, then an MLP head."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+
+    c1, c2 = widths
+    flat = c2 * (image_size // 4) ** 2  # two 2x2 pools quarter each side
+    return Sequential(
+        Conv2d(in_channels, c1, 3, padding=1), ReLU(), MaxPool2d(2),
+        Conv2d(c1, c2, 3, padding=1), ReLU(), MaxPool2d(2),
+        Flatten(), Linear(flat, hidden), ReLU(), Linear(hidden, classes),
+    )
+
+
+def train_with_loader(ctx, model, x_train, y_train, *, epochs: int, lr: float, batch_size: int, transform=None):
+    """Mini-batch training through the architecture tier's DataLoader; returns per-epoch mean losses."""
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import Adam
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.data.loader import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(Tensor(x_train), Tensor(y_train)), batch_size=batch_size, shuffle=True,
+                        seed=ctx.seed, transform=transform)
+    loss_fn = CrossEntropyLoss()
+    optimizer = Adam(model.parameters(), lr=lr)
+    model.train()
+    history = []
+    bar = ctx.progress(total=epochs, desc="training")
+    for epoch in bar:
+        set_lr(optimizer, cosine_lr(lr, lr / 20, epoch, epochs))
+        total, count = 0.0, 0
+        for xb, yb in loader:
+            loss = loss_fn(model(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.item()) * len(yb.data)
+            count += len(yb.data)
+        history.append(total / count)
+        ctx.curve("training loss", history[-1])
+        bar.set_postfix_str(f"loss {history[-1]:.3f}")
+    return history
+
+
+def part1_tinydigits(ctx) -> Outcome:
+    digits = load_dataset(ctx, "tinydigits")
+    x_train = digits["x_train"][:, None].astype(np.float32)  # (N, 1, 8, 8): one input channel
+    x_test = digits["x_test"][:, None].astype(np.float32)
+    np.random.seed(ctx.seed)
+    model = build_cnn(1, (32, 64), 8, 64)
+    ctx.say(f"    TinyDigits: {len(x_train)} training and {len(x_test)} held-out test images, 1x8x8",
+            *summary_lines(model, "(batch, 1, 8, 8)"))
+    history = train_with_loader(ctx, model, x_train, digits["y_train"], epochs=20, lr=1e-2, batch_size=64)
+    test_acc = accuracy(model, x_test, digits["y_test"])
+    return Outcome(
+        passed=test_acc >= 0.97,
+        measured=f"test accuracy {pct(test_acc)} (final loss {history[-1]:.3f})",
+        metrics={"test_accuracy": test_acc, "final_loss": history[-1]},
+    )
+
+
+def part2_cifar10(ctx) -> Outcome:
+    from tinytorch.data.loader import Compose, RandomCrop, RandomHorizontalFlip
+
+    cifar = load_dataset(ctx, "cifar10")
+    x_train, x_test = cifar["x_train"].astype(np.float32), cifar["x_test"].astype(np.float32)  # (N, 3, 32, 32)
+    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)  # per-channel statistics of the training set only
+    std = x_train.std(axis=(0, 2, 3), keepdims=True)
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    np.random.seed(ctx.seed)
+    model = build_cnn(3, (32, 64), 32, 128)
+    ctx.say(f"    CIFAR-10: {len(x_train)} training and {len(x_test)} test colour images, 3x32x32",
+            "    (this part trains for several minutes on a laptop CPU)",
+            *summary_lines(model, "(batch, 3, 32, 32)"))
+    augment = Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(0.5)])
+    history = train_with_loader(ctx, model, x_train, cifar["y_train"], epochs=15, lr=2e-3, batch_size=64,
+                                transform=augment)
+    test_acc = accuracy(model, x_test, cifar["y_test"])
+    return Outcome(
+        passed=test_acc >= 0.70,
+        measured=f"test accuracy {pct(test_acc)} (final loss {history[-1]:.3f})",
+        metrics={"test_accuracy": test_acc, "final_loss": history[-1]},
+    )
+
+
+MILESTONE = Milestone(
+    id="04",
+    year=1998,
+    title="The CNN revolution",
+    tiers=("foundation", "architecture"),
+    history="""
+Yann LeCun's LeNet-5 (1998) read the digits on bank cheques with convolutions: small filters slid over
+the image, shared across positions, followed by pooling that keeps the strongest responses.
+
+Sharing weights over space builds in what images have, that a stroke means the same wherever it is.
+The same idea, scaled up on GPUs, won ImageNet in 2012 and started the deep-learning decade.
+""",
+    architecture="""
+image (C, H, W)
+  -> Conv2d(C, 32, 3x3, pad 1) -> ReLU -> MaxPool2d(2)      (32, H/2, W/2)
+  -> Conv2d(32, 64, 3x3, pad 1) -> ReLU -> MaxPool2d(2)     (64, H/4, W/4)
+  -> Flatten -> Linear(64*H*W/16, hidden) -> ReLU -> Linear(hidden, 10)
+TinyDigits: C=1, 8x8, hidden 64.  CIFAR-10: C=3, 32x32, hidden 128, random crop + flip.
+""",
+    proves="Convolution and pooling (im2col forward and backward) and the DataLoader train a CNN that beats "
+    "the MLP of milestone 03 on the same held-out digits.",
+    parts=(
+        Part(1, "LeNet-style CNN on TinyDigits", "test accuracy >= 97%", part1_tinydigits),
+        Part(2, "CNN on CIFAR-10 (download)", "test accuracy >= 70%", part2_cifar10, download=True),
+    ),
+)
