@@ -129,3 +129,117 @@ def lint(session: nox.Session) -> None:
     """ruff over the whole repository."""
     session.install("ruff")
     session.run("ruff", "check", ".")
+
+
+# --- course: a student release of one tier against the other tiers' reference wheels ------------
+
+COURSE_PLUGIN = "tinytorch.milestones.course.pytest_outcomes"
+COURSE_IMPORT_PROBE = """
+import importlib, sys
+from pathlib import Path
+from tinytorch.milestones.tiers import MODULES
+where, tier = Path(sys.argv[1]).resolve(), sys.argv[2]
+for m in MODULES:
+    if m.tier == tier:
+        mod = importlib.import_module(m.import_path)
+        assert Path(mod.__file__).resolve().is_relative_to(where), f"{m.import_path} from {mod.__file__}"
+print(f"tinytorch-{tier}: every module imports from {where}")
+"""
+
+
+def _course_pytest(session: nox.Session, label: str, *args: str, cwd: Path) -> list[dict]:
+    """Run pytest with the outcomes plugin in ``cwd``; return one record per test (see pytest_outcomes)."""
+    import json
+
+    out = Path(session.create_tmp()) / f"outcomes-{label}.json"
+    out.unlink(missing_ok=True)
+    session.chdir(cwd)
+    try:
+        session.run("pytest", "-q", "-p", COURSE_PLUGIN, "-p", "no:cacheprovider", *args,
+                    env={"TINYTORCH_OUTCOMES": str(out)}, success_codes=[0, 1])
+    finally:
+        session.chdir(ROOT)
+    return json.loads(out.read_text())
+
+
+def _course_require(session: nox.Session, label: str, records: list[dict], *, stubs_allowed: bool):
+    """Every test passed (or skipped); with ``stubs_allowed``, failures are allowed only as stub errors."""
+    failed = [r for r in records if r["outcome"] == "failed"]
+    bad = [r for r in failed if not (stubs_allowed and r["stub"])]
+    if bad:
+        lines = [f"  {r['nodeid']}: {(r['summary'] or str(r['exceptions'])).splitlines()[0]}" for r in bad]
+        what = "failed with something other than a stub's NotImplementedError" if stubs_allowed else "failed"
+        session.error(f"{label}: {len(bad)} tests {what}:\n" + "\n".join(lines[:30]))
+    counts = {k: sum(r["outcome"] == k for r in records) for k in ("passed", "failed", "skipped")}
+    session.log(f"{label}: {counts['passed']} passed, {counts['failed']} failed (stub errors), "
+                f"{counts['skipped']} skipped")
+    return failed
+
+
+@nox.session
+@nox.parametrize("tier", list(TIERS), ids=list(TIERS))
+def course(session: nox.Session, tier: str) -> None:
+    """Student release of one tier, installed editable with the other tiers' reference wheels.
+
+    1. `tito course release` (from the milestones wheel) writes the release; it installs
+       editable over the reference wheels of the other tiers and imports from its own source.
+    2. Its tests (plain `pytest` in the release) fail only with the stubs' NotImplementedError
+       ("Module NN (name): implement ..."), and every module of the tier is named by a failure.
+    3. Other tiers: a tier *below* the student's (it never imports the stubs) must pass entirely;
+       a tier *above* (it imports the stubs) may fail, but only with stub NotImplementedErrors.
+    4. The reference source copied into a copy of the release: its tests and the tests of the
+       tiers above must all pass (tiers below ran against the same wheels in step 3).
+    """
+    import json
+    import re
+
+    below, above = TIERS[: TIERS.index(tier)], TIERS[TIERS.index(tier) + 1 :]
+    venv = session.virtualenv.location
+    session.run("uv", "pip", "uninstall", "--python", venv, f"tinytorch-{tier}", external=True, silent=True,
+                success_codes=[0, 1, 2])
+    install_wheels(session, (*below, *above, "milestones"))
+    work = Path(session.create_tmp()) / "course"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    release = work / f"student-{tier}"
+
+    # 1. release, editable install, imports
+    session.run("tito", "course", "release", "--tier", tier, "--out", str(release))
+    session.install("--no-deps", "-e", str(release))
+    session.run("python", "-c", COURSE_IMPORT_PROBE, str(release / "src"), tier)
+    session.chdir(release)
+    session.run("tito", "module", "status", "--no-tests", success_codes=[1])  # stubs left: exit 1
+    session.chdir(ROOT)
+
+    # 2. the release's own tests: stub failures only, naming every module of the tier
+    records = _course_pytest(session, f"student-{tier}", cwd=release)
+    failed = _course_require(session, f"release tests of {tier}", records, stubs_allowed=True)
+    manifest = json.loads((release / "tinytorch-release.json").read_text())
+    named = {m.group(1) for r in failed for e in r["exceptions"]
+             if (m := re.match(r"^Module (\d\d) ", e["message"]))}
+    expected = {number for number, path in manifest["modules"].items() if manifest["stubs"].get(path)}
+    if not failed or expected - named:
+        session.error(f"release tests of {tier}: no failing test names modules {sorted(expected - named)}")
+
+    # 3. the other tiers' reference tests against the stubbed tier
+    for other in below:
+        records = _course_pytest(session, other, "--tier-check", f"tests/{other}", cwd=ROOT)
+        _course_require(session, f"tests/{other}", records, stubs_allowed=False)
+    for other in above:
+        _course_require(session, f"tests/{other} over stubs", _course_pytest(
+            session, other, "--tier-check", f"tests/{other}", cwd=ROOT), stubs_allowed=True)
+
+    # 4. the reference solution put back into a copy of the release
+    solved = work / f"solved-{tier}"
+    shutil.copytree(release, solved, ignore=shutil.ignore_patterns(".hypothesis", "__pycache__"))
+    shutil.rmtree(solved / "src")
+    shutil.copytree(ROOT / "packages" / f"tinytorch-{tier}" / "src", solved / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    session.run("uv", "pip", "uninstall", "--python", venv, f"tinytorch-{tier}", external=True, silent=True)
+    session.install("--no-deps", "-e", str(solved))
+    session.run("python", "-c", COURSE_IMPORT_PROBE, str(solved / "src"), tier)
+    _course_require(session, f"solved {tier}", _course_pytest(session, f"solved-{tier}", cwd=solved),
+                    stubs_allowed=False)
+    for other in above:
+        _course_require(session, f"tests/{other} over the solution", _course_pytest(
+            session, f"{other}-solved", "--tier-check", f"tests/{other}", cwd=ROOT), stubs_allowed=False)
