@@ -243,3 +243,10 @@ def course(session: nox.Session, tier: str) -> None:
     for other in above:
         _course_require(session, f"tests/{other} over the solution", _course_pytest(
             session, f"{other}-solved", "--tier-check", f"tests/{other}", cwd=ROOT), stubs_allowed=False)
+
+
+@nox.session
+def milestones(session: nox.Session) -> None:
+    """The main job: every milestone's default parts on the reference wheels (`tito milestone run all`)."""
+    install_wheels(session, (*TIERS, "milestones"))
+    session.run("tito", "milestone", "run", "all", *session.posargs)

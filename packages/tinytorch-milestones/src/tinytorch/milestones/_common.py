@@ -105,7 +105,10 @@ def load_dataset(ctx, name: str) -> dict:
         try:
             return loader(download=ctx.download)
         except data.DataUnavailable as exc:
-            raise Skip(f"{exc} (run with --download, or `tito data download {name}`)") from None
+            reason = str(exc)
+            if "download" not in reason:
+                reason += f" (run with --download, or `tito data download {name}`)"
+            raise Skip(reason) from None
     return loader()
 
 

@@ -22,10 +22,10 @@ def build_mlp(in_features: int, hidden: tuple[int, ...], classes: int = 10):
 
 
 def digit_art(image: np.ndarray) -> list[str]:
-    """An 8x8 image in [0, 1] as four rows of text (two pixel rows per line)."""
+    """An 8x8 image in [0, 1] as eight rows of text (two characters per pixel, darker = more ink)."""
     shades = " .:-=+*#%@"
     img = np.asarray(image).reshape(8, 8)
-    return ["".join(shades[min(int(v * 9.99), 9)] * 2 for v in row) for row in img[::2]]
+    return ["".join(shades[min(int(v * 9.99), 9)] * 2 for v in row) for row in img]
 
 
 def train_tinydigits_mlp(ctx, epochs: int = 20):

@@ -125,7 +125,8 @@ def cmd_run(args) -> int:
     for r in failed:
         print(f"  FAILED  milestone {r['milestone']} part {r['part']}: {r['title']}", file=text)
     for r in skipped:
-        print(f"  skipped milestone {r['milestone']} part {r['part']}: {r['reason']}", file=text)
+        reason = r["reason"] if len(r["reason"]) <= 90 else r["reason"][:87] + "..."
+        print(f"  skipped milestone {r['milestone']} part {r['part']}: {reason}", file=text)
     if failed:
         return EXIT_FAILED
     if not ran and args.id != "all":

@@ -1,0 +1,116 @@
+"""End-to-end proof of the tiers: every default (offline) milestone part runs here and passes.
+
+Each part is run through the runner's Python API with progress bars off. A part
+whose tier is absent is skipped with the install reason (``require_tier``).
+The verdicts come from metrics measured on held-out data; these tests check the
+metrics themselves against the criteria, not only the ``passed`` flag.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from tinytorch.milestones import runner
+
+DEFAULT_PARTS = [
+    (m.id, p.number) for m in runner.all_milestones() for p in m.parts if not p.download
+]
+
+
+def run(milestone_id: str, part: int) -> dict:
+    m = runner.get(milestone_id)
+    out = io.StringIO()
+    ctx = runner.Context(seed=0, out=out, err=io.StringIO(), progress=False)
+    record = runner.run_part(m, m.part(part), ctx)
+    record["_text"] = out.getvalue()
+    return record
+
+
+def test_every_milestone_has_an_offline_default_part_first():
+    for m in runner.all_milestones():
+        assert m.parts[0].number == 1 and not m.parts[0].download
+        assert m.history.strip() and m.architecture.strip() and m.proves.strip()
+
+
+@pytest.mark.parametrize(("milestone_id", "part"), DEFAULT_PARTS, ids=[f"{m}-{p}" for m, p in DEFAULT_PARTS])
+def test_default_part_passes(milestone_id, part, require_tier):
+    for tier in runner.get(milestone_id).tiers:
+        require_tier(tier)
+    record = run(milestone_id, part)
+    assert not record.get("skipped"), record.get("reason")
+    assert "error" not in record, record.get("error")
+    assert record["passed"], f"{record['criterion']}: {record['metrics']}"
+    assert "PASS  criterion:" in record["_text"] and "measured:" in record["_text"]
+    assert 0 < record["seconds"] < 60, "every default part must finish in under a minute"
+    json.dumps({k: v for k, v in record.items() if k != "_text"})  # the JSON mode can print it
+    metrics = record["metrics"]
+    # Re-check the criteria from the measured numbers (the flag must agree with them).
+    key = (milestone_id, part)
+    if key == ("01", 1):
+        assert metrics["max_abs_error"] < 1e-5 and metrics["output_shape"] == [5, 1]
+    elif key == ("01", 2):
+        assert metrics["test_accuracy"] >= 0.99
+    elif key == ("02", 1):
+        assert metrics["test_accuracy"] <= 0.75
+    elif key == ("02", 2):
+        assert metrics["test_accuracy"] == 1.0 and metrics["truth_table_accuracy"] == 1.0
+    elif key == ("03", 1):
+        assert metrics["test_accuracy"] >= 0.95
+    elif key == ("04", 1):
+        assert metrics["test_accuracy"] >= 0.97
+    elif key == ("05", 1):
+        for task in ("copy", "reverse", "sort"):
+            assert metrics[f"{task}_exact_accuracy"] >= 0.99
+    elif key == ("05", 2):
+        assert metrics["val_loss"] <= metrics["unigram_loss"] - 0.5
+        assert isinstance(metrics["sample"], str) and len(metrics["sample"]) > 100
+    elif key == ("06", 1):
+        assert metrics["fp32_test_accuracy"] - metrics["int8_test_accuracy"] <= 0.01
+        assert metrics["fp32_test_accuracy"] - metrics["pruned_test_accuracy"] <= 0.01
+        assert metrics["weight_compression"] >= 4.0 and metrics["sparsity"] >= 0.495
+    elif key == ("06", 2):
+        assert metrics["same_tokens"] is True and metrics["speedup"] >= 10.0
+    else:  # a new default part needs its criterion re-checked here
+        pytest.fail(f"no metric check for milestone {milestone_id} part {part}")
+
+
+def test_a_part_whose_criterion_is_missed_fails(monkeypatch):
+    """Milestone 01 on data that is NOT linearly separable (random labels): the verdict must be FAIL."""
+    import numpy as np
+
+    from tinytorch.milestones import m01_perceptron
+
+    def random_labels(n, rng, margin=0.1):
+        return rng.uniform(-1, 1, size=(n, 2)).astype(np.float32), rng.integers(0, 2, size=n)
+
+    monkeypatch.setattr(m01_perceptron, "separable_points", random_labels)
+    record = run("01", 2)
+    assert record["passed"] is False
+    assert record["metrics"]["test_accuracy"] < 0.8
+    assert "FAIL  criterion:" in record["_text"]
+
+
+def test_a_part_that_raises_is_reported_as_failed_with_the_message():
+    def broken(ctx):
+        raise NotImplementedError("Module 03 (layers): implement Linear.forward")
+
+    m = runner.Milestone("99", 2000, "broken", ("foundation",), "h", "a", "p",
+                         (runner.Part(1, "broken part", "never", broken),))
+    out = io.StringIO()
+    record = runner.run_part(m, m.parts[0], runner.Context(out=out, err=io.StringIO(), progress=False))
+    assert record["passed"] is False
+    assert "implement Linear.forward" in record["error"]
+    assert "FAIL" in out.getvalue() and "NotImplementedError" in out.getvalue()
+
+
+def test_skip_reports_reason_and_missing_tier(monkeypatch):
+    from tinytorch.milestones import tiers
+
+    monkeypatch.setattr(tiers, "is_installed", lambda tier: tier == "foundation")
+    record = run("05", 1)
+    assert record["skipped"] is True
+    assert "pip install tinytorch-architecture" in record["reason"]
+    assert "passed" not in record
