@@ -250,3 +250,21 @@ def milestones(session: nox.Session) -> None:
     """The main job: every milestone's default parts on the reference wheels (`tito milestone run all`)."""
     install_wheels(session, (*TIERS, "milestones"))
     session.run("tito", "milestone", "run", "all", *session.posargs)
+
+
+@nox.session(venv_backend="virtualenv")
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks: tinytorch vs the hand-written NumPy floor vs PyTorch CPU (not a default session).
+
+    ``nox -s bench -- --quick --json`` passes its arguments to benchmarks/run.py.
+    Uses pip (virtualenv backend) for the same reason as ``oracle``: pip honours
+    the machine's configured location of the CPU build of torch. Without torch
+    the suite still runs and reports the torch columns as null.
+    """
+    install_wheels(session, (*TIERS, "milestones"))
+    session.install("threadpoolctl")  # lets the suite give NumPy's BLAS and PyTorch the same thread count
+    try:
+        session.install(TORCH, "--only-binary=:all:", silent=True)
+    except nox.command.CommandFailed:
+        session.warn(f"{TORCH} could not be installed here: the torch columns will be null")
+    session.run("python", "benchmarks/run.py", *session.posargs)
