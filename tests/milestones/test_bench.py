@@ -246,3 +246,40 @@ def test_interleaved_timer_rotates_and_counts():
     assert calls[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
     assert set(first) == {"a", "b", "c"}
+
+
+# ---------------------------------------------------------------------------
+# tinytorch against the floor: the equivalence the benchmark ratios rely on
+# ---------------------------------------------------------------------------
+
+
+def _assert_same_loss_and_grads(trainer, floor_loss, floor_grads, x, y, atol):
+    loss = trainer.loss(x, y)
+    loss.backward()
+    assert float(loss.item()) == pytest.approx(floor_loss, rel=1e-5)
+    grads = trainer.grads()
+    assert set(grads) == set(floor_grads)
+    for name, g in floor_grads.items():
+        assert grads[name] is not None, f"{name}: tinytorch left no gradient"
+        np.testing.assert_allclose(grads[name], g, atol=atol, rtol=1e-4, err_msg=name)
+
+
+def test_tinytorch_mlp_matches_floor():
+    from tinytorch.milestones.bench import tt_models
+
+    x, y = W.mlp_batch()
+    params = P.mlp_params()
+    loss, grads = F.MLPFloor(P.copy_params(params)).loss_and_grads(x, y)
+    _assert_same_loss_and_grads(tt_models.MLP(P.copy_params(params), lr=0.01), loss, grads, x, y, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", [P.LENET, P.CIFAR_CNN], ids=["lenet", "cifar_cnn"])
+def test_tinytorch_convnet_matches_floor(spec, require_tier):
+    require_tier("architecture")
+    from tinytorch.milestones.bench import tt_models
+
+    x, y = W.image_batch(spec, batch=4)
+    params = P.convnet_params(spec)
+    loss, grads = F.ConvNetFloor(P.copy_params(params), spec.paddings).loss_and_grads(x, y)
+    trainer = tt_models.ConvNet(P.copy_params(params), spec, lr=0.01)
+    _assert_same_loss_and_grads(trainer, loss, grads, x, y, atol=1e-5)

@@ -29,6 +29,8 @@ class Built:
     prompt_tokens: int | None = None
     main_suffix: str = ""  # runner-name suffix of the headline time ("_cached" for generation)
     check: Callable[[dict], dict] = lambda first: {}
+    # Seconds-long units of work (whole generations) get fewer rounds: one warm-up, three timed.
+    long_running: bool = False
 
 
 def _tinytorch(errors: dict, key: str, make: Callable):
@@ -233,6 +235,7 @@ def build_generate(quick: bool, with_torch: bool, tokens: int) -> Built:
         prompt_tokens=PROMPT_TOKENS,
         main_suffix="_cached",
         check=check,
+        long_running=True,
     )
 
 
