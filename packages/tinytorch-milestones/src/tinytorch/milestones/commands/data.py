@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "data",
         help="list, download and locate datasets",
-        description="Datasets of the milestones. The cache is $TINYTORCH_DATA, else the user cache directory.",
+        description="Datasets of the milestones. Cache: $TINYTORCH_DATA, else the user cache directory.",
     )
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1], parser=parser)
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -34,7 +34,9 @@ def register(subparsers) -> None:
     p_dl.set_defaults(func=_download, parser=p_dl)
 
     p_path = sub.add_parser("path", help="print the cache directory, or where a dataset is read from")
-    p_path.add_argument("name", nargs="?", choices=sorted(DATASETS), help="a dataset (default: the cache root)")
+    p_path.add_argument(
+        "name", nargs="?", choices=sorted(DATASETS), help="a dataset (default: the cache root)"
+    )
     p_path.set_defaults(func=_path, parser=p_path)
 
 
@@ -69,7 +71,8 @@ def _download(args) -> int:
 
     info = datasets.DATASETS[args.name]
     if info.shipped:
-        print(f"{args.name} ships with tinytorch-milestones: nothing to download ({datasets.shipped_path(args.name)})")
+        where = datasets.shipped_path(args.name)
+        print(f"{args.name} ships with tinytorch-milestones: nothing to download ({where})")
         return 0
     if args.retries < 1:
         args.parser.error(f"--retries must be >= 1, got {args.retries}")

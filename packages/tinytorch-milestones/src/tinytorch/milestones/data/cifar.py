@@ -27,7 +27,9 @@ TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILES = ("test_batch.bin",)
 
 
-def parse_cifar_batch(data: bytes, name: str = "<bytes>", num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def parse_cifar_batch(
+    data: bytes, name: str = "<bytes>", num_classes: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode one CIFAR-10 binary batch.
 
     Args:

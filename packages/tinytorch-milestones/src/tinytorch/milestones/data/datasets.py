@@ -25,7 +25,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-
 from tinytorch.milestones.data import cifar, idx
 from tinytorch.milestones.data._cache import DataUnavailable, DownloadError, data_dir
 from tinytorch.milestones.data.archive import UnsafeArchiveError, safe_extract_tar
@@ -195,7 +194,7 @@ def load_corpus() -> str:
 
 
 def _mnist_unavailable(directory: Path, why: str) -> DataUnavailable:
-    names = ", ".join(f.filename for f in MNIST_FILES)
+    names = ", ".join(f.filename for f in DATASETS["mnist"].files)
     return DataUnavailable(
         f"MNIST is not available: {why}. Download it (about 11 MB) with `tito data download mnist` "
         f"(or pass download=True / --download), or, offline, place the four files {names} "
@@ -219,21 +218,22 @@ def load_mnist(download: bool = False) -> dict[str, np.ndarray]:
         DownloadError: ``download`` is True and the download failed.
     """
     directory = dataset_dir("mnist")
-    missing = [f.filename for f in MNIST_FILES if not (directory / f.filename).is_file()]
+    files = DATASETS["mnist"].files  # looked up at call time: one place to change the pins
+    missing = [f.filename for f in files if not (directory / f.filename).is_file()]
     if missing:
         if not download:
-            why = "it is not in the cache" if len(missing) == len(MNIST_FILES) else f"{', '.join(missing)} missing"
+            why = "it is not in the cache" if len(missing) == len(files) else f"{', '.join(missing)} missing"
             raise _mnist_unavailable(directory, why)
         download_dataset("mnist")
-    for remote in MNIST_FILES:  # cheap (11 MB) and catches files placed by hand
+    for remote in files:  # cheap (11 MB) and catches files placed by hand
         problem = verify_file(directory / remote.filename, remote)
         if problem:
             raise _mnist_unavailable(directory, f"{problem} (delete it and download again)")
     arrays = [
-        idx.read_idx_images(directory / MNIST_FILES[0].filename),
-        idx.read_idx_labels(directory / MNIST_FILES[1].filename),
-        idx.read_idx_images(directory / MNIST_FILES[2].filename),
-        idx.read_idx_labels(directory / MNIST_FILES[3].filename),
+        idx.read_idx_images(directory / files[0].filename),
+        idx.read_idx_labels(directory / files[1].filename),
+        idx.read_idx_images(directory / files[2].filename),
+        idx.read_idx_labels(directory / files[3].filename),
     ]
     return _as_dataset(*arrays, scale=255.0, what="MNIST")
 
@@ -243,12 +243,14 @@ def load_mnist(download: bool = False) -> dict[str, np.ndarray]:
 
 def _cifar_complete(batches: Path) -> bool:
     files = cifar.TRAIN_FILES + cifar.TEST_FILES
-    return all((batches / f).is_file() and (batches / f).stat().st_size % cifar.RECORD_BYTES == 0 for f in files)
+    return all(
+        (batches / f).is_file() and (batches / f).stat().st_size % cifar.RECORD_BYTES == 0 for f in files
+    )
 
 
 def _extract_cifar(directory: Path) -> None:
     """Verify the archive in ``directory``, extract it safely, keep only the batches; remove the archive."""
-    remote = CIFAR10_FILES[0]
+    remote = DATASETS["cifar10"].files[0]
     archive = directory / remote.filename
     problem = verify_file(archive, remote)
     if problem:
@@ -260,7 +262,8 @@ def _extract_cifar(directory: Path) -> None:
         batches = staging / CIFAR10_DIRNAME
         if not _cifar_complete(batches):
             raise ValueError(
-                f"{archive} does not contain {CIFAR10_DIRNAME}/ with the six batch files of the binary version"
+                f"{archive} does not contain {CIFAR10_DIRNAME}/ with the six batch files "
+                "of the binary version"
             )
         final = directory / CIFAR10_DIRNAME
         if final.exists():
@@ -292,7 +295,8 @@ def load_cifar10(download: bool = False) -> dict[str, np.ndarray]:
     directory = dataset_dir("cifar10")
     batches = directory / CIFAR10_DIRNAME
     if not _cifar_complete(batches):
-        if (directory / CIFAR10_FILES[0].filename).is_file():
+        remote = DATASETS["cifar10"].files[0]
+        if (directory / remote.filename).is_file():
             _extract_cifar(directory)  # archive placed by hand, or a previous run stopped here
         elif download:
             download_dataset("cifar10")
@@ -300,7 +304,7 @@ def load_cifar10(download: bool = False) -> dict[str, np.ndarray]:
             raise DataUnavailable(
                 "CIFAR-10 is not available: it is not in the cache. Download it (about 162 MB) with "
                 "`tito data download cifar10` (or pass download=True / --download), or, offline, place "
-                f"cifar-10-binary.tar.gz (the binary version, from {CIFAR10_FILES[0].urls[0]}) in "
+                f"{remote.filename} (the binary version, from {remote.urls[0]}) in "
                 f"{directory}; it is verified and extracted on first use"
             )
     x_train, y_train = cifar.read_cifar_dir(batches, cifar.TRAIN_FILES)

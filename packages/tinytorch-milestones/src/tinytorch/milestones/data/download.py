@@ -27,9 +27,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tinytorch.milestones.data._cache import DownloadError
 
