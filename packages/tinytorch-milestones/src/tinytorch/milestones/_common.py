@@ -65,7 +65,7 @@ def train_classifier(ctx, model, x_train: np.ndarray, y_train: np.ndarray, *, ep
             count += len(idx)
         history.append(total / count)
         ctx.curve("training loss", history[-1])
-        bar.set_postfix_str(f"loss {history[-1]:.3f}")
+        bar.set_postfix_str(f"loss {history[-1]:.3f}", refresh=False)
     return history
 
 

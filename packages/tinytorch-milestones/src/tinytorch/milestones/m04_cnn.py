@@ -49,7 +49,7 @@ def train_with_loader(ctx, model, x_train, y_train, *, epochs: int, lr: float, b
             count += len(yb.data)
         history.append(total / count)
         ctx.curve("training loss", history[-1])
-        bar.set_postfix_str(f"loss {history[-1]:.3f}")
+        bar.set_postfix_str(f"loss {history[-1]:.3f}", refresh=False)
     return history
 
 

@@ -96,7 +96,7 @@ def train_challenge(ctx, task: str, max_steps: int = 1500, batch_size: int = 64)
         steps = step + 1
         if steps % 50 == 0:
             val = float((_predict_tokens(model, x_val) == challenge_target(task, x_val)).all(axis=1).mean())
-            bar.set_postfix_str(f"loss {loss.item():.3f} val {pct(val)}")
+            bar.set_postfix_str(f"loss {loss.item():.3f} val {pct(val)}", refresh=False)
             if val >= 0.998:
                 break
     pred = _predict_tokens(model, x_test)
@@ -170,7 +170,7 @@ def train_char_gpt(ctx, steps: int = 300, context: int = 64, batch_size: int = 3
         losses.append(float(loss.item()))
         ctx.curve("training loss", losses[-1])
         if step % 10 == 0:
-            bar.set_postfix_str(f"loss {losses[-1]:.3f}")
+            bar.set_postfix_str(f"loss {losses[-1]:.3f}", refresh=False)
     return model, tokenizer, train_ids, val_ids, losses, len(text)
 
 

@@ -138,8 +138,10 @@ class Context:
 
         if iterable is None:
             iterable = range(total or 0)
+        # On a terminal the bar redraws in place; in a log file every redraw is text, so redraw rarely.
+        interactive = hasattr(self.err, "isatty") and self.err.isatty()
         return tqdm(iterable, total=total, desc=f"    {desc}", file=self.err, leave=not self.json_mode,
-                    disable=not self.show_progress, ncols=88, mininterval=0.25,
+                    disable=not self.show_progress, ncols=88, mininterval=0.25 if interactive else 15.0,
                     bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
     def curve(self, name: str, value: float) -> None:
