@@ -22,6 +22,8 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None):
 
 def set_lr(optimizer, lr: float) -> None:
     """Set the learning rate of a tinytorch optimizer (attribute ``lr``, or PyTorch-style param_groups)."""
+    while "optimizer" in getattr(optimizer, "__dict__", {}):  # unwrap a wrapper such as MaskedOptimizer
+        optimizer = optimizer.__dict__["optimizer"]
     if hasattr(optimizer, "param_groups"):
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -35,11 +37,13 @@ def cosine_lr(max_lr: float, min_lr: float, epoch: int, total: int) -> float:
 
 
 def train_classifier(ctx, model, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int, lr: float,
-                     batch_size: int = 64, desc: str = "training", min_lr: float | None = None) -> list[float]:
+                     batch_size: int = 64, desc: str = "training", min_lr: float | None = None,
+                     wrap_optimizer=None) -> list[float]:
     """Adam + cross-entropy over shuffled mini-batches; returns the mean loss of each epoch.
 
     The learning rate follows a cosine decay to ``min_lr`` (default lr/20), which
-    makes the final accuracy much less sensitive to the seed.
+    makes the final accuracy much less sensitive to the seed. ``wrap_optimizer``
+    (optional) wraps the Adam instance, e.g. to keep pruned weights at zero.
     """
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import Adam
@@ -48,6 +52,8 @@ def train_classifier(ctx, model, x_train: np.ndarray, y_train: np.ndarray, *, ep
     rng = np.random.default_rng(ctx.seed)
     loss_fn = CrossEntropyLoss()
     optimizer = Adam(model.parameters(), lr=lr)
+    if wrap_optimizer is not None:
+        optimizer = wrap_optimizer(optimizer)
     min_lr = lr / 20 if min_lr is None else min_lr
     model.train()
     history = []
