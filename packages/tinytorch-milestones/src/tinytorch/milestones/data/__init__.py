@@ -12,32 +12,39 @@
   message says how to get them (``tito data download NAME``, or where to put files by hand).
 * ``data_dir()``: the cache (``$TINYTORCH_DATA``, else the user cache dir).
 
-Sources, licenses and checksums: ``README.md`` in this directory. Importing this
-package imports NumPy only; ``requests`` and ``tqdm`` are imported when a download starts.
+Sources, licenses and checksums: ``README.md`` in this directory. Names are
+imported on first use; ``requests`` and ``tqdm`` only when a download starts.
 """
 
-from tinytorch.milestones.data._cache import DataUnavailable, DownloadError, data_dir
-from tinytorch.milestones.data.datasets import (
-    DATASETS,
-    dataset_dir,
-    download_dataset,
-    is_cached,
-    load_cifar10,
-    load_corpus,
-    load_mnist,
-    load_tinydigits,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "DataUnavailable",
-    "DownloadError",
-    "data_dir",
-    "dataset_dir",
-    "download_dataset",
-    "is_cached",
-    "load_cifar10",
-    "load_corpus",
-    "load_mnist",
-    "load_tinydigits",
-]
+import importlib
+
+# Public name -> submodule defining it. Resolved on first access (PEP 562), so
+# ``import tinytorch.milestones.data`` costs nothing until a loader is used.
+_EXPORTS = {
+    "DataUnavailable": "_cache",
+    "DownloadError": "_cache",
+    "data_dir": "_cache",
+    "DATASETS": "datasets",
+    "dataset_dir": "datasets",
+    "download_dataset": "datasets",
+    "is_cached": "datasets",
+    "load_cifar10": "datasets",
+    "load_corpus": "datasets",
+    "load_mnist": "datasets",
+    "load_tinydigits": "datasets",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
