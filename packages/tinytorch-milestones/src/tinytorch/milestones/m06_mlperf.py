@@ -25,23 +25,9 @@ def int8_weight_bytes(model) -> int:
     return int(sum(m.weight_q.nbytes for m in model.modules() if isinstance(m, QuantizedLinear)))
 
 
-def _latency_ms(model, x: np.ndarray, repeats: int = 30) -> float:
-    """Median wall-clock latency (ms) of one forward pass on ``x``, without a graph."""
-    from tinytorch.core.autograd import no_grad
-    from tinytorch.core.tensor import Tensor
-
-    inp = Tensor(x)
-    times = []
-    with no_grad():
-        model(inp)  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(inp)
-            times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
-
-
 def part1_pipeline(ctx) -> Outcome:
+    from tinytorch.benchmarking.benchmark import Benchmark
+    from tinytorch.core.tensor import Tensor
     from tinytorch.milestones._common import train_classifier
     from tinytorch.milestones.m03_mlp import train_tinydigits_mlp
     from tinytorch.optimization.compression import MaskedOptimizer, magnitude_prune, measure_sparsity
@@ -62,7 +48,7 @@ def part1_pipeline(ctx) -> Outcome:
     ctx.say(f"      parameters {params:,}   forward FLOPs per image {flops:,}   "
             f"fp32 weights {fp32_weight_bytes(model):,} bytes")
 
-    ctx.say("    step 3/5: int8 quantization (calibrated on 256 training images)")
+    ctx.say("    step 3/5: int8 quantization of every Linear (per-output-channel scales)")
     quantized = copy.deepcopy(model)
     report = quantize_model(quantized, calibration_data=x_train[:256])
     q_acc = accuracy(quantized, x_test, y_test)
@@ -70,7 +56,8 @@ def part1_pipeline(ctx) -> Outcome:
     weight_ratio = fp32_weight_bytes(model) / q_bytes if q_bytes else 0.0
     ctx.say(f"      int8 weights {q_bytes:,} bytes ({weight_ratio:.2f}x smaller); whole model "
             f"{report.get('original_bytes', 0):,} -> {report.get('quantized_bytes', 0):,} bytes "
-            f"({report.get('compression_ratio', 0):.2f}x with biases and scales)")
+            f"({report.get('compression_ratio', 0):.2f}x with biases and scales)",
+            f"      relative output error on 256 training images: {report.get('relative_error', float('nan')):.2%}")
 
     ctx.say("    step 4/5: magnitude pruning to 50% sparsity, then 3 epochs of fine-tuning with the zeros held")
     pruned = copy.deepcopy(model)
@@ -83,16 +70,17 @@ def part1_pipeline(ctx) -> Outcome:
     ctx.say(f"      test accuracy right after pruning {pct(before_ft)}, after fine-tuning {pct(p_acc)}; "
             f"sparsity {pct(sparsity)}")
 
-    ctx.say("    step 5/5: benchmark (median latency of one batch of 64 test images)")
-    batch = x_test[:64]
+    ctx.say("    step 5/5: benchmark (Benchmark: latency of a batch of 64 test images, 30 runs)")
     rows = [("fp32 baseline", model, fp32_acc, fp32_weight_bytes(model), 0.0),
             ("int8 quantized", quantized, q_acc, q_bytes, 0.0),
             ("50% pruned", pruned, p_acc, fp32_weight_bytes(pruned), sparsity)]
-    ctx.say(f"      {'model':<16}{'test acc':>10}{'weight bytes':>14}{'sparsity':>10}{'latency':>12}")
+    results = Benchmark({name: m for name, m, *_ in rows}, warmup=3, iterations=30).run_latency(Tensor(x_test[:64]))
+    ctx.say(f"      {'model':<16}{'test acc':>9}{'weight bytes':>14}{'sparsity':>10}   median / p90 (ms)")
     latencies = {}
-    for name, m, acc, nbytes, sp in rows:
-        latencies[name] = _latency_ms(m, batch)
-        ctx.say(f"      {name:<16}{pct(acc):>10}{nbytes:>14,}{pct(sp):>10}{latencies[name]:>9.3f} ms")
+    for name, _, acc, nbytes, sp in rows:
+        r = results[name]
+        latencies[name] = float(r.median)
+        ctx.say(f"      {name:<16}{pct(acc):>9}{nbytes:>14,}{pct(sp):>10}   {r.median:.3f} / {r.p90:.3f}")
     ctx.say("      (NumPy has no int8 matmul: the int8 layers dequantize on the fly, so here they save memory,",
             "       not time; the pruned zeros are still multiplied: a sparse kernel would skip them)")
 
