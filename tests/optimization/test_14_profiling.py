@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Module, Sequential
 from tinytorch.core.tensor import Tensor

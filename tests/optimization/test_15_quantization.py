@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module, Sequential

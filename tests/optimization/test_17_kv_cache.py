@@ -1,10 +1,7 @@
 """Module 17: the KV cache buffers, its protocol, and cached generation equal to full recomputation."""
 
-import time
-
 import numpy as np
 import pytest
-
 from tinytorch.generation.kv_cache import KVCache, disable_kv_cache, enable_kv_cache
 
 
@@ -33,7 +30,10 @@ def test_protocol_matches_concatenation_oracle():
     history = {0: ([], []), 1: ([], [])}
     for step, t_new in enumerate((3, 1, 1, 4)):
         for layer in (0, 1):
-            k, v = rand((b, h, t_new, d), seed=10 * step + layer), rand((b, h, t_new, d), seed=99 + step + layer)
+            k, v = (
+                rand((b, h, t_new, d), seed=10 * step + layer),
+                rand((b, h, t_new, d), seed=99 + step + layer),
+            )
             cache.update(layer, k, v)
             history[layer][0].append(k)
             history[layer][1].append(v)

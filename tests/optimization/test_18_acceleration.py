@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tinytorch.optimization.acceleration import (
     format_speed_table,
     fused_gelu,
@@ -29,13 +28,23 @@ def loop_matmul_oracle(a, b):
 
 
 @settings(max_examples=25, deadline=None)
-@given(m=st.integers(1, 20), k=st.integers(1, 20), n=st.integers(1, 20), tile=st.integers(1, 9), seed=st.integers(0, 99))
+@given(
+    m=st.integers(1, 20),
+    k=st.integers(1, 20),
+    n=st.integers(1, 20),
+    tile=st.integers(1, 9),
+    seed=st.integers(0, 99),
+)
 def test_matmuls_equal_loop_oracle(m, k, n, tile, seed):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
     ref = loop_matmul_oracle(a, b)
-    for out in (naive_matmul(a, b), vectorized_matmul(a, b, block_rows=3), tiled_matmul(a, b, tile_size=tile)):
+    for out in (
+        naive_matmul(a, b),
+        vectorized_matmul(a, b, block_rows=3),
+        tiled_matmul(a, b, tile_size=tile),
+    ):
         assert out.shape == (m, n)
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
@@ -65,7 +74,9 @@ def test_tile_size_validated():
 
 
 def gelu_reference(x):
-    return np.array([0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))) for v in x.ravel()])
+    return np.array(
+        [0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))) for v in x.ravel()]
+    )
 
 
 def test_gelu_variants_equal_reference(torch):

@@ -6,7 +6,6 @@ import statistics
 
 import numpy as np
 import pytest
-
 from tinytorch.benchmarking.benchmark import (
     Benchmark,
     BenchmarkResult,
@@ -83,8 +82,13 @@ def test_benchmark_and_suite_reports(tmp_path):
     assert 0 <= results["big"]["accuracy"] <= 1
     assert results["big"]["memory"]["parameter_bytes"] == 4 * (16 * 512 + 512 + 512 * 4 + 4)
     assert results["small"]["latency"].n == 8
-    suite = BenchmarkSuite({"small": small, "big": big}, {"train": with_labels, "noise": (x, None)},
-                           warmup=1, iterations=5, memory=False)
+    suite = BenchmarkSuite(
+        {"small": small, "big": big},
+        {"train": with_labels, "noise": (x, None)},
+        warmup=1,
+        iterations=5,
+        memory=False,
+    )
     with pytest.raises(ValueError, match="run"):
         suite.to_markdown()
     suite.run()

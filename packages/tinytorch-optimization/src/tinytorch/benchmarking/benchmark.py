@@ -142,7 +142,9 @@ class BenchmarkResult:
 
     @classmethod
     def from_dict(cls, payload: dict) -> BenchmarkResult:
-        return cls(payload["name"], payload["samples"], payload.get("unit", "ms"), payload.get("metadata", {}))
+        return cls(
+            payload["name"], payload["samples"], payload.get("unit", "ms"), payload.get("metadata", {})
+        )
 
     def __str__(self) -> str:
         low, high = self.ci95
@@ -222,12 +224,16 @@ class Benchmark:
         ### BEGIN SOLUTION
         results = {}
         for name, model in self.models.items():
+
             def call(model=model):
                 with _no_grad():
                     model(inputs)
 
             results[name] = time_function(
-                call, self.warmup, self.iterations, name=f"{name} latency",
+                call,
+                self.warmup,
+                self.iterations,
+                name=f"{name} latency",
                 metadata={"input_shape": list(_data(inputs).shape)},
             )
         return results
@@ -249,7 +255,10 @@ class Benchmark:
         ### END SOLUTION
 
     def run(self, inputs, labels=None, memory: bool = True) -> dict:
-        """All measurements: ``{name: {"latency": BenchmarkResult, "accuracy": float|None, "memory": dict|None}}``."""
+        """All measurements: ``{name: {"latency": BenchmarkResult, "accuracy": ..., "memory": ...}}``.
+
+        ``accuracy`` is a float or is None without ``labels``; ``memory`` is None when ``memory=False``.
+        """
         latency = self.run_latency(inputs)
         accuracy = self.run_accuracy(inputs, labels) if labels is not None else {}
         mem = self.run_memory(inputs) if memory else {}
@@ -294,7 +303,9 @@ class BenchmarkSuite:
         memory: also measure memory (slower: one forward and backward under tracemalloc).
     """
 
-    def __init__(self, models: dict, datasets: dict, warmup: int = 5, iterations: int = 30, memory: bool = True):
+    def __init__(
+        self, models: dict, datasets: dict, warmup: int = 5, iterations: int = 30, memory: bool = True
+    ):
         if not isinstance(datasets, dict) or not datasets:
             raise ValueError("datasets must be a non-empty dict {name: (inputs, labels)}")
         self.benchmark = Benchmark(models, warmup, iterations)
@@ -330,7 +341,8 @@ class BenchmarkSuite:
                 acc = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
                 mem = f"{r['memory']['peak_bytes'] / 1024:.1f}" if r["memory"] else "-"
                 lines.append(
-                    f"| {dataset} | {name} | {r['latency'].median:.3f} | [{low:.3f}, {high:.3f}] | {acc} | {mem} |"
+                    f"| {dataset} | {name} | {r['latency'].median:.3f} | "
+                    f"[{low:.3f}, {high:.3f}] | {acc} | {mem} |"
                 )
         return "\n".join(lines)
         ### END SOLUTION
@@ -341,7 +353,11 @@ class BenchmarkSuite:
             "platform": platform_info(),
             "results": {
                 dataset: {
-                    name: {"latency": r["latency"].to_dict(), "accuracy": r["accuracy"], "memory": r["memory"]}
+                    name: {
+                        "latency": r["latency"].to_dict(),
+                        "accuracy": r["accuracy"],
+                        "memory": r["memory"],
+                    }
                     for name, r in per_model.items()
                 }
                 for dataset, per_model in self.results.items()
@@ -406,7 +422,8 @@ TASKS = {
         (256, 64), 0, _mlp_reference, 0.97,
     ),
     "cnn_digits": TaskSpec(
-        "cnn_digits", "two-conv CNN on a batch of 64 1x16x16 images", (64, 1, 16, 16), 0, _cnn_reference, 0.97,
+        "cnn_digits", "two-conv CNN on a batch of 64 1x16x16 images",
+        (64, 1, 16, 16), 0, _cnn_reference, 0.97,
     ),
     "gpt_next_token": TaskSpec(
         "gpt_next_token", "GPT (vocab 65, d 64, 2 layers) next-token logits on 4 x 32 tokens",
@@ -526,7 +543,8 @@ class TinyMLPerf:
         for r in loaded:
             if seeds.setdefault(r["task"], r["seed"]) != r["seed"]:
                 raise ValueError(
-                    f"cannot compare {r['model_name']!r} on {r['task']}: seed {r['seed']} != {seeds[r['task']]}"
+                    f"cannot compare {r['model_name']!r} on {r['task']}: "
+                    f"seed {r['seed']} != {seeds[r['task']]}"
                 )
         rows = [
             {
@@ -547,7 +565,10 @@ class TinyMLPerf:
 
     @staticmethod
     def leaderboard_markdown(rows) -> str:
-        lines = ["| task | rank | model | score | fidelity | valid | median ms |", "|---|---|---|---|---|---|---|"]
+        lines = [
+            "| task | rank | model | score | fidelity | valid | median ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             lines.append(
                 f"| {r['task']} | {r['rank']} | {r['model_name']} | {r['normalized_score']:.3f} | "

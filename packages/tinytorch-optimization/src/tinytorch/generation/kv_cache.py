@@ -174,7 +174,8 @@ class KVCache:
     def __repr__(self) -> str:
         return (
             f"KVCache(batch_size={self.batch_size}, max_seq_len={self.max_seq_len}, num_layers="
-            f"{self.num_layers}, num_heads={self.num_heads}, head_dim={self.head_dim}, seq_len={self.seq_len})"
+            f"{self.num_layers}, num_heads={self.num_heads}, head_dim={self.head_dim}, "
+            f"seq_len={self.seq_len})"
         )
 
 

@@ -220,17 +220,17 @@ def measure_matmul_speed(sizes=(32, 64, 128, 256), repeats: int = 3, loop_max_si
         b = rng.standard_normal((n, n)).astype(np.float32)
         flops = 2 * n**3
         methods = {
-            "loop": (lambda: naive_matmul(a, b)) if n <= loop_max_size else None,
-            "vectorized": lambda: vectorized_matmul(a, b),
-            "tiled": lambda: tiled_matmul(a, b),
-            "blas": lambda: np.matmul(a, b),
+            "loop": naive_matmul if n <= loop_max_size else None,
+            "vectorized": vectorized_matmul,
+            "tiled": tiled_matmul,
+            "blas": np.matmul,
         }
         row = {"n": n, "flops": flops}
         for name, fn in methods.items():
             if fn is None:
                 row[f"{name}_seconds"] = row[f"{name}_gflops"] = None
                 continue
-            seconds = _best_time(fn, 1 if name == "loop" else repeats)
+            seconds = _best_time(lambda fn=fn, a=a, b=b: fn(a, b), 1 if name == "loop" else repeats)
             row[f"{name}_seconds"] = seconds
             row[f"{name}_gflops"] = flops / seconds / 1e9
         loop = row["loop_seconds"]
@@ -242,9 +242,14 @@ def measure_matmul_speed(sizes=(32, 64, 128, 256), repeats: int = 3, loop_max_si
 
 def format_speed_table(rows) -> str:
     """A Markdown table of :func:`measure_matmul_speed` results (GFLOP/s per method)."""
-    lines = ["| n | loop GFLOP/s | vectorized GFLOP/s | tiled GFLOP/s | BLAS GFLOP/s |", "|---|---|---|---|---|"]
+    lines = [
+        "| n | loop GFLOP/s | vectorized GFLOP/s | tiled GFLOP/s | BLAS GFLOP/s |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        cells = [f"{r[m + '_gflops']:.3f}" if r[m + "_gflops"] is not None else "-" for m in
-                 ("loop", "vectorized", "tiled", "blas")]
+        cells = [
+            f"{r[m + '_gflops']:.3f}" if r[m + "_gflops"] is not None else "-"
+            for m in ("loop", "vectorized", "tiled", "blas")
+        ]
         lines.append(f"| {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

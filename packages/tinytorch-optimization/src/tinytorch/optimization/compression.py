@@ -27,7 +27,6 @@ pruned model thus keeps its zeros at zero, with no change to foundation classes.
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import Tensor
@@ -62,7 +61,7 @@ def prunable_layers(model) -> list:
 
 
 def measure_sparsity(model) -> float:
-    """Fraction (0 to 1) of exactly-zero entries among the weights of :func:`prunable_layers` (biases excluded)."""
+    """Fraction (0 to 1) of exactly-zero weights in :func:`prunable_layers` (biases excluded)."""
     ### BEGIN SOLUTION
     layers = prunable_layers(model)
     if not layers:
@@ -257,7 +256,11 @@ class LowRankLinear(Module):
     def __init__(self, linear: Linear, rank_ratio: float):
         super().__init__()
         a, b, self.info = low_rank_approximate(linear.weight, rank_ratio)
-        self.in_features, self.out_features, self.rank = linear.in_features, linear.out_features, self.info["rank"]
+        self.in_features, self.out_features, self.rank = (
+            linear.in_features,
+            linear.out_features,
+            self.info["rank"],
+        )
         self.first = Linear(self.in_features, self.rank, bias=False)
         self.second = Linear(self.rank, self.out_features, bias=linear.bias is not None)
         self.first.weight.data[...] = a
@@ -316,7 +319,9 @@ class KnowledgeDistillation:
         t = np.asarray(getattr(teacher_logits, "data", teacher_logits), dtype=np.float64)
         y = np.asarray(getattr(labels, "data", labels)).astype(np.int64).reshape(-1)
         if s.ndim != 2 or t.shape != s.shape:
-            raise ValueError(f"distillation_loss: student logits {s.shape} and teacher logits {t.shape} must be (N, C)")
+            raise ValueError(
+                f"distillation_loss: student logits {s.shape} and teacher logits {t.shape} must be (N, C)"
+            )
         n, c = s.shape
         if y.shape != (n,) or (y.size and (y.min() < 0 or y.max() >= c)):
             raise ValueError(f"distillation_loss: labels must be {n} ints in [0, {c}), got shape {y.shape}")
@@ -342,4 +347,3 @@ class KnowledgeDistillation:
         optimizer.step()
         return float(loss.item())
         ### END SOLUTION
-

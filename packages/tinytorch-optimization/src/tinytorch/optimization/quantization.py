@@ -26,7 +26,6 @@ and reports the bytes saved and the output error it caused.
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
 from tinytorch.core.tensor import Tensor
@@ -164,7 +163,9 @@ class QuantizedLinear(Module):
 
     def dequantized_weight(self) -> np.ndarray:
         """The float32 ``(in, out)`` weight the int8 codes stand for."""
-        return dequantize_int8(self.weight_q, self.scale, self.zero_point, axis=-1 if self.scale.ndim else None)
+        return dequantize_int8(
+            self.weight_q, self.scale, self.zero_point, axis=-1 if self.scale.ndim else None
+        )
 
     def forward(self, x) -> Tensor:
         ### BEGIN SOLUTION
@@ -186,7 +187,10 @@ class QuantizedLinear(Module):
         return int(self.weight_q.nbytes + self.scale.nbytes + self.zero_point.nbytes + extra)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8, per_channel={self.per_channel}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, int8, "
+            f"per_channel={self.per_channel}"
+        )
 
 
 def _linear_bytes(linear: Linear) -> int:

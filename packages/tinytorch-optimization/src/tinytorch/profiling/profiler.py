@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from tinytorch.core.autograd import is_grad_enabled, no_grad
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
@@ -174,7 +173,7 @@ def _looks_like_token_model(model) -> bool:
 
 
 def make_input(model, input_shape, dtype=None) -> Tensor:
-    """A dummy input of ``input_shape``: token ids (zeros) for models with an embedding, else float32 zeros."""
+    """Zeros of ``input_shape``: int64 token ids for models with an embedding, else float32."""
     if isinstance(input_shape, int):
         input_shape = (input_shape,)
     shape = tuple(input_shape)
