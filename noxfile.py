@@ -151,12 +151,12 @@ def _course_pytest(session: nox.Session, label: str, *args: str, cwd: Path) -> l
     """Run pytest with the outcomes plugin in ``cwd``; return one record per test (see pytest_outcomes)."""
     import json
 
-    out = Path(session.create_tmp()) / f"outcomes-{label}.json"
+    out = Path(session.create_tmp()).resolve() / f"outcomes-{label}.json"
     out.unlink(missing_ok=True)
     session.chdir(cwd)
     try:
         session.run("pytest", "-q", "-p", COURSE_PLUGIN, "-p", "no:cacheprovider", *args,
-                    env={"TINYTORCH_OUTCOMES": str(out)}, success_codes=[0, 1])
+                    env={"TINYTORCH_OUTCOMES": str(out)}, success_codes=[0, 1, 5])  # 5: no tests
     finally:
         session.chdir(ROOT)
     return json.loads(out.read_text())
@@ -174,6 +174,24 @@ def _course_require(session: nox.Session, label: str, records: list[dict], *, st
     session.log(f"{label}: {counts['passed']} passed, {counts['failed']} failed (stub errors), "
                 f"{counts['skipped']} skipped")
     return failed
+
+
+def _course_grade(session: nox.Session, release: Path, *, solved: bool) -> None:
+    """`tito course grade`: a stubbed release fails in each module with stubs; a solved one passes all."""
+    import json
+
+    out = Path(session.create_tmp()).resolve() / "grade.json"
+    with out.open("w") as f:
+        session.run("tito", "course", "grade", str(release), "--json", stdout=f,
+                    success_codes=[0] if solved else [1])
+    report = json.loads(out.read_text())
+    manifest = json.loads((release / "tinytorch-release.json").read_text())
+    for m in report["modules"]:
+        has_stubs = bool(manifest["stubs"].get(manifest["modules"][m["module"]]))
+        ok = (m["failed"] == 0 and m["passed"] > 0) if solved else (m["failed"] > 0 or not has_stubs)
+        if not ok:
+            session.error(f"tito course grade {release.name}: module {m['module']} {m['name']}: {m}")
+    session.log(f"tito course grade {release.name}: {report['passed']} passed, {report['failed']} failed")
 
 
 @nox.session
@@ -198,7 +216,7 @@ def course(session: nox.Session, tier: str) -> None:
     session.run("uv", "pip", "uninstall", "--python", venv, f"tinytorch-{tier}", external=True, silent=True,
                 success_codes=[0, 1, 2])
     install_wheels(session, (*below, *above, "milestones"))
-    work = Path(session.create_tmp()) / "course"
+    work = Path(session.create_tmp()).resolve() / "course"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     release = work / f"student-{tier}"
@@ -220,6 +238,7 @@ def course(session: nox.Session, tier: str) -> None:
     expected = {number for number, path in manifest["modules"].items() if manifest["stubs"].get(path)}
     if not failed or expected - named:
         session.error(f"release tests of {tier}: no failing test names modules {sorted(expected - named)}")
+    _course_grade(session, release, solved=False)
 
     # 3. the other tiers' reference tests against the stubbed tier
     for other in below:
@@ -240,6 +259,7 @@ def course(session: nox.Session, tier: str) -> None:
     session.run("python", "-c", COURSE_IMPORT_PROBE, str(solved / "src"), tier)
     _course_require(session, f"solved {tier}", _course_pytest(session, f"solved-{tier}", cwd=solved),
                     stubs_allowed=False)
+    _course_grade(session, solved, solved=True)
     for other in above:
         _course_require(session, f"tests/{other} over the solution", _course_pytest(
             session, f"{other}-solved", "--tier-check", f"tests/{other}", cwd=ROOT), stubs_allowed=False)

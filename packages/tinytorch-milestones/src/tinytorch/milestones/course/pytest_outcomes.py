@@ -115,7 +115,7 @@ def _summary(report) -> str:
 def pytest_configure(config):
     path = os.environ.get(ENV)
     if path:
-        config.pluginmanager.register(Outcomes(path), "tinytorch-outcomes")
+        config.pluginmanager.register(Outcomes(os.path.abspath(path)), "tinytorch-outcomes")
 
 
 def load(path: str) -> list[dict]:
