@@ -153,3 +153,89 @@ def test_module_list_shows_all_twenty(capsys):
 def test_unknown_module_is_a_clear_error(capsys):
     assert main(["module", "test", "42"]) == 2
     assert "unknown module" in capsys.readouterr().err
+
+
+OUTCOME_TESTS = """
+import pytest
+
+STUB = "Module 12 (attention): implement MultiHeadAttention.forward"
+
+
+def test_stub():
+    raise NotImplementedError(STUB)
+
+
+def test_stub_group():
+    raise ExceptionGroup("two", [NotImplementedError(STUB), NotImplementedError(STUB)])
+
+
+def test_abstract():
+    raise NotImplementedError  # not a stub: no message of the stub form
+
+
+def test_other():
+    assert 1 == 2
+
+
+def test_mixed_group():
+    raise ExceptionGroup("two", [NotImplementedError(STUB), ValueError("x")])
+
+
+@pytest.fixture
+def broken():
+    raise NotImplementedError(STUB)
+
+
+def test_setup_error(broken):
+    pass
+
+
+def test_ok():
+    pass
+
+
+def test_skip():
+    pytest.skip("optional oracle: none")
+"""
+
+
+def test_outcomes_plugin_classifies_stub_failures(tmp_path):
+    from tinytorch.milestones.course.pytest_outcomes import by_module, load
+
+    (tmp_path / "test_12_attention.py").write_text(OUTCOME_TESTS)
+    out = tmp_path / "out.json"
+    env = dict(os.environ, TINYTORCH_OUTCOMES=str(out))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tinytorch.milestones.course.pytest_outcomes",
+            "-p",
+            "no:cacheprovider",
+            "--import-mode=importlib",
+            "test_12_attention.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    records = {r["nodeid"].split("::")[1]: r for r in load(str(out))}
+    stub = {name: r["stub"] for name, r in records.items() if r["outcome"] == "failed"}
+    assert stub == {
+        "test_stub": True,
+        "test_stub_group": True,
+        "test_abstract": False,
+        "test_other": False,
+        "test_mixed_group": False,
+        "test_setup_error": True,
+    }
+    assert records["test_ok"]["outcome"] == "passed" and records["test_skip"]["outcome"] == "skipped"
+    assert records["test_stub"]["module"] == "12"
+    summary = by_module(list(records.values()))["12"]
+    assert (summary["passed"], summary["failed"], summary["skipped"]) == (1, 6, 1)
+    assert summary["first_failure"]["test"].endswith("test_stub") and not summary["stub_only"]
