@@ -29,7 +29,7 @@ import numpy as np
 from tinytorch.core.losses import cross_entropy
 from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import Tensor
-from tinytorch.generation.kv_cache import enable_kv_cache
+from tinytorch.generation.kv_cache import enable_kv_cache, measure_generation_speed
 from tinytorch.models.transformer import GPT
 from tinytorch.optimization.quantization import quantize_model
 from tinytorch.profiling.profiler import Profiler
@@ -148,22 +148,11 @@ class TinyGPT:
         ### END SOLUTION
 
     def generation_speed(self, prompt: str, max_new_tokens: int = 64) -> dict:
-        """Tokens per second of greedy generation with and without the KV cache (same tokens checked)."""
+        """Greedy generation with and without the KV cache: see :func:`measure_generation_speed`."""
         ### BEGIN SOLUTION
         model = self._require_model()
         prompt_ids = np.asarray([self.tokenizer.encode(prompt)])
-        result = {}
-        for use_cache in (True, False):
-            start = time.perf_counter()
-            out = model.generate(prompt_ids, max_new_tokens, temperature=0.0, use_cache=use_cache)
-            seconds = time.perf_counter() - start
-            result["cached" if use_cache else "uncached"] = {
-                "seconds": seconds, "tokens_per_s": max_new_tokens / seconds,
-                "tokens": np.asarray(getattr(out, "data", out)),
-            }  # fmt: skip
-        result["speedup"] = result["uncached"]["seconds"] / result["cached"]["seconds"]
-        result["same_tokens"] = bool(np.array_equal(result["cached"]["tokens"], result["uncached"]["tokens"]))
-        return result
+        return measure_generation_speed(model, prompt_ids, max_new_tokens, repeats=1)
         ### END SOLUTION
 
     def quantize(self, calibration_text: str | None = None) -> dict:
@@ -220,8 +209,8 @@ def main(text: str = DEMO_TEXT, steps: int = 150) -> TinyGPT:  # pragma: no cove
     print("sample:", repr(gpt.generate("The ", max_new_tokens=30)))
     speed = gpt.generation_speed("The ", max_new_tokens=40)
     print(
-        f"KV cache: {speed['cached']['tokens_per_s']:.0f} tokens/s "
-        f"vs {speed['uncached']['tokens_per_s']:.0f} "
+        f"KV cache: {speed['cached_tokens_per_s']:.0f} tokens/s "
+        f"vs {speed['uncached_tokens_per_s']:.0f} "
         f"without ({speed['speedup']:.1f}x), same tokens: {speed['same_tokens']}"
     )
     report = gpt.quantize(calibration_text=text)

@@ -24,6 +24,8 @@ reads a view. Memory: ``2 * num_layers * B * H * max_seq_len * D * 4`` bytes.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 
@@ -207,4 +209,45 @@ def disable_kv_cache(model):
         raise ValueError(f"disable_kv_cache: model must have a generate() method, got {type(model).__name__}")
     model.kv_cache_enabled = False
     return model
+    ### END SOLUTION
+
+
+def measure_generation_speed(model, prompt_tokens, max_new_tokens: int = 256, repeats: int = 2) -> dict:
+    """Time greedy generation with and without the cache on the same prompt.
+
+    Each variant runs ``repeats`` times and keeps its fastest run (noise from
+    other processes only ever slows a run down).
+
+    Args:
+        model: a model with ``generate(prompt, max_new_tokens, temperature=0, use_cache=...)``.
+        prompt_tokens: int array ``(B, T_prompt)``.
+        max_new_tokens: tokens to generate.
+        repeats: runs per variant.
+
+    Returns:
+        dict with ``cached_seconds``, ``uncached_seconds``, ``cached_tokens_per_s``,
+        ``uncached_tokens_per_s`` (new tokens per second, batch included),
+        ``speedup`` (uncached / cached time) and ``same_tokens`` (bool).
+    """
+    ### BEGIN SOLUTION
+    prompt = np.asarray(getattr(prompt_tokens, "data", prompt_tokens))
+    if prompt.ndim != 2:
+        raise ValueError(f"prompt_tokens must be (B, T), got shape {prompt.shape}")
+    best, tokens = {}, {}
+    for use_cache in (True, False):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = model.generate(prompt, max_new_tokens, temperature=0.0, use_cache=use_cache)
+            elapsed = time.perf_counter() - start
+            best[use_cache] = min(best.get(use_cache, np.inf), elapsed)
+        tokens[use_cache] = np.asarray(getattr(out, "data", out))
+    new_tokens = max_new_tokens * prompt.shape[0]
+    return {
+        "cached_seconds": best[True],
+        "uncached_seconds": best[False],
+        "cached_tokens_per_s": new_tokens / best[True],
+        "uncached_tokens_per_s": new_tokens / best[False],
+        "speedup": best[False] / best[True],
+        "same_tokens": bool(np.array_equal(tokens[True], tokens[False])),
+    }
     ### END SOLUTION
