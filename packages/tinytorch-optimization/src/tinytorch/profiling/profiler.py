@@ -57,7 +57,8 @@ def module_flops(module, args, kwargs, output) -> int:
 
     Rules (shapes from the actual call):
 
-    * ``Linear``-like (``in_features``/``out_features``; includes ``QuantizedLinear``):
+    * ``Linear``-like (``in_features``/``out_features`` and a ``weight`` or int8 ``weight_q``
+      matrix; includes ``QuantizedLinear``):
       ``2 * rows * in * out`` with ``rows`` the product of the input's leading dims.
     * convolution (4-D ``weight (O, C, kH, kW)``, 4-D output ``(N, O, OH, OW)``):
       ``2 * N * O * OH * OW * C * kH * kW``.
@@ -72,7 +73,8 @@ def module_flops(module, args, kwargs, output) -> int:
     out_shape = _shape(output)
     if in_shape is None:
         return 0
-    if hasattr(module, "in_features") and hasattr(module, "out_features"):
+    has_matrix = isinstance(getattr(module, "weight", None), Tensor) or hasattr(module, "weight_q")
+    if has_matrix and hasattr(module, "in_features") and hasattr(module, "out_features"):
         rows = math.prod(in_shape[:-1])
         return 2 * rows * module.in_features * module.out_features
     weight = getattr(module, "weight", None)
