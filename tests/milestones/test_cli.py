@@ -63,7 +63,7 @@ def test_run_prints_history_verdict_and_summary(capsys):
     assert code == 0
     assert "Milestone 01 (1958)" in out
     assert "PASS  criterion:" in out and "measured:" in out
-    assert "Summary: 1 passed, 0 failed, 0 skipped" in out
+    assert "1 passed, 0 failed, 0 skipped" in out
 
 
 def test_json_mode_one_object_per_part_on_stdout(capsys):

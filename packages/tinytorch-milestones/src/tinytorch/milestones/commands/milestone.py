@@ -120,13 +120,17 @@ def cmd_run(args) -> int:
     failed = [r for r in ran if not r["passed"]]
     skipped = [r for r in records if r.get("skipped")]
     print("", file=text)
-    print(f"Summary: {len(ran) - len(failed)} passed, {len(failed)} failed, {len(skipped)} skipped "
+    print("Summary", file=text)
+    for r in records:
+        status = "SKIP" if r.get("skipped") else ("PASS" if r["passed"] else "FAIL")
+        seconds = f"{r['seconds']:6.1f} s" if "seconds" in r else " " * 8
+        detail = r["title"]
+        if r.get("skipped"):
+            reason = r["reason"] if len(r["reason"]) <= 70 else r["reason"][:67] + "..."
+            detail += f"  ({reason})"
+        print(f"  {r['milestone']}.{r['part']}  {status}  {seconds}  {detail}", file=text)
+    print(f"{len(ran) - len(failed)} passed, {len(failed)} failed, {len(skipped)} skipped "
           f"in {sum(r.get('seconds', 0) for r in ran):.1f} s", file=text)
-    for r in failed:
-        print(f"  FAILED  milestone {r['milestone']} part {r['part']}: {r['title']}", file=text)
-    for r in skipped:
-        reason = r["reason"] if len(r["reason"]) <= 90 else r["reason"][:87] + "..."
-        print(f"  skipped milestone {r['milestone']} part {r['part']}: {reason}", file=text)
     if failed:
         return EXIT_FAILED
     if not ran and args.id != "all":
