@@ -194,6 +194,16 @@ def test_ok():
     pass
 
 
+def test_child_stub():
+    import subprocess, sys
+    subprocess.run([sys.executable, "-c", f"raise NotImplementedError({STUB!r})"], check=True)
+
+
+def test_child_other():
+    import subprocess, sys
+    subprocess.run([sys.executable, "-c", "raise ValueError('no')"], check=True)
+
+
 def test_skip():
     pytest.skip("optional oracle: none")
 """
@@ -233,9 +243,11 @@ def test_outcomes_plugin_classifies_stub_failures(tmp_path):
         "test_other": False,
         "test_mixed_group": False,
         "test_setup_error": True,
+        "test_child_stub": True,
+        "test_child_other": False,
     }
     assert records["test_ok"]["outcome"] == "passed" and records["test_skip"]["outcome"] == "skipped"
     assert records["test_stub"]["module"] == "12"
     summary = by_module(list(records.values()))["12"]
-    assert (summary["passed"], summary["failed"], summary["skipped"]) == (1, 6, 1)
+    assert (summary["passed"], summary["failed"], summary["skipped"]) == (1, 8, 1)
     assert summary["first_failure"]["test"].endswith("test_stub") and not summary["stub_only"]

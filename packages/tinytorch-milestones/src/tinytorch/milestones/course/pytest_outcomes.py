@@ -36,8 +36,24 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def is_stub(exc_type: str, message: str) -> bool:
-    return exc_type == "NotImplementedError" and bool(STUB_RE.match(message.strip()))
+# A child Python process (a test running `python -c ...`) killed by a stub prints this line.
+CHILD_STUB_RE = re.compile(r"^NotImplementedError: (.*)$", re.M)
+CHILD_FAILURES = ("CalledProcessError", "AssertionError")
+
+
+def is_stub(exc_type: str, message: str, output: str = "") -> bool:
+    """A stub's NotImplementedError, or a child process / its check failing because of one."""
+    if exc_type == "NotImplementedError":
+        return bool(STUB_RE.match(message.strip()))
+    if exc_type in CHILD_FAILURES:
+        return any(STUB_RE.match(m.strip()) for m in CHILD_STUB_RE.findall(f"{message}\n{output}"))
+    return False
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
 
 
 class Outcomes:
@@ -70,7 +86,12 @@ class Outcomes:
         ):
             leaves = _leaves(call.excinfo.value)
             self.excinfo.setdefault(item.nodeid, []).extend(
-                {"type": type(e).__name__, "message": str(e)} for e in leaves
+                {
+                    "type": type(e).__name__,
+                    "message": str(e),
+                    "output": _text(getattr(e, "stderr", None)) + _text(getattr(e, "output", None)),
+                }
+                for e in leaves
             )
 
     def pytest_runtest_logreport(self, report):
@@ -79,6 +100,8 @@ class Outcomes:
             record["outcome"] = "skipped"
         if report.failed:
             record["outcome"] = "failed"
+            record.setdefault("captured", "")
+            record["captured"] += report.capstderr + report.capstdout
             if not record["summary"]:
                 record["summary"] = _summary(report)
 
@@ -96,10 +119,12 @@ class Outcomes:
 
     def pytest_sessionfinish(self, session, exitstatus):
         for nodeid, record in self.records.items():
+            captured = record.pop("captured", "")
             if nodeid in self.excinfo and record["outcome"] == "failed":
                 record["exceptions"] = self.excinfo[nodeid]
                 record["stub"] = bool(record["exceptions"]) and all(
-                    is_stub(e["type"], e["message"]) for e in record["exceptions"]
+                    is_stub(e["type"], e["message"], e.pop("output", "") + captured)
+                    for e in record["exceptions"]
                 )
         with open(self.path, "w", encoding="utf-8") as f:
             json.dump(list(self.records.values()), f, indent=1)
