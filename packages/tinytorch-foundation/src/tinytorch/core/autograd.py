@@ -236,7 +236,7 @@ class Function:
 
 def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
     """Add ``grad`` into ``leaf.grad`` without ever writing into an array another node may share."""
-    tensor = _tensor_type()
+    tensor = _TENSOR[0]
     grad = np.asarray(grad)
     if grad.shape != leaf.data.shape:
         grad = unbroadcast(grad, leaf.data.shape)
@@ -323,7 +323,17 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
                 continue
             child = parent._ctx
             if child is None:
-                if g is not None:
+                if g is None:
+                    continue
+                if (
+                    parent.grad is None
+                    and type(g) is np.ndarray
+                    and g.shape == parent.data.shape
+                    and g.dtype == parent.data.dtype
+                    and g.flags.writeable
+                ):
+                    parent.grad = tensor_type._make(g, False)  # fast path: first gradient, right shape
+                else:
                     _accumulate_leaf(parent, g)
                 continue
             if g is not None:

@@ -77,9 +77,10 @@ class CrossEntropyFunction(Function):
     def forward(ctx, logits, targets):
         ### BEGIN SOLUTION
         logp = _stable_log_softmax(logits, -1)  # (N, C)
-        rows = np.arange(logits.shape[0])
+        n = logits.shape[0]
         ctx.save_for_backward(logp, targets)
-        return -logp[rows, targets].mean()
+        # sum / n rather than .mean(): same value, less Python overhead in NumPy's mean
+        return np.asarray(-logp[np.arange(n), targets].sum() / n, dtype=logp.dtype)
         ### END SOLUTION
 
     @staticmethod
