@@ -451,3 +451,25 @@ def test_setitem_writes_data_but_not_into_a_recording_tensor():
     w = Tensor(np.zeros(3), requires_grad=True)
     with pytest.raises(RuntimeError):
         w[0] = 1.0
+
+
+def test_int_and_float_operands_meet_in_float32():
+    x = Tensor(np.ones(3), requires_grad=True)
+    i = Tensor([1, 2, 3])
+    for y in (x / i, i / x, i * x, x * i, x * np.array([1, 2, 3]), i / 2, 2 / i, i / i, i * 2.5):
+        assert y.dtype == np.float32
+    assert (i + 1).dtype.kind == "i"
+    np.testing.assert_allclose((i / Tensor([2, 2, 2])).data, [0.5, 1.0, 1.5])
+    (i * x + x / i).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [2.0, 2.5, 1 / 3 + 3], rtol=1e-6)
+
+
+def test_broadcast_to_and_cat_alias():
+    from tinytorch.core.tensor import cat
+
+    b = Tensor(np.arange(3.0), requires_grad=True)
+    y = b.broadcast_to((2, 3))
+    np.testing.assert_array_equal(y.data, np.broadcast_to(np.arange(3.0), (2, 3)))
+    y.sum().backward()
+    np.testing.assert_array_equal(b.grad.data, [2.0, 2.0, 2.0])
+    assert cat([b, b]).shape == (6,)

@@ -557,7 +557,7 @@ class Transpose(Function):
         ctx.dims = (dim0, dim1)
         try:
             return np.swapaxes(x, dim0, dim1)
-        except np.exceptions.AxisError:
+        except (ValueError, IndexError):  # NumPy's AxisError subclasses both
             raise ValueError(f"transpose: dims ({dim0}, {dim1}) out of range for shape {x.shape}") from None
         ### END SOLUTION
 
@@ -855,36 +855,65 @@ class Tensor:
         if type(other) in (int, float, bool):
             return other  # Python scalars are "weak": float32 stays float32 (NEP 50)
         array = np.asarray(other)
-        if array.dtype.kind == "f" and self.data.dtype.kind == "f" and array.dtype != self.data.dtype:
-            array = array.astype(self.data.dtype)
-        elif array.dtype.kind not in "biuf":
+        if array.dtype.kind not in "biuf":
             raise TypeError(f"unsupported operand of type {type(other).__name__}")
+        if self.data.dtype.kind == "f" and array.dtype != self.data.dtype:
+            array = array.astype(self.data.dtype)  # float64 / int arrays adopt our float dtype
         return array
+
+    def _pair(self, other):
+        """(self, other) ready for a binary op: mixed int/float operands meet in the float dtype."""
+        other = self._operand(other)
+        a = self
+        if isinstance(other, Tensor):
+            ka, kb = self.data.dtype.kind, other.data.dtype.kind
+            if ka == "f" and kb in "biu":
+                other = other.data.astype(self.data.dtype)  # int tensors never need a gradient
+            elif kb == "f" and ka in "biu":
+                a = self.data.astype(other.data.dtype)
+        elif type(other) is float and self.data.dtype.kind in "biu":
+            a = self.data.astype(np.float32)  # int tensor * 2.5 -> float32 (as PyTorch), not float64
+        return a, other
 
     # ---------------------------------------------------------------- arithmetic
     def __add__(self, other):
-        return Add.apply(self, self._operand(other))
+        return Add.apply(*self._pair(other))
 
     def __radd__(self, other):
-        return Add.apply(self._operand(other), self)
+        a, b = self._pair(other)
+        return Add.apply(b, a)
 
     def __sub__(self, other):
-        return Sub.apply(self, self._operand(other))
+        return Sub.apply(*self._pair(other))
 
     def __rsub__(self, other):
-        return Sub.apply(self._operand(other), self)
+        a, b = self._pair(other)
+        return Sub.apply(b, a)
 
     def __mul__(self, other):
-        return Mul.apply(self, self._operand(other))
+        return Mul.apply(*self._pair(other))
 
     def __rmul__(self, other):
-        return Mul.apply(self._operand(other), self)
+        a, b = self._pair(other)
+        return Mul.apply(b, a)
+
+    def _float_pair(self, other):
+        """Like ``_pair``, but integer / integer becomes float32 (true division, as PyTorch)."""
+        a, b = self._pair(other)
+        if np.result_type(a.data if isinstance(a, Tensor) else a, b.data if isinstance(b, Tensor) else b).kind != "f":
+            a = np.asarray(a.data if isinstance(a, Tensor) else a, dtype=np.float32)
+            if not isinstance(b, (int, bool)):
+                b = np.asarray(b.data if isinstance(b, Tensor) else b, dtype=np.float32)
+        return a, b
 
     def __truediv__(self, other):
-        return Div.apply(self, self._operand(other))
+        return Div.apply(*self._float_pair(other))
 
     def __rtruediv__(self, other):
-        return Div.apply(self._operand(other), self)
+        a, b = self._float_pair(other)
+        if not isinstance(b, Tensor) and np.result_type(b, a).kind != "f":
+            b = np.asarray(b, dtype=np.float32)
+        return Div.apply(b, a)
 
     def __neg__(self):
         return Neg.apply(self)
@@ -899,14 +928,15 @@ class Tensor:
         return (self * float(np.log(base))).exp()
 
     def __matmul__(self, other):
-        return MatMul.apply(self, self._operand(other))
+        return MatMul.apply(*self._pair(other))
 
     def __rmatmul__(self, other):
-        return MatMul.apply(self._operand(other), self)
+        a, b = self._pair(other)
+        return MatMul.apply(b, a)
 
     def matmul(self, other) -> Tensor:
         """Matrix product (``@``): batched, broadcasting batch dims, 1-D promoted as NumPy."""
-        return MatMul.apply(self, self._operand(other))
+        return MatMul.apply(*self._pair(other))
 
     # ---------------------------------------------------------------- comparisons (no grad)
     def _compare(self, other, op) -> Tensor:
