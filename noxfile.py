@@ -269,6 +269,8 @@ def course(session: nox.Session, tier: str) -> None:
 def milestones(session: nox.Session) -> None:
     """The main job: every milestone's default parts on the reference wheels (`tito milestone run all`)."""
     install_wheels(session, (*TIERS, "milestones"))
+    # Optional: lets the runner keep BLAS at one thread (small models, shared CI cores; see runner.blas_threads).
+    session.install("threadpoolctl")
     session.run("tito", "milestone", "run", "all", *session.posargs)
 
 

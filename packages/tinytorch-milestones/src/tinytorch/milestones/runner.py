@@ -18,6 +18,7 @@ their part functions, so ``tito milestone list`` works with any set of tiers.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -169,6 +170,25 @@ def format_verdict(passed: bool, criterion: str, measured: str) -> str:
     return f"{'PASS' if passed else 'FAIL'}  criterion: {criterion}  |  measured: {measured}"
 
 
+def blas_threads():
+    """Limit NumPy's BLAS to ``$TINYTORCH_BLAS_THREADS`` threads (default 1) while a part runs.
+
+    The milestone models are small: their matmuls gain little from a second BLAS
+    thread, and on a busy machine (CI, a shared laptop) BLAS threads that wait
+    for a core spin and can make training many times slower. Needs the optional
+    ``threadpoolctl``; without it NumPy's default is kept. Set the variable to 0
+    to keep the default anyway.
+    """
+    limit = int(os.environ.get("TINYTORCH_BLAS_THREADS", "1") or 0)
+    if limit <= 0:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=limit, user_api="blas")
+
+
 def run_part(m: Milestone, part: Part, ctx: Context, plot_dir: str | None = None) -> dict:
     """Run one part (or skip it) and return its JSON record; prints the verdict."""
     record = {"milestone": m.id, "part": part.number, "title": part.title, "criterion": part.criterion}
@@ -180,7 +200,8 @@ def run_part(m: Milestone, part: Part, ctx: Context, plot_dir: str | None = None
     ctx.curves = {}
     start = time.perf_counter()
     try:
-        outcome = part.run(ctx)
+        with blas_threads():
+            outcome = part.run(ctx)
     except Skip as skip:
         return _skipped(record, str(skip), ctx)
     except Exception as exc:  # a student's NotImplementedError, a shape error...: report it, keep going
