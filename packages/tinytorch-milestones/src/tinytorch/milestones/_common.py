@@ -70,7 +70,7 @@ def train_classifier(ctx, model, x_train: np.ndarray, y_train: np.ndarray, *, ep
             total += float(loss.item()) * len(idx)
             count += len(idx)
         history.append(total / count)
-        ctx.curve("training loss", history[-1])
+        ctx.curve("training loss", history[-1], x_label="epoch")
         bar.set_postfix_str(f"loss {history[-1]:.3f}", refresh=False)
     return history
 

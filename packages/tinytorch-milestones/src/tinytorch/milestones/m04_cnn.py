@@ -48,7 +48,7 @@ def train_with_loader(ctx, model, x_train, y_train, *, epochs: int, lr: float, b
             total += float(loss.item()) * len(yb.data)
             count += len(yb.data)
         history.append(total / count)
-        ctx.curve("training loss", history[-1])
+        ctx.curve("training loss", history[-1], x_label="epoch")
         bar.set_postfix_str(f"loss {history[-1]:.3f}", refresh=False)
     return history
 

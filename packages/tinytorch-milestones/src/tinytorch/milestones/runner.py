@@ -121,6 +121,7 @@ class Context:
         self.err = err or sys.stderr
         self.show_progress = progress
         self.curves: dict[str, list[float]] = {}
+        self.curve_x_labels: dict[str, str] = {}
 
     @property
     def text(self) -> TextIO:
@@ -145,8 +146,10 @@ class Context:
                     disable=not self.show_progress, ncols=88, mininterval=0.25 if interactive else 15.0,
                     bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
-    def curve(self, name: str, value: float) -> None:
+    def curve(self, name: str, value: float, x_label: str = "step") -> None:
+        """Append a point to the training curve ``name`` (x counts in ``x_label`` units)."""
         self.curves.setdefault(name, []).append(float(value))
+        self.curve_x_labels[name] = x_label
 
 
 # ----------------------------------------------------------------------------- running
@@ -197,7 +200,7 @@ def run_part(m: Milestone, part: Part, ctx: Context, plot_dir: str | None = None
     if missing:
         reason = "; ".join(tiers.install_hint(t) for t in missing)
         return _skipped(record, reason, ctx)
-    ctx.curves = {}
+    ctx.curves, ctx.curve_x_labels = {}, {}
     start = time.perf_counter()
     try:
         with blas_threads():
@@ -216,7 +219,7 @@ def run_part(m: Milestone, part: Part, ctx: Context, plot_dir: str | None = None
     ctx.say(f"  {format_verdict(outcome.passed, part.criterion, outcome.measured)}  ({seconds:.1f} s)")
     record.update(passed=bool(outcome.passed), metrics=_jsonable(outcome.metrics), seconds=round(seconds, 3))
     if plot_dir is not None and ctx.curves:
-        written = write_plot(m, part, ctx.curves, plot_dir)
+        written = write_plot(m, part, ctx.curves, plot_dir, ctx.curve_x_labels)
         if written:
             ctx.say(f"    curves written to {written}")
             record["plot"] = written
@@ -248,7 +251,8 @@ def matplotlib_available() -> bool:
     return True
 
 
-def write_plot(m: Milestone, part: Part, curves: dict[str, list[float]], plot_dir: str) -> str | None:
+def write_plot(m: Milestone, part: Part, curves: dict[str, list[float]], plot_dir: str,
+               x_labels: dict[str, str] | None = None) -> str | None:
     """Training curves of one part as ``DIR/milestone<ID>_part<N>.png``; None without matplotlib."""
     if not matplotlib_available():
         return None
@@ -262,7 +266,7 @@ def write_plot(m: Milestone, part: Part, curves: dict[str, list[float]], plot_di
     for ax, (name, values) in zip(axes[0], curves.items()):
         ax.plot(range(1, len(values) + 1), values)
         ax.set_title(name)
-        ax.set_xlabel("step")
+        ax.set_xlabel((x_labels or {}).get(name, "step"))
         ax.grid(alpha=0.3)
     fig.suptitle(f"Milestone {m.id} part {part.number}: {part.title}")
     fig.tight_layout()
