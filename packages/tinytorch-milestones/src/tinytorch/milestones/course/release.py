@@ -145,6 +145,8 @@ def static_pyproject(reference: Path, release_version: str) -> str:
 
 def _readme(release: Release, reference_readme: str) -> str:
     tier, ver = release.tier, release.version
+    first = tier_modules(tier)[0]
+    first_test = Path(first.test_file).name
     below = list(TIERS[: TIERS.index(tier)])
     above = list(TIERS[TIERS.index(tier) + 1 :])
     lines = [
@@ -181,7 +183,8 @@ def _readme(release: Release, reference_readme: str) -> str:
         "",
         "```bash",
         "pytest                      # every module of this tier; each failure names the function to write",
-        "pytest tests/test_09_spatial.py -x   # one module (use the file of the module you work on)",
+        f"pytest tests/{first_test} -x   # one module: the file of the module you work on",
+        f"tito module test {first.number}          # the same, with tinytorch-milestones installed",
         "tito module status          # with tinytorch-milestones installed: which modules are complete",
         "```",
         "",
