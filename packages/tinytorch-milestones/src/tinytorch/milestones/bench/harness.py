@@ -228,6 +228,14 @@ def table(records: list, meta: dict) -> str:
         f"peak float32 matmul {meta['peak_gflops']:.0f} GFLOP/s; numpy {meta['numpy']}, "
         f"torch {meta['torch'] or 'not installed'}, Python {meta['python']}, {meta['cpus']} CPUs."
     )]
+    before, after = meta.get("load_before"), meta.get("load_after")
+    # Our own run adds about `threads` to the load average; anything beyond is someone else.
+    if (before is not None and before > 0.5) or (after is not None and after > meta["threads"] + 0.5):
+        out.append(
+            f"Load average {meta.get('load_before')} before and {meta.get('load_after')} after the run "
+            f"on {meta['cpus']} CPUs: other processes were using the CPUs, absolute times are inflated "
+            "(a BLAS with more threads than free cores slows down sharply; try --threads 1)."
+        )
     if mism:
         out.append("WARNING: implementations disagree (loss or tokens) on: " + ", ".join(mism))
     for wl, errs in problems:
@@ -258,6 +266,7 @@ def run_suite(names: list, quick: bool, with_torch: bool, threads: int | None, l
             "python": platform.python_version(),
             "quick": quick,
         }
+        meta["load_before"] = _load_average()
         meta["peak_gflops"] = round(peak_gflops(SETTINGS[quick]["peak_n"]), 1)
         if log:
             log(f"peak float32 matmul: {meta['peak_gflops']} GFLOP/s with {threads} thread(s)")
@@ -272,11 +281,21 @@ def run_suite(names: list, quick: bool, with_torch: bool, threads: int | None, l
                     log(traceback.format_exc())
             rec["peak_gflops"] = meta["peak_gflops"]
             rec["threads"] = threads
+            rec["load_before"] = meta["load_before"]
             records.append(rec)
     finally:
         if controller is not None:
             controller.restore_original_limits()
+    meta["load_after"] = _load_average()
     return records, meta
+
+
+def _load_average():
+    """1-minute load average (None where the OS does not report one)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def main_from_args(args: argparse.Namespace) -> int:
