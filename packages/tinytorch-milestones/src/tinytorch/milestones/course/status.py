@@ -142,7 +142,8 @@ def run_tests(states: list[ModuleState], timeout: float = 1800) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "outcomes.json")
             env = dict(os.environ, **{pytest_outcomes.ENV: out})
-            cmd = pytest_command([s.tests for s in group], extra=["-q", "-p", "no:cacheprovider"])
+            extra = ["-q", "-p", "no:cacheprovider", "--continue-on-collection-errors"]
+            cmd = pytest_command([s.tests for s in group], extra=extra)
             subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
             records = pytest_outcomes.load(out) if os.path.exists(out) else []
         summary = pytest_outcomes.by_module(records)
