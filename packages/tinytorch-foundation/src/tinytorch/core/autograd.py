@@ -24,6 +24,9 @@ at module level without a cycle and nothing is ever patched onto Tensor.
 
 from __future__ import annotations
 
+from heapq import heappop, heappush
+from itertools import count
+
 import numpy as np
 
 __all__ = [
@@ -147,6 +150,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 # --------------------------------------------------------------------------- Function
 
 
+_SEQUENCE = count()  # creation numbers of graph nodes (their topological order)
 _TENSOR = []  # the Tensor class, looked up lazily once (no import cycle, no patching)
 
 
@@ -178,9 +182,10 @@ class Function:
         parents: the positional inputs (set only when the node is recorded).
         saved_tensors: what ``save_for_backward`` stored.
         needs_input_grad: tuple of bools, one per positional input.
+        seq: creation number (set when recorded); orders the backward pass.
     """
 
-    __slots__ = ("parents", "saved_tensors", "needs_input_grad", "__dict__")
+    __slots__ = ("parents", "saved_tensors", "needs_input_grad", "seq", "__dict__")
 
     def save_for_backward(self, *arrays) -> None:
         """Keep ``arrays`` for backward (they are released once backward has used them)."""
@@ -226,6 +231,7 @@ class Function:
         out = tensor._make(cls.forward(ctx, *raw, **kwargs), any_needs)
         if any_needs:
             ctx.parents = args
+            ctx.seq = next(_SEQUENCE)
             out._ctx = ctx
         return out
         ### END SOLUTION
@@ -258,11 +264,11 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
             only when ``tensor`` has a single element (then it is 1).
         retain_graph: keep the nodes for a second backward (default frees them).
 
-    Algorithm: collect the nodes reachable from ``tensor`` and count, for each,
-    how many recorded consumers it has; then process nodes whose consumers are
-    all done (Kahn's topological order), summing the gradients that arrive at
-    a shared tensor before passing them on. Cost: one ``backward`` call per
-    node, each node visited once.
+    Algorithm: a max-heap of pending nodes keyed by creation number (a node is
+    created after every node it depends on, so the newest pending node has all
+    its gradient contributions); gradients meeting at a shared tensor are
+    summed before being passed on. Cost: one ``backward`` call and O(log n)
+    heap work per node; no recursion, so graphs of any depth work.
 
     Raises:
         ValueError: ``gradient`` missing for a non-scalar output, or of the wrong shape.
@@ -290,41 +296,26 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
     if root is None:  # a leaf: its gradient is the incoming one
         _accumulate_leaf(tensor, grad)
         return
-    if root.parents is None:
-        raise RuntimeError("backward: the graph was already freed; pass retain_graph=True the first time")
 
-    # Pass 1: count recorded consumers of every node reachable from the root.
-    pending = {root: 0}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        for parent, need in zip(node.parents, node.needs_input_grad):
-            if need and parent._ctx is not None:
-                child = parent._ctx
-                if child in pending:
-                    pending[child] += 1
-                else:
-                    if child.parents is None:
-                        raise RuntimeError("backward: part of the graph was already freed")
-                    pending[child] = 1
-                    stack.append(child)
-
-    # Pass 2: Kahn's order; a node runs once all gradient contributions to its output arrived.
+    # Nodes carry a creation number, and a node is always created after the nodes
+    # that produced its inputs. Processing the pending node with the highest number
+    # first is therefore a topological order: by the time a node is popped, every
+    # consumer on a path from the root has run and its gradient is complete.
     grads = {root: grad}
-    ready = [root]
-    while ready:
-        node = ready.pop()
+    heap = [(-root.seq, root)]
+    while heap:
+        node = heappop(heap)[1]
         grad_out = grads.pop(node)
+        if node.parents is None:
+            raise RuntimeError("backward: the graph was already freed; pass retain_graph=True the first time")
         grad_in = type(node).backward(node, grad_out)
-        if not isinstance(grad_in, tuple):
+        if type(grad_in) is not tuple:
             grad_in = (grad_in,)
         for parent, need, g in zip(node.parents, node.needs_input_grad, grad_in):
-            if not need:
+            if not need or g is None:
                 continue
             child = parent._ctx
-            if child is None:
-                if g is None:
-                    continue
+            if child is None:  # a leaf: store into .grad
                 if (
                     parent.grad is None
                     and type(g) is np.ndarray
@@ -336,15 +327,13 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
                 else:
                     _accumulate_leaf(parent, g)
                 continue
-            if g is not None:
-                previous = grads.get(child)
+            previous = grads.get(child)
+            if previous is None:
+                grads[child] = g
+                heappush(heap, (-child.seq, child))
+            else:
                 # Never add in place: `g` may be shared with another branch.
-                grads[child] = g if previous is None else previous + g
-            pending[child] -= 1
-            if pending[child] == 0:
-                if child not in grads:  # every path delivered None: nothing flows further
-                    continue
-                ready.append(child)
+                grads[child] = previous + g
         if not retain_graph:
             # Free what the node held so activations die with this step.
             node.parents = None
