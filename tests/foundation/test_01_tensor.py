@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from tinytorch.core.autograd import gradcheck
 from tinytorch.core.tensor import Tensor, concatenate, maximum, minimum, stack, where
 
@@ -89,7 +88,17 @@ def test_nothing_is_patched_onto_tensor():
 
 def test_float32_stays_float32_with_scalars_and_arrays():
     x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
-    for y in (x * 2.0, 2.0 * x, x + 1, x / 3.0, 1.0 - x, x**2, x * np.float64(2.0), x + np.ones(3), np.ones(3) * x):
+    for y in (
+        x * 2.0,
+        2.0 * x,
+        x + 1,
+        x / 3.0,
+        1.0 - x,
+        x**2,
+        x * np.float64(2.0),
+        x + np.ones(3),
+        np.ones(3) * x,
+    ):
         assert isinstance(y, Tensor) and y.dtype == np.float32
     y = (x * np.float64(3.0) + np.ones(3)).sum()
     y.backward()
@@ -175,7 +184,14 @@ def test_pow_needs_number_exponent():
 
 @pytest.mark.parametrize(
     "sa,sb",
-    [((2, 3), (3, 4)), ((2, 2, 3), (3, 2)), ((2, 1, 2, 3), (3, 3, 2)), ((3,), (3, 2)), ((2, 3), (3,)), ((3,), (3,))],
+    [
+        ((2, 3), (3, 4)),
+        ((2, 2, 3), (3, 2)),
+        ((2, 1, 2, 3), (3, 3, 2)),
+        ((3,), (3, 2)),
+        ((2, 3), (3,)),
+        ((3,), (3,)),
+    ],
 )
 def test_matmul_forward_and_gradient(sa, sb):
     a, b = t64(sa), t64(sb)
@@ -229,7 +245,9 @@ def test_reductions_forward_over_any_axis(case):
     np.testing.assert_allclose(t.mean(axis, keepdims).data, np.mean(x, axis=axis, keepdims=keepdims))
     np.testing.assert_allclose(t.max(axis, keepdims).data, np.max(x, axis=axis, keepdims=keepdims))
     np.testing.assert_allclose(t.min(axis, keepdims).data, np.min(x, axis=axis, keepdims=keepdims))
-    np.testing.assert_allclose(t.var(axis, keepdims).data, np.var(x, axis=axis, keepdims=keepdims), atol=1e-12)
+    np.testing.assert_allclose(
+        t.var(axis, keepdims).data, np.var(x, axis=axis, keepdims=keepdims), atol=1e-12
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -297,7 +315,13 @@ def test_exp_log_sqrt_abs_clip_forward():
 
 @pytest.mark.parametrize(
     "fn",
-    [lambda x: x.exp(), lambda x: x.log(), lambda x: x.sqrt(), lambda x: (x - 0.9).abs(), lambda x: x.clip(0.7, 1.2)],
+    [
+        lambda x: x.exp(),
+        lambda x: x.log(),
+        lambda x: x.sqrt(),
+        lambda x: (x - 0.9).abs(),
+        lambda x: x.clip(0.7, 1.2),
+    ],
     ids=["exp", "log", "sqrt", "abs", "clip"],
 )
 def test_unary_gradients(fn):
@@ -383,7 +407,9 @@ def test_repeated_integer_index_accumulates_every_use():
 def test_pad_concatenate_stack():
     x = RNG.standard_normal((2, 3))
     t = Tensor(x, dtype=np.float64)
-    np.testing.assert_array_equal(t.pad(((1, 0), (2, 1)), value=-1.0).data, np.pad(x, ((1, 0), (2, 1)), constant_values=-1))
+    np.testing.assert_array_equal(
+        t.pad(((1, 0), (2, 1)), value=-1.0).data, np.pad(x, ((1, 0), (2, 1)), constant_values=-1)
+    )
     np.testing.assert_array_equal(t.pad(1).data, np.pad(x, 1))
     np.testing.assert_array_equal(concatenate([t, t * 2.0], axis=1).data, np.concatenate([x, 2 * x], 1))
     np.testing.assert_array_equal(stack([t, t], axis=2).data, np.stack([x, x], 2))

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from tinytorch.core.activations import GELU, ReLU, Sigmoid, Softmax, Tanh, gelu, relu, sigmoid, softmax, tanh
 from tinytorch.core.autograd import gradcheck
 from tinytorch.core.tensor import Tensor

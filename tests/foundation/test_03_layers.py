@@ -3,7 +3,6 @@ Dropout statistics, state_dict round trip, and the PyTorch oracle for Linear."""
 
 import numpy as np
 import pytest
-
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import gradcheck, no_grad
 from tinytorch.core.layers import Dropout, Linear, LinearFunction, Module, Parameter, Sequential
@@ -76,7 +75,14 @@ def test_linear_matches_torch(torch):
 def test_parameter_discovery_names_and_modes():
     block = Block()
     names = [n for n, _ in block.named_parameters()]
-    assert names == ["first.weight", "first.bias", "heads.0.weight", "heads.0.bias", "heads.1.weight", "scale"]
+    assert names == [
+        "first.weight",
+        "first.bias",
+        "heads.0.weight",
+        "heads.0.bias",
+        "heads.1.weight",
+        "scale",
+    ]
     assert len(block.parameters()) == 6 and all(p.requires_grad for p in block.parameters())
     assert block.training and block.heads[1].training
     block.eval()
@@ -101,7 +107,9 @@ def test_sequential_order_indexing_and_repr():
     assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
     text = repr(Sequential(seq, Dropout(0.1)))
     assert text.splitlines()[0] == "Sequential(" and "  (0): Sequential(" in text
-    assert "    (0): Linear(in_features=4, out_features=3, bias=True)" in text and "(1): Dropout(p=0.1)" in text
+    assert (
+        "    (0): Linear(in_features=4, out_features=3, bias=True)" in text and "(1): Dropout(p=0.1)" in text
+    )
     with pytest.raises(ValueError):
         Sequential(Linear(2, 2), "relu")
 

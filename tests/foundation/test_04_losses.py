@@ -3,7 +3,6 @@ and the target-shape errors."""
 
 import numpy as np
 import pytest
-
 from tinytorch.core.autograd import gradcheck
 from tinytorch.core.losses import (
     BCEWithLogitsLoss,

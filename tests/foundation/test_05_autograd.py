@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis.extra import numpy as hnp
-
 from tinytorch.core.autograd import Function, enable_grad, gradcheck, is_grad_enabled, no_grad, unbroadcast
 from tinytorch.core.tensor import Tensor
 

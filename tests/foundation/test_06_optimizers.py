@@ -3,7 +3,6 @@ round trip, and argument validation."""
 
 import numpy as np
 import pytest
-
 from tinytorch.core.optimizers import SGD, Adam, AdamW
 from tinytorch.core.tensor import Tensor
 

@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Dropout, Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss, MSELoss

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
@@ -48,7 +47,10 @@ class ReLUFunction(Function):
 
 
 class SigmoidFunction(Function):
-    """``1 / (1 + e^-x)`` computed as ``0.5 + 0.5 tanh(x/2)``: never overflows. Backward: ``grad * s (1 - s)``."""
+    """``1 / (1 + e^-x)`` computed as ``0.5 + 0.5 tanh(x/2)``, which never overflows.
+
+    Backward: ``grad * s (1 - s)`` from the saved output ``s``.
+    """
 
     @staticmethod
     def forward(ctx, x):

@@ -14,7 +14,6 @@ import math
 from collections import OrderedDict
 
 import numpy as np
-
 from tinytorch.core.autograd import Function
 from tinytorch.core.tensor import Tensor
 
@@ -42,7 +41,9 @@ class Parameter(Tensor):
 
 
 def _is_param(value) -> bool:
-    return isinstance(value, Tensor) and (isinstance(value, Parameter) or (value.requires_grad and value.is_leaf))
+    return isinstance(value, Tensor) and (
+        isinstance(value, Parameter) or (value.requires_grad and value.is_leaf)
+    )
 
 
 class Module:
@@ -209,7 +210,11 @@ class Module:
         owner = self
         *path, leaf = dotted.split(".")
         for part in path:
-            owner = owner[int(part)] if part.isdigit() and isinstance(owner, (list, tuple)) else getattr(owner, part)
+            owner = (
+                owner[int(part)]
+                if part.isdigit() and isinstance(owner, (list, tuple))
+                else getattr(owner, part)
+            )
         current = getattr(owner, leaf)
         if isinstance(current, Tensor):
             current.data[...] = value
@@ -292,7 +297,8 @@ class Linear(Module):
         super().__init__()
         if int(in_features) <= 0 or int(out_features) <= 0:
             raise ValueError(
-                f"Linear: arguments 'in_features' and 'out_features' must be positive, got {in_features}, {out_features}"
+                "Linear: arguments 'in_features' and 'out_features' must be positive, "
+                f"got {in_features}, {out_features}"
             )
         self.in_features = int(in_features)
         self.out_features = int(out_features)
@@ -315,7 +321,9 @@ class Linear(Module):
         ### END SOLUTION
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        )
 
 
 class Sequential(Module):
@@ -354,7 +362,7 @@ class Sequential(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout: in training, zero each element with probability ``p`` and scale the rest by ``1/(1-p)``.
+    """Inverted dropout: in training, zero each element with probability ``p``, scale the rest by ``1/(1-p)``.
 
     The expected value is unchanged, so evaluation (``eval()``) is the identity.
 

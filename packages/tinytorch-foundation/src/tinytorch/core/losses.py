@@ -11,7 +11,6 @@ instead of a chain of graph nodes.
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
@@ -113,7 +112,9 @@ def cross_entropy(logits, target) -> Tensor:
             f"(expected target shape {logits.shape[:-1]})"
         )
     if t.dtype.kind not in "iu":
-        raise ValueError(f"CrossEntropyLoss: argument 'target' must hold integer class indices, got {t.dtype}")
+        raise ValueError(
+            f"CrossEntropyLoss: argument 'target' must hold integer class indices, got {t.dtype}"
+        )
     classes = logits.shape[-1]
     if t.size and (t.min() < 0 or t.max() >= classes):
         raise ValueError(f"CrossEntropyLoss: argument 'target' has class indices outside [0, {classes})")
@@ -204,7 +205,8 @@ class BinaryCrossEntropyLoss(Module):
         t = Tensor(_targets(target), dtype=prediction.dtype)
         if prediction.shape != t.shape:
             raise ValueError(
-                f"BinaryCrossEntropyLoss: prediction shape {prediction.shape} does not match target shape {t.shape}"
+                f"BinaryCrossEntropyLoss: prediction shape {prediction.shape} "
+                f"does not match target shape {t.shape}"
             )
         p = prediction.clip(self.eps, 1.0 - self.eps)
         return -(t * p.log() + (1.0 - t) * (1.0 - p).log()).mean()

@@ -13,7 +13,6 @@ never into ``param.grad``: a gradient array may be shared with the graph.
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.core.tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
@@ -120,8 +119,14 @@ class SGD(Optimizer):
         nesterov: Nesterov momentum (needs momentum > 0).
     """
 
-    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         super().__init__(params, lr)
         if momentum < 0.0:
             raise ValueError(f"SGD: argument 'momentum' must be >= 0, got {momentum}")
@@ -181,8 +186,9 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, params, lr: float = 0.001, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, params, lr: float = 0.001, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0
+    ) -> None:
         super().__init__(params, lr)
         b1, b2 = betas
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
@@ -190,7 +196,9 @@ class Adam(Optimizer):
         if eps < 0.0:
             raise ValueError(f"{type(self).__name__}: argument 'eps' must be >= 0, got {eps}")
         if weight_decay < 0.0:
-            raise ValueError(f"{type(self).__name__}: argument 'weight_decay' must be >= 0, got {weight_decay}")
+            raise ValueError(
+                f"{type(self).__name__}: argument 'weight_decay' must be >= 0, got {weight_decay}"
+            )
         self.betas = (float(b1), float(b2))
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)
@@ -233,13 +241,16 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay`` before the Adam step.
+    """Adam with decoupled weight decay (Loshchilov & Hutter).
+
+    Before the Adam step each parameter shrinks: ``p *= 1 - lr * weight_decay``.
 
     Same arguments as :class:`Adam`, with ``weight_decay`` defaulting to 0.01.
     """
 
     decoupled = True
 
-    def __init__(self, params, lr: float = 0.001, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01) -> None:
+    def __init__(
+        self, params, lr: float = 0.001, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01
+    ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-
-from tinytorch.core.autograd import Function, backward as _run_backward, is_grad_enabled, unbroadcast
+from tinytorch.core.autograd import Function, is_grad_enabled, unbroadcast
+from tinytorch.core.autograd import backward as _run_backward
 
 __all__ = ["Tensor", "concatenate", "stack", "where", "maximum", "minimum"]
 
@@ -389,7 +389,9 @@ class MatMul(Function):
         try:
             return np.matmul(a, b)
         except ValueError:
-            raise ValueError(f"matmul: batch dimensions of {a_shape} and {b_shape} do not broadcast") from None
+            raise ValueError(
+                f"matmul: batch dimensions of {a_shape} and {b_shape} do not broadcast"
+            ) from None
         ### END SOLUTION
 
     @staticmethod
@@ -485,7 +487,9 @@ class Extremum(Function):
     def forward(ctx, x, axis=None, keepdims=False, use_min=False):
         ### BEGIN SOLUTION
         if x.size == 0:
-            raise ValueError(f"{'min' if use_min else 'max'}: cannot reduce an empty tensor of shape {x.shape}")
+            raise ValueError(
+                f"{'min' if use_min else 'max'}: cannot reduce an empty tensor of shape {x.shape}"
+            )
         reduce = np.min if use_min else np.max
         kept = reduce(x, axis=axis, keepdims=True)
         ctx.save_for_backward(x, kept)
@@ -519,7 +523,9 @@ class Reshape(Function):
         try:
             return np.reshape(x, shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} into {tuple(shape)}") from None
+            raise ValueError(
+                f"reshape: cannot reshape tensor of shape {x.shape} into {tuple(shape)}"
+            ) from None
         ### END SOLUTION
 
     @staticmethod
@@ -900,7 +906,12 @@ class Tensor:
     def _float_pair(self, other):
         """Like ``_pair``, but integer / integer becomes float32 (true division, as PyTorch)."""
         a, b = self._pair(other)
-        if np.result_type(a.data if isinstance(a, Tensor) else a, b.data if isinstance(b, Tensor) else b).kind != "f":
+        if (
+            np.result_type(
+                a.data if isinstance(a, Tensor) else a, b.data if isinstance(b, Tensor) else b
+            ).kind
+            != "f"
+        ):
             a = np.asarray(a.data if isinstance(a, Tensor) else a, dtype=np.float32)
             if not isinstance(b, (int, bool)):
                 b = np.asarray(b.data if isinstance(b, Tensor) else b, dtype=np.float32)
@@ -1088,7 +1099,9 @@ class Tensor:
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         if len(dims) != self.data.ndim:
-            raise ValueError(f"permute: argument 'dims' has {len(dims)} entries for a {self.data.ndim}-d tensor")
+            raise ValueError(
+                f"permute: argument 'dims' has {len(dims)} entries for a {self.data.ndim}-d tensor"
+            )
         return Permute.apply(self, tuple(dims))
 
     def unsqueeze(self, dim: int) -> Tensor:
@@ -1113,9 +1126,7 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         lead = len(shape) - self.data.ndim
-        shape = tuple(
-            self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape)
-        )
+        shape = tuple(self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape))
         return Expand.apply(self, shape)
 
     def broadcast_to(self, shape) -> Tensor:

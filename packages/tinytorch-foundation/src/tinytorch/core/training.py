@@ -18,7 +18,6 @@ import os
 import tempfile
 
 import numpy as np
-
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.tensor import Tensor
 
@@ -43,7 +42,9 @@ class CosineSchedule:
         if total_epochs < 1:
             raise ValueError(f"CosineSchedule: argument 'total_epochs' must be >= 1, got {total_epochs}")
         if not 0.0 <= min_lr <= max_lr:
-            raise ValueError(f"CosineSchedule: need 0 <= min_lr <= max_lr, got min_lr={min_lr}, max_lr={max_lr}")
+            raise ValueError(
+                f"CosineSchedule: need 0 <= min_lr <= max_lr, got min_lr={min_lr}, max_lr={max_lr}"
+            )
         self.max_lr = float(max_lr)
         self.min_lr = float(min_lr)
         self.total_epochs = int(total_epochs)
@@ -227,8 +228,8 @@ class Trainer:
             arrays = {key: archive[key] for key in archive.files}
         if "meta/epoch" not in arrays:
             raise ValueError(f"load_checkpoint: {path} is not a TinyTorch checkpoint (no meta/epoch)")
-        model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-        optim_state = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+        model_state = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
+        optim_state = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
         backup = self.model.state_dict()
         self.model.load_state_dict(model_state)  # validates first; unchanged if it raises
         try:
