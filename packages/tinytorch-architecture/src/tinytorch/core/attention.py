@@ -1,0 +1,198 @@
+"""Module 12: attention, every position reads from every other, weighted by relevance.
+
+Scaled dot-product attention (Vaswani et al., 2017)::
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + mask_bias) V
+
+Each query row scores every key (a dot product), the scores become weights
+(softmax), and the output is the weighted average of the value rows. The
+``1/sqrt(d_k)`` keeps the score variance near 1 so the softmax does not
+saturate as ``d_k`` grows. A *mask* (true = may attend) blocks positions, e.g.
+the future in a language model.
+
+Multi-head attention projects the input into ``num_heads`` smaller
+query/key/value spaces, attends in each independently and mixes the results
+with an output projection. All heads are one batched matmul over a
+``(B, H, T, D)`` array, never a Python loop over heads.
+
+Costs for ``B`` sequences of ``T`` tokens, width ``E``: projections
+``8 B T E^2`` flops, attention ``4 B T^2 E`` flops and ``B H T^2`` weights of memory.
+
+KV cache (used by ``GPT.generate``; the cache class lives in the optimization
+tier): when ``cache`` is given, the keys/values of the new tokens are written
+with ``cache.update(layer_idx, k, v)`` and attention runs against
+``cache.get(layer_idx)``, everything computed so far. The cache is an
+inference device: no gradient flows into cached keys and values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinytorch.core.autograd import Function
+from tinytorch.core.layers import Dropout, Linear, Module
+from tinytorch.core.tensor import Tensor
+
+__all__ = ["scaled_dot_product_attention", "MultiHeadAttention", "MaskedSoftmaxFunction", "mask_to_bias"]
+
+
+def mask_to_bias(mask, scores_shape: tuple, dtype) -> tuple[np.ndarray, bool]:
+    """Turn a boolean/0-1 mask (true = attend) into an additive bias (0 or -inf).
+
+    Returns:
+        ``(bias, has_empty_rows)``: ``bias`` broadcastable to ``scores_shape``;
+        ``has_empty_rows`` is True when some query may attend to nothing.
+
+    Raises:
+        ValueError: the mask does not broadcast to the scores' shape.
+    """
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    try:
+        full = np.broadcast_shapes(m.shape, scores_shape)
+    except ValueError:
+        full = None
+    if full != tuple(scores_shape):
+        raise ValueError(
+            f"attention: mask of shape {m.shape} does not broadcast to the scores of shape {tuple(scores_shape)}"
+        )
+    allowed = m.astype(bool, copy=False)
+    bias = np.zeros(allowed.shape, dtype=dtype)
+    bias[~allowed] = -np.inf
+    return bias, not bool(allowed.any(axis=-1).all())
+
+
+class MaskedSoftmaxFunction(Function):
+    """``softmax(scores * scale + bias)`` over the last axis, fused.
+
+    ``bias`` holds 0 (attend) or -inf (blocked); a row with every key blocked
+    gets all-zero weights (not NaN). Backward: ``scale * p * (g - sum(g * p))``.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, scale=1.0, bias=None, empty_rows=False):
+        ### BEGIN SOLUTION
+        s = scores * scores.dtype.type(scale)
+        if bias is not None:
+            s += bias  # broadcast (Tq, Tk) or (..., Tq, Tk) over the batch and heads
+        m = s.max(axis=-1, keepdims=True)
+        if empty_rows:
+            m[~np.isfinite(m)] = 0.0  # all -inf row: avoid (-inf) - (-inf) = nan
+        np.subtract(s, m, out=s)
+        np.exp(s, out=s)
+        denom = s.sum(axis=-1, keepdims=True)
+        if empty_rows:
+            denom[denom == 0] = 1.0  # exp(-inf) = 0 everywhere: weights stay 0
+        s /= denom
+        ctx.save_for_backward(s)
+        ctx.scale = scale
+        return s
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        (p,) = ctx.saved_tensors
+        gs = grad * p
+        gs -= p * gs.sum(axis=-1, keepdims=True)  # p * (g - sum(g p))
+        if ctx.scale != 1.0:
+            gs *= p.dtype.type(ctx.scale)
+        return gs
+        ### END SOLUTION
+
+
+def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dropout=None):
+    """Scaled dot-product attention.
+
+    ``weights = softmax(Q K^T / sqrt(D) + bias)``, ``output = weights @ V`` where
+    ``bias`` is 0 where ``mask`` is true/1 and -inf where it is false/0.
+
+    Args:
+        Q: ``(..., T_q, D)`` queries.
+        K: ``(..., T_k, D)`` keys.
+        V: ``(..., T_k, D_v)`` values.
+        mask: optional, broadcastable to ``(..., T_q, T_k)``; true/1 = may attend.
+            A query that may attend to nothing gets zero weights (and output).
+        dropout: optional callable (e.g. a ``Dropout`` module) applied to the weights.
+
+    Returns:
+        ``(output (..., T_q, D_v), attention_weights (..., T_q, T_k))``; both differentiable.
+
+    Cost: two batched matmuls (``2 T_q T_k (D + D_v)`` flops per batch entry) and one softmax.
+    """
+    Q, K, V = (t if isinstance(t, Tensor) else Tensor(t) for t in (Q, K, V))
+    if Q.ndim < 2 or K.ndim < 2 or V.ndim < 2:
+        raise ValueError(f"attention: Q, K, V need at least 2 dims, got {Q.shape}, {K.shape}, {V.shape}")
+    if Q.shape[-1] != K.shape[-1]:
+        raise ValueError(f"attention: Q of shape {Q.shape} and K of shape {K.shape} differ in feature size")
+    if K.shape[-2] != V.shape[-2]:
+        raise ValueError(f"attention: K of shape {K.shape} and V of shape {V.shape} differ in length")
+    ### BEGIN SOLUTION
+    scores = Q @ K.transpose(-2, -1)  # (..., T_q, T_k)
+    bias, empty = (None, False) if mask is None else mask_to_bias(mask, scores.shape, scores.dtype)
+    weights = MaskedSoftmaxFunction.apply(scores, scale=1.0 / math.sqrt(Q.shape[-1]), bias=bias, empty_rows=empty)
+    attended = weights if dropout is None else dropout(weights)
+    return attended @ V, weights
+    ### END SOLUTION
+
+
+class MultiHeadAttention(Module):
+    """Multi-head self-attention.
+
+    ``head_h = Attention(x Wq_h, x Wk_h, x Wv_h)``; ``out = concat(head_1..head_H) Wo``.
+
+    Args:
+        embed_dim: model width ``E`` (divisible by ``num_heads``).
+        num_heads: ``H``; each head has width ``E / H``.
+        dropout: probability of dropping attention weights in training.
+
+    Attributes:
+        q_proj, k_proj, v_proj, out_proj: ``Linear(E, E)`` layers.
+
+    Shape: ``(B, T, E) -> (B, T, E)``; ``mask`` broadcastable to ``(B, H, T, T_k)``.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads:
+            raise ValueError(
+                f"MultiHeadAttention: argument 'embed_dim' ({embed_dim}) must be a positive multiple of "
+                f"'num_heads' ({num_heads})"
+            )
+        self.embed_dim, self.num_heads = int(embed_dim), int(num_heads)
+        self.head_dim = self.embed_dim // self.num_heads
+        self.q_proj = Linear(embed_dim, embed_dim)
+        self.k_proj = Linear(embed_dim, embed_dim)
+        self.v_proj = Linear(embed_dim, embed_dim)
+        self.out_proj = Linear(embed_dim, embed_dim)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: Tensor, mask=None, cache=None, layer_idx: int = 0) -> Tensor:
+        """Self-attention of ``x`` (B, T, E); with ``cache``, ``x`` holds only the new tokens."""
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(
+                f"MultiHeadAttention: expected input (B, T, {self.embed_dim}), got shape {x.shape}"
+            )
+        ### BEGIN SOLUTION
+        B, T, E = x.shape
+        H, D = self.num_heads, self.head_dim
+
+        def heads(t: Tensor) -> Tensor:
+            return t.reshape(B, T, H, D).permute(0, 2, 1, 3)  # (B, T, E) -> (B, H, T, D)
+
+        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        if cache is not None:
+            # Store this step's keys/values; attend over everything cached so far.
+            cache.update(layer_idx, k.data, v.data)
+            k_all, v_all = cache.get(layer_idx)  # (B, H, seq_len + T, D)
+            k, v = Tensor(k_all), Tensor(v_all)
+        dropout = self.dropout if (self.training and self.dropout.p > 0) else None
+        out, _ = scaled_dot_product_attention(q, k, v, mask=mask, dropout=dropout)  # (B, H, T, D)
+        out = out.permute(0, 2, 1, 3).reshape(B, T, E)  # (B, H, T, D) -> (B, T, E)
+        return self.out_proj(out)
+        ### END SOLUTION
+
+    def extra_repr(self) -> str:
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
