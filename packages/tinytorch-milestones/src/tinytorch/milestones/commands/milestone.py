@@ -126,7 +126,7 @@ def cmd_run(args) -> int:
         seconds = f"{r['seconds']:6.1f} s" if "seconds" in r else " " * 8
         detail = r["title"]
         if r.get("skipped"):
-            reason = r["reason"] if len(r["reason"]) <= 70 else r["reason"][:67] + "..."
+            reason = r["reason"] if len(r["reason"]) <= 70 else r["reason"].split(":")[0][:67] + ": see above"
             detail += f"  ({reason})"
         print(f"  {r['milestone']}.{r['part']}  {status}  {seconds}  {detail}", file=text)
     print(f"{len(ran) - len(failed)} passed, {len(failed)} failed, {len(skipped)} skipped "
