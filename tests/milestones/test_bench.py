@@ -283,3 +283,28 @@ def test_tinytorch_convnet_matches_floor(spec, require_tier):
     loss, grads = F.ConvNetFloor(P.copy_params(params), spec.paddings).loss_and_grads(x, y)
     trainer = tt_models.ConvNet(P.copy_params(params), spec, lr=0.01)
     _assert_same_loss_and_grads(trainer, loss, grads, x, y, atol=1e-5)
+
+
+def test_tinytorch_gpt_matches_floor(require_tier):
+    require_tier("architecture")
+    from tinytorch.milestones.bench import tt_models
+
+    tokens, targets = W.text_batch(W.GPT_SPEC, batch=2)
+    params = P.gpt_params(W.GPT_SPEC)
+    loss, grads = F.GPTFloor(P.copy_params(params), 2, 4).loss_and_grads(tokens, targets)
+    trainer = tt_models.GPTTrainer(P.copy_params(params), W.GPT_SPEC, lr=1e-3)
+    _assert_same_loss_and_grads(trainer, loss, grads, tokens, targets, atol=2e-5)
+
+
+def test_tinytorch_generation_matches_floor(require_tier):
+    require_tier("architecture")
+    require_tier("optimization")
+    from tinytorch.milestones.bench import tt_models
+
+    spec = P.GPTSpec(max_seq_len=40)
+    params = P.gpt_params(spec)
+    prompt = np.random.default_rng(6).integers(0, 65, (1, 10))
+    expected = F.GPTFloor(P.copy_params(params), 2, 4).generate(prompt, 30, use_cache=True)
+    gen = tt_models.GPTGenerator(P.copy_params(params), spec)
+    for use_cache in (True, False):
+        np.testing.assert_array_equal(gen.generate(prompt, 30, use_cache=use_cache), expected)

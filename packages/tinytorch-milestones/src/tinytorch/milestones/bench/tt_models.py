@@ -109,3 +109,60 @@ class ConvNet(_Trainer):
 
     def loss(self, x, y):
         return self.criterion(self.forward(Tensor(x)), Tensor(y))
+
+
+def gpt_from_params(params: dict, spec):
+    """A tinytorch ``GPT`` holding the floor's weights; returns (model, {floor name: Parameter})."""
+    from tinytorch.models.transformer import GPT
+
+    model = GPT(spec.vocab_size, spec.embed_dim, spec.num_layers, spec.num_heads, spec.max_seq_len)
+    where = {
+        "tok_emb": model.embedding.token_embedding.weight,
+        "pos_emb": model.embedding.position_embedding.weight,
+        "ln_f.weight": model.ln_f.weight,
+        "ln_f.bias": model.ln_f.bias,
+        "head.weight": model.head.weight,
+        "head.bias": model.head.bias,
+    }
+    for i, block in enumerate(model.blocks):
+        layers = {
+            "ln1": block.ln1,
+            "ln2": block.ln2,
+            "attn.q": block.attn.q_proj,
+            "attn.k": block.attn.k_proj,
+            "attn.v": block.attn.v_proj,
+            "attn.o": block.attn.out_proj,
+            "fc1": block.mlp.fc1,
+            "fc2": block.mlp.fc2,
+        }
+        for name, layer in layers.items():
+            where[f"h{i}.{name}.weight"] = layer.weight
+            where[f"h{i}.{name}.bias"] = layer.bias
+    if set(where) != set(params):
+        raise ValueError(f"GPT parameter names differ: {sorted(set(where) ^ set(params))}")
+    for name, param in where.items():
+        _load(param, params[name], name)
+    return model, where
+
+
+class GPTTrainer(_Trainer):
+    """Next-token cross-entropy over every position, Adam step."""
+
+    def __init__(self, params: dict, spec, lr: float):
+        self.model, self.named = gpt_from_params(params, spec)
+        self.criterion = CrossEntropyLoss()
+        self.opt = Adam(list(self.named.values()), lr=lr)
+
+    def loss(self, tokens, targets):
+        logits = self.model(tokens)  # (B, T, V)
+        return self.criterion(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+class GPTGenerator:
+    """Greedy generation (temperature 0) with or without the KV cache."""
+
+    def __init__(self, params: dict, spec):
+        self.model, self.named = gpt_from_params(params, spec)
+
+    def generate(self, prompt, max_new_tokens: int, use_cache: bool):
+        return self.model.generate(prompt, max_new_tokens, temperature=0.0, use_cache=use_cache)
