@@ -63,6 +63,9 @@ class KVCache:
         # One allocation for the whole generation: steps write in place, never concatenate.
         self.keys = np.zeros(shape, dtype=np.float32)
         self.values = np.zeros(shape, dtype=np.float32)
+        # Per-layer views (B, H, max_seq_len, D): generation calls update/get twice per layer per token.
+        self._layer_keys = list(self.keys)
+        self._layer_values = list(self.values)
         self.seq_len = 0
         # Positions written by each layer since the last advance() (not yet committed).
         self._pending = [0] * self.num_layers
@@ -87,27 +90,27 @@ class KVCache:
                 (nothing is written then).
         """
         ### BEGIN SOLUTION
-        layer_idx = self._check_layer(layer_idx)
-        key = np.asarray(getattr(key, "data", key))
-        value = np.asarray(getattr(value, "data", value))
-        expected = (self.batch_size, self.num_heads, self.head_dim)
-        for name, arr in (("key", key), ("value", value)):
-            if arr.ndim != 4 or (arr.shape[0], arr.shape[1], arr.shape[3]) != expected:
-                raise ValueError(
-                    f"KVCache.update: {name} must have shape (B={expected[0]}, H={expected[1]}, T_new, "
-                    f"D={expected[2]}), got {arr.shape}"
-                )
-        if key.shape != value.shape:
-            raise ValueError(f"KVCache.update: key shape {key.shape} != value shape {value.shape}")
-        start, t_new = self.seq_len, key.shape[2]
+        if type(layer_idx) is not int or not 0 <= layer_idx < self.num_layers:  # fast path: plain int
+            layer_idx = self._check_layer(layer_idx)
+        key = key if type(key) is np.ndarray else np.asarray(getattr(key, "data", key))
+        value = value if type(value) is np.ndarray else np.asarray(getattr(value, "data", value))
+        shape = key.shape
+        if len(shape) != 4 or shape[0] != self.batch_size or shape[1] != self.num_heads or shape[3] != self.head_dim:
+            raise ValueError(
+                f"KVCache.update: key must have shape (B={self.batch_size}, H={self.num_heads}, T_new, "
+                f"D={self.head_dim}), got {shape}"
+            )
+        if value.shape != shape:
+            raise ValueError(f"KVCache.update: key shape {shape} != value shape {value.shape}")
+        start, t_new = self.seq_len, shape[2]
         end = start + t_new
         if end > self.max_seq_len:
             raise ValueError(
                 f"KVCache overflow: writing {t_new} position(s) at {start} exceeds max_seq_len="
                 f"{self.max_seq_len}; create the cache with a larger max_seq_len or reset() it"
             )
-        self.keys[layer_idx, :, :, start:end] = key
-        self.values[layer_idx, :, :, start:end] = value
+        self._layer_keys[layer_idx][:, :, start:end] = key  # (B, H, T_new, D) into (B, H, max_seq_len, D)
+        self._layer_values[layer_idx][:, :, start:end] = value
         self._pending[layer_idx] = t_new
         ### END SOLUTION
 
@@ -118,9 +121,10 @@ class KVCache:
             (K, V): views (no copy) of shape ``(B, H, seq_len + T_new, D)``.
         """
         ### BEGIN SOLUTION
-        layer_idx = self._check_layer(layer_idx)
+        if type(layer_idx) is not int or not 0 <= layer_idx < self.num_layers:
+            layer_idx = self._check_layer(layer_idx)
         end = self.seq_len + self._pending[layer_idx]
-        return self.keys[layer_idx, :, :, :end], self.values[layer_idx, :, :, :end]
+        return self._layer_keys[layer_idx][:, :, :end], self._layer_values[layer_idx][:, :, :end]
         ### END SOLUTION
 
     def advance(self, n: int | None = None) -> None:
