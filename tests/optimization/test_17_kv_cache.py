@@ -240,3 +240,58 @@ def test_cache_makes_generation_faster(require_tier):
     assert stats["same_tokens"]
     assert stats["speedup"] > 2.0
     assert stats["cached_tokens_per_s"] == pytest.approx(96 / stats["cached_seconds"])
+
+
+# ---------------------------------------------------------------- the fused NumPy decoding path
+
+
+@pytest.mark.parametrize("prompt_len,batch", [(1, 1), (4, 1), (10, 1), (6, 3)])
+def test_fused_decoder_same_tokens_as_model(prompt_len, batch, require_tier):
+    require_tier("architecture")
+    from tinytorch.generation.fused_decoder import FusedGPTDecoder
+
+    gpt = small_gpt(6)
+    prompt = np.random.default_rng(prompt_len).integers(0, 65, size=(batch, prompt_len))
+    fused = FusedGPTDecoder(gpt).generate(prompt, 25)
+    np.testing.assert_array_equal(fused, gpt.generate(prompt, 25, temperature=0, use_cache=False))
+    one = FusedGPTDecoder(gpt).generate(prompt[0], 5)  # 1-D prompt -> 1-D result
+    assert one.shape == (prompt_len + 5,)
+
+
+def test_fused_decoder_on_int8_model_and_window_fallback(require_tier):
+    require_tier("architecture")
+    from tinytorch.generation.fused_decoder import FusedGPTDecoder
+    from tinytorch.optimization.quantization import quantize_model
+
+    gpt = small_gpt(7, max_seq_len=24)
+    quantize_model(gpt)
+    prompt = np.random.default_rng(7).integers(0, 65, size=(1, 5))
+    decoder = FusedGPTDecoder(gpt)
+    np.testing.assert_array_equal(decoder.generate(prompt, 15), gpt.generate(prompt, 15, temperature=0))
+    # 5 + 30 > 24: the window slides; the decoder defers to the model's own generate.
+    np.testing.assert_array_equal(decoder.generate(prompt, 30), gpt.generate(prompt, 30, temperature=0))
+    sampled = decoder.generate(prompt, 10, temperature=1.0, top_k=5, seed=1)
+    np.testing.assert_array_equal(sampled, decoder.generate(prompt, 10, temperature=1.0, top_k=5, seed=1))
+    with pytest.raises(ValueError, match="prompt_tokens"):
+        decoder.generate(np.array([[70]]), 3)
+    with pytest.raises(ValueError, match="GPT"):
+        FusedGPTDecoder(object())
+
+
+def test_fused_decoder_is_fast(require_tier):
+    require_tier("architecture")
+    import time
+
+    from tinytorch.generation.fused_decoder import FusedGPTDecoder
+
+    gpt = small_gpt(8, max_seq_len=110, embed_dim=64)
+    prompt = np.random.default_rng(8).integers(0, 65, size=(1, 10))
+    decoder = FusedGPTDecoder(gpt)
+    start = time.process_time()
+    fused = decoder.generate(prompt, 96)
+    fused_s = time.process_time() - start
+    start = time.process_time()
+    full = gpt.generate(prompt, 96, temperature=0, use_cache=False)
+    full_s = time.process_time() - start
+    np.testing.assert_array_equal(fused, full)
+    assert full_s > 4 * fused_s

@@ -95,7 +95,12 @@ class KVCache:
         key = key if type(key) is np.ndarray else np.asarray(getattr(key, "data", key))
         value = value if type(value) is np.ndarray else np.asarray(getattr(value, "data", value))
         shape = key.shape
-        if len(shape) != 4 or shape[0] != self.batch_size or shape[1] != self.num_heads or shape[3] != self.head_dim:
+        if (
+            len(shape) != 4
+            or shape[0] != self.batch_size
+            or shape[1] != self.num_heads
+            or shape[3] != self.head_dim
+        ):
             raise ValueError(
                 f"KVCache.update: key must have shape (B={self.batch_size}, H={self.num_heads}, T_new, "
                 f"D={self.head_dim}), got {shape}"
