@@ -67,7 +67,7 @@ def test_tensor_module_imports_alone_and_differentiates():
         "assert x.grad.data.tolist() == [2.0, 4.0]\n"
         "assert not any(m in sys.modules for m in ('tinytorch.core.layers', 'tinytorch.core.losses'))\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
 
 
 def test_nothing_is_patched_onto_tensor():
