@@ -215,28 +215,34 @@ class Benchmark:
     def __init__(self, models: dict, warmup: int = 5, iterations: int = 30):
         if not isinstance(models, dict) or not models:
             raise ValueError("models must be a non-empty dict {name: model}")
+        for arg, value, low in (("warmup", warmup, 0), ("iterations", iterations, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
         self.models = dict(models)
         self.warmup = warmup
         self.iterations = iterations
 
     def run_latency(self, inputs) -> dict:
-        """``{name: BenchmarkResult}`` of forward latency (ms) on ``inputs``, in no_grad mode."""
+        """``{name: BenchmarkResult}`` of forward latency (ms) on ``inputs``, in no_grad mode.
+
+        Models are timed *interleaved* (one call of each per round, rotating
+        the order), so a burst of load from other processes slows every model
+        alike instead of penalizing whichever happened to run at that moment.
+        """
         ### BEGIN SOLUTION
-        results = {}
-        for name, model in self.models.items():
-
-            def call(model=model):
-                with _no_grad():
-                    model(inputs)
-
-            results[name] = time_function(
-                call,
-                self.warmup,
-                self.iterations,
-                name=f"{name} latency",
-                metadata={"input_shape": list(_data(inputs).shape)},
-            )
-        return results
+        names = list(self.models)
+        samples = {name: [] for name in names}
+        with _no_grad():
+            for _ in range(self.warmup):
+                for name in names:
+                    self.models[name](inputs)
+            for i in range(self.iterations):
+                for name in names[i % len(names) :] + names[: i % len(names)]:
+                    start = time.perf_counter()
+                    self.models[name](inputs)
+                    samples[name].append((time.perf_counter() - start) * 1e3)
+        meta = {"input_shape": list(_data(inputs).shape), "interleaved_with": names}
+        return {name: BenchmarkResult(f"{name} latency", samples[name], "ms", dict(meta)) for name in names}
         ### END SOLUTION
 
     def run_accuracy(self, inputs, labels) -> dict:
