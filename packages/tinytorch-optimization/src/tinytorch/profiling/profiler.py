@@ -364,7 +364,9 @@ class Profiler:
         Every module is replayed on the very inputs it saw during a forward
         pass (detached, float inputs marked ``requires_grad``), and the backward
         of its output (with an all-ones upstream gradient) is timed. A module's
-        ``backward_ms`` is its self time (its sub-modules' backward subtracted).
+        ``backward_ms`` is its self time (its sub-modules' backward subtracted);
+        for a container this is mostly the autograd engine's own work (walking a
+        bigger graph), which per-layer replays do not see.
         ``backward_flops`` is the closed form: every product of the forward
         needs two products of the same size in backward (input gradient and
         weight gradient), so ``2 * flops``.
