@@ -19,6 +19,18 @@ from tinytorch.milestones.bench import harness
 from tinytorch.milestones.bench import params as P
 from tinytorch.milestones.bench import workloads as W
 
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Small matrices on a shared 2-core machine: one BLAS thread is faster and far steadier."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 # Small float64 models for the finite-difference checks.
 SMALL_CONVS = [
     P.ConvNetSpec((2, 12, 12), ((3, 5, 0), (4, 3, 0)), (7,), 5),  # LeNet-like, no padding
