@@ -173,3 +173,13 @@ def test_trained_mlp_keeps_its_predictions():
         acc_int8 = np.mean(mlp(x).data.argmax(-1) == labels)
     assert acc_fp32 > 0.9
     assert abs(acc_fp32 - acc_int8) <= 0.01
+
+
+def test_shared_linear_quantized_once():
+    np.random.seed(5)
+    shared = Linear(8, 8)
+    model = Sequential(shared, ReLU(), shared)
+    report = quantize_model(model, calibration_data=np.ones((2, 8), np.float32))
+    assert report["layers_quantized"] == 1
+    assert model[0] is model[2] and isinstance(model[0], QuantizedLinear)
+    assert report["original_bytes"] == 4 * (64 + 8)

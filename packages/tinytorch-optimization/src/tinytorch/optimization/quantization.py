@@ -197,20 +197,28 @@ def _linear_bytes(linear: Linear) -> int:
     return int(linear.weight.data.nbytes + (0 if linear.bias is None else linear.bias.data.nbytes))
 
 
-def _replace_linears(module, per_channel: bool, swapped: list) -> None:
-    """Replace every ``Linear`` reachable from ``module`` (attributes, lists, tuples) in place."""
+def _replace_linears(module, per_channel: bool, swapped: dict) -> None:
+    """Replace every ``Linear`` reachable from ``module`` (attributes, lists, tuples) in place.
+
+    ``swapped`` maps ``id(linear) -> (linear, QuantizedLinear)``: a layer shared by
+    two owners is quantized once and both owners get the same replacement.
+    """
+
+    def convert(linear):
+        if id(linear) not in swapped:
+            swapped[id(linear)] = (linear, QuantizedLinear(linear, per_channel))
+        return swapped[id(linear)][1]
+
     for name, value in list(vars(module).items()):
         if isinstance(value, Linear):
-            swapped.append((value, QuantizedLinear(value, per_channel)))
-            setattr(module, name, swapped[-1][1])
+            setattr(module, name, convert(value))
         elif isinstance(value, Module):
             _replace_linears(value, per_channel, swapped)
         elif isinstance(value, (list, tuple)):
             items = list(value)
             for i, item in enumerate(items):
                 if isinstance(item, Linear):
-                    swapped.append((item, QuantizedLinear(item, per_channel)))
-                    items[i] = swapped[-1][1]
+                    items[i] = convert(item)
                 elif isinstance(item, Module):
                     _replace_linears(item, per_channel, swapped)
             if isinstance(value, list):
@@ -243,8 +251,9 @@ def quantize_model(model, calibration_data=None, per_channel: bool = True) -> di
     if not isinstance(model, Module):
         raise ValueError(f"quantize_model: model must be a Module, got {type(model).__name__}")
     reference = _forward_numpy(model, calibration_data) if calibration_data is not None else None
-    swapped = []
+    swapped = {}
     _replace_linears(model, per_channel, swapped)
+    swapped = list(swapped.values())
     if not swapped:
         raise ValueError(f"quantize_model: no Linear layer found in {type(model).__name__}")
     original = sum(_linear_bytes(lin) for lin, _ in swapped)
