@@ -184,3 +184,15 @@ def test_no_grad_forward_builds_no_graph():
     with no_grad():
         y = layer(Tensor(np.ones((1, 3))))
     assert not y.requires_grad and y._ctx is None
+
+
+def test_deepcopy_and_pickle_give_independent_models():
+    import copy
+    import pickle
+
+    model = Sequential(Linear(3, 4), ReLU(), Linear(4, 2))
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert isinstance(clone[0].weight, Parameter) and clone[0].weight.requires_grad
+        np.testing.assert_array_equal(clone[0].weight.data, model[0].weight.data)
+        clone[0].weight.data[...] = 0.0
+        assert np.abs(model[0].weight.data).sum() > 0
