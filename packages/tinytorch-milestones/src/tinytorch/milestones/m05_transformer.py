@@ -78,12 +78,12 @@ def train_challenge(ctx, task: str, max_steps: int = 1500, batch_size: int = 64)
     rng = np.random.default_rng([ctx.seed, CHALLENGES.index(task)])
     np.random.seed(ctx.seed)
     x_test = rng.integers(0, VOCAB, size=(1000, SEQ_LEN))  # held out: never appears in training
-    x_val = rng.integers(0, VOCAB, size=(500, SEQ_LEN))  # for early stopping only
+    x_val = rng.integers(0, VOCAB, size=(1000, SEQ_LEN))  # for early stopping only
     held_out = np.concatenate([_seq_ids(x_test), _seq_ids(x_val)])
     model = SequenceTransformer(VOCAB, SEQ_LEN)
     optimizer = Adam(model.parameters(), lr=3e-3)
     loss_fn = CrossEntropyLoss()
-    steps = 0
+    steps, good_checks = 0, 0
     bar = ctx.progress(range(max_steps), desc=f"{task:<8}")
     for step in bar:
         x = rng.integers(0, VOCAB, size=(batch_size, SEQ_LEN))
@@ -99,7 +99,8 @@ def train_challenge(ctx, task: str, max_steps: int = 1500, batch_size: int = 64)
         if steps % 50 == 0:
             val = float((_predict_tokens(model, x_val) == challenge_target(task, x_val)).all(axis=1).mean())
             bar.set_postfix_str(f"loss {loss.item():.3f} val {pct(val)}", refresh=False)
-            if val >= 0.998:
+            good_checks = good_checks + 1 if val >= 0.999 else 0
+            if good_checks == 2:  # two checks in a row: one lucky validation pass does not stop training
                 break
     pred = _predict_tokens(model, x_test)
     truth = challenge_target(task, x_test)
@@ -113,7 +114,7 @@ def part1_challenges(ctx) -> Outcome:
     model = SequenceTransformer(VOCAB, SEQ_LEN)
     ctx.say(f"    Three tasks on sequences of {SEQ_LEN} digits; each model is scored on 1,000 held-out sequences.",
             "    model: EmbeddingLayer(10, 32, 8) -> 2 x TransformerBlock(32, 2 heads) -> LayerNorm -> Linear(32, 10)",
-            f"    parameters: {count_parameters(model):,}; Adam 3e-3, batches of 64, stop when validation >= 99.8%")
+            f"    parameters: {count_parameters(model):,}; Adam 3e-3, batches of 64, stop after two validation checks >= 99.9%")
     metrics, lines, passed = {}, [], True
     for task in CHALLENGES:
         _, exact, token, steps, (x, p, t) = train_challenge(ctx, task)
