@@ -270,7 +270,7 @@ def course(session: nox.Session, tier: str) -> None:
 def milestones(session: nox.Session) -> None:
     """The main job: every milestone's default parts on the reference wheels (`tito milestone run all`)."""
     install_wheels(session, (*TIERS, "milestones"))
-    # Optional: lets the runner keep BLAS at one thread (small models, shared CI cores; see runner.blas_threads).
+    # Optional: the runner keeps BLAS at one thread with it (small models, shared cores: runner.blas_threads).
     session.install("threadpoolctl")
     session.run("tito", "milestone", "run", "all", *session.posargs)
 
