@@ -164,17 +164,22 @@ def col2im(dcols: np.ndarray, geo: dict) -> np.ndarray:
         for i in range(kH):
             for j in range(kW):
                 dxp[:, :, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += d[:, i, j]
-    # (C, N, Hp, Wp) -> crop the padding -> (N, C, H, W)
-    return np.ascontiguousarray(dxp[:, :, pH : pH + H, pW : pW + W].transpose(1, 0, 2, 3))
+    # (C, N, Hp, Wp) -> crop the padding -> (N, C, H, W), a strided view (no copy)
+    return dxp[:, :, pH : pH + H, pW : pW + W].transpose(1, 0, 2, 3)
     ### END SOLUTION
 
 
 def _cols_to_output(out: np.ndarray, geo: dict) -> np.ndarray:
-    """GEMM result ``(O, N*L)`` -> output ``(N, O, OH, OW)`` (drops the wide-row extras)."""
+    """GEMM result ``(O, N*L)`` -> output ``(N, O, OH, OW)`` (drops the wide-row extras).
+
+    Returns a strided *view*: the memory stays channel-major ``(O, N, OH, .)``.
+    NumPy ops downstream work on any strides, and the backward pass wants this
+    layout back, so copying into ``(N, O, OH, OW)`` order would cost two passes for nothing.
+    """
     O = out.shape[0]
     N, OH, OW, L = geo["N"], geo["OH"], geo["OW"], geo["L"]
     out = out.reshape(O, N, OH, L // OH)[:, :, :, :OW]  # (O, N, OH, OW)
-    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+    return out.transpose(1, 0, 2, 3)  # (N, O, OH, OW) view
 
 
 def _output_to_cols(grad: np.ndarray, geo: dict) -> np.ndarray:
@@ -218,7 +223,9 @@ class Conv2dFunction(Function):
         g = _output_to_cols(grad, ctx.geo)  # (O, N*L)
         needs_x, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dx = col2im(weight.reshape(O, -1).T @ g, ctx.geo) if needs_x else None
-        dw = (g @ cols.T).reshape(weight.shape) if needs_w else None
+        # (cols @ g.T).T rather than g @ cols.T: the same product, but BLAS runs the long
+        # N*L reduction faster with the small (O) operand on the right.
+        dw = (cols @ g.T).T.reshape(weight.shape) if needs_w else None
         db = g.sum(axis=1) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return dx, dw, db
         ### END SOLUTION
@@ -320,8 +327,32 @@ def _window_slices(i: int, j: int, OH: int, OW: int, stride) -> tuple:
     return (slice(None), slice(None), slice(i, i + sH * (OH - 1) + 1, sH), slice(j, j + sW * (OW - 1) + 1, sW))
 
 
+def _first_argmax(views: list) -> tuple[np.ndarray, np.ndarray]:
+    """Elementwise max over same-shape arrays, and the index of the *first* array attaining it.
+
+    A strict ``>`` keeps the earliest maximum on ties (PyTorch's choice). Because the
+    index only grows, "arg = t where better" is ``arg = max(arg, better * t)``: branch-free
+    and much faster than a boolean-mask assignment. Cost: ~4 passes per extra view.
+    """
+    if len(views) == 1:
+        return views[0].copy(), np.zeros(views[0].shape, dtype=np.uint8)
+    best = np.maximum(views[0], views[1])
+    arg = (views[1] > views[0]).view(np.uint8)
+    for t in range(2, len(views)):
+        better = views[t] > best
+        np.maximum(best, views[t], out=best)
+        np.maximum(arg, better * np.uint8(t), out=arg)
+    return best, arg
+
+
 class MaxPool2dFunction(Function):
-    """Max over each ``kH x kW`` window; the gradient goes to the (first) arg-max of each window."""
+    """Max over each ``kH x kW`` window; the gradient goes to the (first) arg-max of each window.
+
+    Non-overlapping windows (stride == kernel, no padding, the usual ``MaxPool2d(2)``)
+    reduce in two stages, along W then along H, each over ``k`` strided views; the
+    first-maximum rule of both stages combined is the row-major first maximum of the
+    window. Other cases scan all ``kH*kW`` offsets. No Python loop over pixels either way.
+    """
 
     @staticmethod
     def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
@@ -329,38 +360,38 @@ class MaxPool2dFunction(Function):
         (kH, kW), (pH, pW) = kernel, padding
         N, C, H, W = x.shape
         OH, OW = _out_size(H, kH, stride[0], pH), _out_size(W, kW, stride[1], pW)
+        ctx.geo = (x.shape, OH, OW, kernel, stride, padding)
+        if tuple(stride) == tuple(kernel) and (pH, pW) == (0, 0):
+            xc = x[:, :, : OH * kH, : OW * kW]  # drop the rows/columns no window covers
+            row_max, arg_w = _first_argmax([xc[..., j::kW] for j in range(kW)])  # (N, C, OH*kH, OW)
+            out, arg_h = _first_argmax([row_max[:, :, i::kH] for i in range(kH)])  # (N, C, OH, OW)
+            ctx.save_for_backward(arg_w, arg_h)
+            return out
         xp = np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)), constant_values=-np.inf) if (pH or pW) else x
-        # Scan the kH*kW offsets (vectorized over batch, channels, pixels). A strict '>' keeps
-        # the first maximum in row-major window order, as PyTorch does. Because the offset t
-        # only grows, "arg = t where better" is arg = max(arg, better * t): branch-free and
-        # much faster than a boolean-mask assignment.
-        out = xp[_window_slices(0, 0, OH, OW, stride)].copy()
-        arg = np.zeros(out.shape, dtype=np.uint8 if kH * kW <= 256 else np.int32)
-        for t in range(1, kH * kW):
-            v = xp[_window_slices(t // kW, t % kW, OH, OW, stride)]
-            better = v > out
-            np.maximum(out, v, out=out)
-            np.maximum(arg, better * arg.dtype.type(t), out=arg)
+        out, arg = _first_argmax([xp[_window_slices(t // kW, t % kW, OH, OW, stride)] for t in range(kH * kW)])
         ctx.save_for_backward(arg)
-        ctx.geo = (x.shape, xp.shape, OH, OW, kernel, stride, padding)
         return out
         ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
         ### BEGIN SOLUTION
-        (arg,) = ctx.saved_tensors
-        shape, padded, OH, OW, (kH, kW), stride, (pH, pW) = ctx.geo
-        overlap = stride[0] < kH or stride[1] < kW
-        tiled = not overlap and padded[2] == OH * kH and padded[3] == OW * kW
-        # Disjoint windows tiling the input: every pixel is written exactly once below.
-        dxp = np.empty(padded, dtype=grad.dtype) if tiled else np.zeros(padded, dtype=grad.dtype)
+        shape, OH, OW, (kH, kW), stride, (pH, pW) = ctx.geo
+        saved = ctx.saved_tensors
+        if len(saved) == 2:  # two-stage, non-overlapping windows
+            arg_w, arg_h = saved
+            tiled = shape[2] == OH * kH and shape[3] == OW * kW
+            dx = np.empty(shape, dtype=grad.dtype) if tiled else np.zeros(shape, dtype=grad.dtype)
+            for i in range(kH):
+                g_row = grad * (arg_h == i)  # gradient reaching row i of each window
+                a_row = arg_w[:, :, i::kH]
+                for j in range(kW):
+                    np.multiply(g_row, a_row == j, out=dx[:, :, i : OH * kH : kH, j : OW * kW : kW])
+            return dx
+        (arg,) = saved
+        dxp = np.zeros((shape[0], shape[1], shape[2] + 2 * pH, shape[3] + 2 * pW), dtype=grad.dtype)
         for t in range(kH * kW):
-            sl = _window_slices(t // kW, t % kW, OH, OW, stride)
-            if overlap:
-                dxp[sl] += grad * (arg == t)
-            else:
-                np.multiply(grad, arg == t, out=dxp[sl])
+            dxp[_window_slices(t // kW, t % kW, OH, OW, stride)] += grad * (arg == t)
         return dxp[:, :, pH : pH + shape[2], pW : pW + shape[3]]
         ### END SOLUTION
 
@@ -409,6 +440,8 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     padding = _pair(padding, "padding")
     if min(kernel) < 1 or min(stride) < 1:
         raise ValueError(f"max_pool2d: kernel_size and stride must be >= 1, got {kernel}, {stride}")
+    if kernel[0] * kernel[1] > 256:
+        raise ValueError(f"max_pool2d: argument 'kernel_size' {kernel} has more than 256 elements")
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"max_pool2d: argument 'padding' {padding} must be at most half the kernel {kernel}")
     _check_input("max_pool2d", x.data, None, kernel, padding)
