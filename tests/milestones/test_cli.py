@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tinytorch.milestones import runner, tiers
 from tinytorch.milestones.cli import main
 
@@ -80,12 +79,13 @@ def test_json_mode_one_object_per_part_on_stdout(capsys):
 
 def test_failing_part_exits_1(capsys, monkeypatch):
     import numpy as np
-
     from tinytorch.milestones import m01_perceptron
 
-    monkeypatch.setattr(m01_perceptron, "separable_points",
-                        lambda n, rng, margin=0.1: (rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-                                                    rng.integers(0, 2, n)))
+    monkeypatch.setattr(
+        m01_perceptron,
+        "separable_points",
+        lambda n, rng, margin=0.1: (rng.uniform(-1, 1, (n, 2)).astype(np.float32), rng.integers(0, 2, n)),
+    )
     code, out, _ = tito(capsys, "milestone", "run", "01", "--part", "2", "--json", "--no-progress")
     assert code == 1
     record = json.loads(out.strip().splitlines()[-1])
@@ -115,7 +115,9 @@ def test_download_part_skips_without_data(capsys, monkeypatch, tmp_path):
 
 def test_plot_without_matplotlib_says_so(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(runner, "matplotlib_available", lambda: False)
-    code, out, _ = tito(capsys, "milestone", "run", "01", "--part", "2", "--plot", str(tmp_path), "--no-progress")
+    code, out, _ = tito(
+        capsys, "milestone", "run", "01", "--part", "2", "--plot", str(tmp_path), "--no-progress"
+    )
     assert code == 0
     assert "matplotlib is not installed" in out
     assert not list(tmp_path.glob("*.png"))
@@ -123,7 +125,9 @@ def test_plot_without_matplotlib_says_so(capsys, monkeypatch, tmp_path):
 
 def test_plot_writes_png(capsys, tmp_path):
     pytest.importorskip("matplotlib", reason="optional oracle: matplotlib is not installed (extra `plot`)")
-    code, out, _ = tito(capsys, "milestone", "run", "01", "--part", "2", "--plot", str(tmp_path), "--no-progress")
+    code, out, _ = tito(
+        capsys, "milestone", "run", "01", "--part", "2", "--plot", str(tmp_path), "--no-progress"
+    )
     assert code == 0
     (png,) = tmp_path.glob("*.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,12 +12,9 @@ import io
 import json
 
 import pytest
-
 from tinytorch.milestones import runner
 
-DEFAULT_PARTS = [
-    (m.id, p.number) for m in runner.all_milestones() for p in m.parts if not p.download
-]
+DEFAULT_PARTS = [(m.id, p.number) for m in runner.all_milestones() for p in m.parts if not p.download]
 
 
 def run(milestone_id: str, part: int) -> dict:
@@ -80,7 +77,6 @@ def test_default_part_passes(milestone_id, part, require_tier):
 def test_a_part_whose_criterion_is_missed_fails(monkeypatch):
     """Milestone 01 on data that is NOT linearly separable (random labels): the verdict must be FAIL."""
     import numpy as np
-
     from tinytorch.milestones import m01_perceptron
 
     def random_labels(n, rng, margin=0.1):
@@ -97,8 +93,16 @@ def test_a_part_that_raises_is_reported_as_failed_with_the_message():
     def broken(ctx):
         raise NotImplementedError("Module 03 (layers): implement Linear.forward")
 
-    m = runner.Milestone("99", 2000, "broken", ("foundation",), "h", "a", "p",
-                         (runner.Part(1, "broken part", "never", broken),))
+    m = runner.Milestone(
+        "99",
+        2000,
+        "broken",
+        ("foundation",),
+        "h",
+        "a",
+        "p",
+        (runner.Part(1, "broken part", "never", broken),),
+    )
     out = io.StringIO()
     record = runner.run_part(m, m.parts[0], runner.Context(out=out, err=io.StringIO(), progress=False))
     assert record["passed"] is False
@@ -125,15 +129,18 @@ def _synthetic_images(rng, n, shape, classes=10):
     rows = (y * (shape[-2] - 4)) // classes
     for c in range(classes):  # a loop over the 10 classes, not over samples
         sel = y == c
-        x[sel, ..., rows[sel][0]:rows[sel][0] + 3, 2:6] = 1.0
+        x[sel, ..., rows[sel][0] : rows[sel][0] + 3, 2:6] = 1.0
     return x, y.astype(np.int64)
 
 
-@pytest.mark.parametrize(("milestone_id", "name", "shape"), [("03", "mnist", (28, 28)), ("04", "cifar10", (3, 32, 32))])
-def test_download_parts_train_and_measure_when_data_is_there(milestone_id, name, shape, monkeypatch, require_tier):
+@pytest.mark.parametrize(
+    ("milestone_id", "name", "shape"), [("03", "mnist", (28, 28)), ("04", "cifar10", (3, 32, 32))]
+)
+def test_download_parts_train_and_measure_when_data_is_there(
+    milestone_id, name, shape, monkeypatch, require_tier
+):
     """The download parts' code path, on a small synthetic stand-in for the real dataset (no network)."""
     import numpy as np
-
     from tinytorch.milestones import _common, data
 
     for tier in runner.get(milestone_id).tiers:

@@ -9,7 +9,6 @@ teaches (forward, loss, zero_grad, backward, step).
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.milestones.runner import Skip
 
 
@@ -17,7 +16,7 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None):
     """Index arrays covering range(n) once, shuffled when ``rng`` is given."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def set_lr(optimizer, lr: float) -> None:
@@ -36,9 +35,19 @@ def cosine_lr(max_lr: float, min_lr: float, epoch: int, total: int) -> float:
     return min_lr + 0.5 * (max_lr - min_lr) * (1 + np.cos(np.pi * epoch / max(total - 1, 1)))
 
 
-def train_classifier(ctx, model, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int, lr: float,
-                     batch_size: int = 64, desc: str = "training", min_lr: float | None = None,
-                     wrap_optimizer=None) -> list[float]:
+def train_classifier(
+    ctx,
+    model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 64,
+    desc: str = "training",
+    min_lr: float | None = None,
+    wrap_optimizer=None,
+) -> list[float]:
     """Adam + cross-entropy over shuffled mini-batches; returns the mean loss of each epoch.
 
     The learning rate follows a cosine decay to ``min_lr`` (default lr/20), which
@@ -84,7 +93,7 @@ def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     out = []
     with no_grad():
         for start in range(0, len(x), batch_size):
-            logits = model(Tensor(x[start:start + batch_size]))
+            logits = model(Tensor(x[start : start + batch_size]))
             out.append(np.asarray(logits.data).argmax(axis=-1))
     model.train()
     return np.concatenate(out) if out else np.zeros((0,), dtype=np.int64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.milestones._common import pct
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
@@ -31,8 +30,11 @@ def part1_forward(ctx) -> Outcome:
     perceptron = Linear(2, 1)
     w = np.asarray(perceptron.weight.data, dtype=np.float64)  # (2, 1)
     b = np.asarray(perceptron.bias.data, dtype=np.float64)  # (1,)
-    ctx.say("    An untrained perceptron: y = step(x . w + b), weights drawn at random.",
-            f"    w = [{w[0, 0]:+.3f}, {w[1, 0]:+.3f}]   b = {b[0]:+.3f}", "")
+    ctx.say(
+        "    An untrained perceptron: y = step(x . w + b), weights drawn at random.",
+        f"    w = [{w[0, 0]:+.3f}, {w[1, 0]:+.3f}]   b = {b[0]:+.3f}",
+        "",
+    )
     x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-0.5, 0.7]], dtype=np.float32)
     z = perceptron(Tensor(x)).data  # (5, 1): TinyTorch's forward pass
     by_hand = x.astype(np.float64) @ w + b  # the same sum computed directly, as the oracle
@@ -66,10 +68,13 @@ def part2_train(ctx) -> Outcome:
     perceptron = Linear(2, 1)
     loss_fn = BCEWithLogitsLoss()
     optimizer = SGD(perceptron.parameters(), lr=0.5, momentum=0.9)
-    ctx.say(f"    data: {len(x_train)} training and {len(x_test)} held-out test points, two classes split by a line",
-            "    model: Linear(2 -> 1), trained with BCE-with-logits and SGD (momentum 0.9)")
+    ctx.say(
+        f"    data: {len(x_train)} training and {len(x_test)} held-out test points,"
+        " two classes split by a line",
+        "    model: Linear(2 -> 1), trained with BCE-with-logits and SGD (momentum 0.9)",
+    )
     targets = Tensor(y_train[:, None].astype(np.float32))
-    for epoch in ctx.progress(range(150), desc="training"):
+    for _ in ctx.progress(range(150), desc="training"):
         loss = loss_fn(perceptron(Tensor(x_train)), targets)  # full-batch gradient descent
         optimizer.zero_grad()
         loss.backward()
@@ -78,7 +83,10 @@ def part2_train(ctx) -> Outcome:
     test_acc = float(((perceptron(Tensor(x_test)).data[:, 0] > 0).astype(np.int64) == y_test).mean())
     w = perceptron.weight.data[:, 0]
     b = float(perceptron.bias.data[0])
-    ctx.say(f"    learned boundary: {w[0]:+.2f} x1 {w[1]:+.2f} x2 {b:+.2f} = 0   (true: 0.8 x1 - 0.6 x2 + 0.1 = 0)")
+    ctx.say(
+        f"    learned boundary: {w[0]:+.2f} x1 {w[1]:+.2f} x2 {b:+.2f} = 0"
+        "   (true: 0.8 x1 - 0.6 x2 + 0.1 = 0)"
+    )
     return Outcome(
         passed=test_acc >= 0.99,
         measured=f"test accuracy {pct(test_acc)} (final loss {loss.item():.3f})",
@@ -104,8 +112,12 @@ x (2) --> Linear(2 -> 1) --> z = x . w + b --> step(z) / sigmoid(z) --> class 0 
     proves="Tensor arithmetic, Linear's forward pass, BCE-with-logits, autograd and SGD work together: "
     "a linear unit finds a separating line from data and classifies unseen points.",
     parts=(
-        Part(1, "Forward pass of an untrained perceptron",
-             "TinyTorch's x.w + b equals the sum computed by hand (error < 1e-5)", part1_forward),
+        Part(
+            1,
+            "Forward pass of an untrained perceptron",
+            "TinyTorch's x.w + b equals the sum computed by hand (error < 1e-5)",
+            part1_forward,
+        ),
         Part(2, "Perceptron trained on linearly separable 2-D data", "test accuracy >= 99%", part2_train),
     ),
 )

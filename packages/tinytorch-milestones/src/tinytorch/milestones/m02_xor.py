@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.milestones._common import pct
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
@@ -27,7 +26,7 @@ def _train_binary(ctx, model, x, y, *, steps: int, lr: float, desc: str):
     optimizer = Adam(model.parameters(), lr=lr)
     targets = Tensor(y[:, None].astype(np.float32))
     bar = ctx.progress(range(steps), desc=desc)
-    for step in bar:
+    for _ in bar:
         loss = loss_fn(model(Tensor(x)), targets)
         optimizer.zero_grad()
         loss.backward()
@@ -58,8 +57,10 @@ def part1_single_layer(ctx) -> Outcome:
     ctx.say("    model: Linear(2 -> 1), a single perceptron; data: noisy copies of the XOR truth table")
     loss = _train_binary(ctx, model, x_train, y_train, steps=300, lr=0.05, desc="training")
     test_acc, table_acc = _evaluate(ctx, model, x_test, y_test)
-    ctx.say("    No straight line puts (0,1) and (1,0) on one side and (0,0) and (1,1) on the other:",
-            "    at best three corners of four (75%) are right; gradient descent settles near an undecided 50%.")
+    ctx.say(
+        "    No straight line puts (0,1) and (1,0) on one side and (0,0) and (1,1) on the other:",
+        "    at best three corners of four (75%) are right; gradient descent settles near an undecided 50%.",
+    )
     return Outcome(
         passed=test_acc <= 0.75,
         measured=f"test accuracy {pct(test_acc)}, truth table {pct(table_acc)} (loss {loss:.3f})",
@@ -76,7 +77,9 @@ def part2_mlp(ctx) -> Outcome:
     x_train, y_train = xor_clouds(400, rng)
     x_test, y_test = xor_clouds(400, rng)
     model = Sequential(Linear(2, 8), Tanh(), Linear(8, 1))
-    ctx.say("    model: Linear(2 -> 8) -> Tanh -> Linear(8 -> 1): one hidden layer, trained by backpropagation")
+    ctx.say(
+        "    model: Linear(2 -> 8) -> Tanh -> Linear(8 -> 1): one hidden layer, trained by backpropagation"
+    )
     loss = _train_binary(ctx, model, x_train, y_train, steps=300, lr=0.05, desc="training")
     test_acc, table_acc = _evaluate(ctx, model, x_test, y_test)
     ctx.say("    The hidden units bend the input space so one line separates the classes after all.")
@@ -106,8 +109,12 @@ part 2: x (2) --> Linear(2 -> 8) --> Tanh --> Linear(8 -> 1) --> logit
     proves="Autograd carries gradients through a hidden layer and a non-linearity: the composite model "
     "solves what no single layer can, measured on held-out noisy XOR points and the exact truth table.",
     parts=(
-        Part(1, "Single-layer perceptron on XOR", "test accuracy stays <= 75% (the limit of one layer)",
-             part1_single_layer),
+        Part(
+            1,
+            "Single-layer perceptron on XOR",
+            "test accuracy stays <= 75% (the limit of one layer)",
+            part1_single_layer,
+        ),
         Part(2, "Two-layer MLP on XOR", "test accuracy and truth table 100%", part2_mlp),
     ),
 )

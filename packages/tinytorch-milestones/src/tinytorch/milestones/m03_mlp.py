@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.milestones._common import accuracy, load_dataset, pct, summary_lines, train_classifier
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
@@ -34,16 +33,20 @@ def train_tinydigits_mlp(ctx, epochs: int = 20):
     np.random.seed(ctx.seed)
     x_train = digits["x_train"].reshape(len(digits["x_train"]), -1).astype(np.float32)  # (N, 64)
     model = build_mlp(64, (128, 64))
-    history = train_classifier(ctx, model, x_train, digits["y_train"], epochs=epochs, lr=1e-2, desc="training")
+    history = train_classifier(
+        ctx, model, x_train, digits["y_train"], epochs=epochs, lr=1e-2, desc="training"
+    )
     return model, digits, history
 
 
 def part1_tinydigits(ctx) -> Outcome:
     digits = load_dataset(ctx, "tinydigits")
     n_train, n_test = len(digits["x_train"]), len(digits["x_test"])
-    ctx.say(f"    TinyDigits: 8x8 handwritten digits, {n_train} for training, {n_test} held out for the test",
-            "    a sample (label {}):".format(int(digits["y_train"][0])),
-            *("      " + row for row in digit_art(digits["x_train"][0])))
+    ctx.say(
+        f"    TinyDigits: 8x8 handwritten digits, {n_train} for training, {n_test} held out for the test",
+        "    a sample (label {}):".format(int(digits["y_train"][0])),
+        *("      " + row for row in digit_art(digits["x_train"][0])),
+    )
     np.random.seed(ctx.seed)
     ctx.say(*summary_lines(build_mlp(64, (128, 64)), "flattened image, 64 values"))
     model, digits, history = train_tinydigits_mlp(ctx)
@@ -66,10 +69,13 @@ def part2_mnist(ctx) -> Outcome:
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     np.random.seed(ctx.seed)
     model = build_mlp(784, (256, 128))
-    ctx.say(f"    MNIST: 28x28 digits, {len(x_train)} training and {len(x_test)} test images",
-            *summary_lines(model, "flattened image, 784 values"))
-    history = train_classifier(ctx, model, x_train, mnist["y_train"], epochs=8, lr=2e-3, batch_size=128,
-                               desc="training")
+    ctx.say(
+        f"    MNIST: 28x28 digits, {len(x_train)} training and {len(x_test)} test images",
+        *summary_lines(model, "flattened image, 784 values"),
+    )
+    history = train_classifier(
+        ctx, model, x_train, mnist["y_train"], epochs=8, lr=2e-3, batch_size=128, desc="training"
+    )
     test_acc = accuracy(model, x_test, mnist["y_test"])
     return Outcome(
         passed=test_acc >= 0.97,
@@ -92,10 +98,12 @@ forward pass, loss, backward pass, gradient step, repeated over mini-batches.
 """,
     architecture="""
 part 1: image 8x8 -> flatten (64) -> Linear(64, 128) -> ReLU -> Linear(128, 64) -> ReLU -> Linear(64, 10)
-part 2: image 28x28 -> flatten (784) -> Linear(784, 256) -> ReLU -> Linear(256, 128) -> ReLU -> Linear(128, 10)
+part 2: image 28x28 -> flatten (784) -> Linear(784, 256) -> ReLU -> Linear(256, 128) -> ReLU
+        -> Linear(128, 10)
 cross-entropy loss, Adam with cosine learning-rate decay, mini-batches of 64 (128 on MNIST)
 """,
-    proves="The whole foundation tier (Tensor, activations, Linear, Sequential, cross-entropy, autograd, Adam) "
+    proves="The whole foundation tier (Tensor, activations, Linear, Sequential, cross-entropy, autograd, "
+    "Adam) "
     "trains a real classifier that generalises to digits it never saw.",
     parts=(
         Part(1, "MLP on TinyDigits", "test accuracy >= 95%", part1_tinydigits),

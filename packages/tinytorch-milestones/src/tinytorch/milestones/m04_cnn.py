@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.milestones._common import accuracy, cosine_lr, load_dataset, pct, set_lr, summary_lines
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
@@ -17,21 +16,35 @@ def build_cnn(in_channels: int, widths: tuple[int, int], image_size: int, hidden
     c1, c2 = widths
     flat = c2 * (image_size // 4) ** 2  # two 2x2 pools quarter each side
     return Sequential(
-        Conv2d(in_channels, c1, 3, padding=1), ReLU(), MaxPool2d(2),
-        Conv2d(c1, c2, 3, padding=1), ReLU(), MaxPool2d(2),
-        Flatten(), Linear(flat, hidden), ReLU(), Linear(hidden, classes),
+        Conv2d(in_channels, c1, 3, padding=1),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(c1, c2, 3, padding=1),
+        ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        Linear(flat, hidden),
+        ReLU(),
+        Linear(hidden, classes),
     )
 
 
-def train_with_loader(ctx, model, x_train, y_train, *, epochs: int, lr: float, batch_size: int, transform=None):
+def train_with_loader(
+    ctx, model, x_train, y_train, *, epochs: int, lr: float, batch_size: int, transform=None
+):
     """Mini-batch training through the architecture tier's DataLoader; returns per-epoch mean losses."""
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import Adam
     from tinytorch.core.tensor import Tensor
     from tinytorch.data.loader import DataLoader, TensorDataset
 
-    loader = DataLoader(TensorDataset(Tensor(x_train), Tensor(y_train)), batch_size=batch_size, shuffle=True,
-                        seed=ctx.seed, transform=transform)
+    loader = DataLoader(
+        TensorDataset(Tensor(x_train), Tensor(y_train)),
+        batch_size=batch_size,
+        shuffle=True,
+        seed=ctx.seed,
+        transform=transform,
+    )
     loss_fn = CrossEntropyLoss()
     optimizer = Adam(model.parameters(), lr=lr)
     model.train()
@@ -59,8 +72,10 @@ def part1_tinydigits(ctx) -> Outcome:
     x_test = digits["x_test"][:, None].astype(np.float32)
     np.random.seed(ctx.seed)
     model = build_cnn(1, (32, 64), 8, 64)
-    ctx.say(f"    TinyDigits: {len(x_train)} training and {len(x_test)} held-out test images, 1x8x8",
-            *summary_lines(model, "(batch, 1, 8, 8)"))
+    ctx.say(
+        f"    TinyDigits: {len(x_train)} training and {len(x_test)} held-out test images, 1x8x8",
+        *summary_lines(model, "(batch, 1, 8, 8)"),
+    )
     history = train_with_loader(ctx, model, x_train, digits["y_train"], epochs=20, lr=1e-2, batch_size=64)
     test_acc = accuracy(model, x_test, digits["y_test"])
     return Outcome(
@@ -74,18 +89,24 @@ def part2_cifar10(ctx) -> Outcome:
     from tinytorch.data.loader import Compose, RandomCrop, RandomHorizontalFlip
 
     cifar = load_dataset(ctx, "cifar10")
-    x_train, x_test = cifar["x_train"].astype(np.float32), cifar["x_test"].astype(np.float32)  # (N, 3, 32, 32)
+    x_train, x_test = (
+        cifar["x_train"].astype(np.float32),
+        cifar["x_test"].astype(np.float32),
+    )  # (N, 3, 32, 32)
     mean = x_train.mean(axis=(0, 2, 3), keepdims=True)  # per-channel statistics of the training set only
     std = x_train.std(axis=(0, 2, 3), keepdims=True)
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     np.random.seed(ctx.seed)
     model = build_cnn(3, (32, 64), 32, 128)
-    ctx.say(f"    CIFAR-10: {len(x_train)} training and {len(x_test)} test colour images, 3x32x32",
-            "    (this part trains for several minutes on a laptop CPU)",
-            *summary_lines(model, "(batch, 3, 32, 32)"))
+    ctx.say(
+        f"    CIFAR-10: {len(x_train)} training and {len(x_test)} test colour images, 3x32x32",
+        "    (15 epochs with random crops and flips: roughly 20 minutes on 2 CPU cores)",
+        *summary_lines(model, "(batch, 3, 32, 32)"),
+    )
     augment = Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(0.5)])
-    history = train_with_loader(ctx, model, x_train, cifar["y_train"], epochs=15, lr=2e-3, batch_size=64,
-                                transform=augment)
+    history = train_with_loader(
+        ctx, model, x_train, cifar["y_train"], epochs=15, lr=2e-3, batch_size=64, transform=augment
+    )
     test_acc = accuracy(model, x_test, cifar["y_test"])
     return Outcome(
         passed=test_acc >= 0.70,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
-
 from tinytorch.milestones._common import count_parameters, pct
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
@@ -31,7 +30,7 @@ def _seq_ids(x: np.ndarray) -> np.ndarray:
 
 
 class SequenceTransformer:
-    """Token + position embedding -> TransformerBlocks (no mask: every position sees all) -> per-position logits.
+    """Token + position embedding -> TransformerBlocks (no mask: all positions visible) -> logits.
 
     Shape: tokens (B, T) int -> logits (B, T, V). Built lazily from the architecture tier.
     """
@@ -112,9 +111,14 @@ def train_challenge(ctx, task: str, max_steps: int = 1500, batch_size: int = 64)
 
 def part1_challenges(ctx) -> Outcome:
     model = SequenceTransformer(VOCAB, SEQ_LEN)
-    ctx.say(f"    Three tasks on sequences of {SEQ_LEN} digits; each model is scored on 1,000 held-out sequences.",
-            "    model: EmbeddingLayer(10, 32, 8) -> 2 x TransformerBlock(32, 2 heads) -> LayerNorm -> Linear(32, 10)",
-            f"    parameters: {count_parameters(model):,}; Adam 3e-3, batches of 64, stop after two validation checks >= 99.9%")
+    ctx.say(
+        f"    Three tasks on sequences of {SEQ_LEN} digits; each model is scored on 1,000 held-out "
+        "sequences.",
+        "    model: EmbeddingLayer(10, 32, 8) -> 2 x TransformerBlock(32, 2 heads) -> LayerNorm "
+        "-> Linear(32, 10)",
+        f"    parameters: {count_parameters(model):,}; Adam 3e-3, batches of 64, "
+        "stop after two validation checks >= 99.9%",
+    )
     metrics, lines, passed = {}, [], True
     for task in CHALLENGES:
         _, exact, token, steps, (x, p, t) = train_challenge(ctx, task)
@@ -122,8 +126,10 @@ def part1_challenges(ctx) -> Outcome:
         metrics[f"{task}_exact_accuracy"] = exact
         metrics[f"{task}_token_accuracy"] = token
         metrics[f"{task}_steps"] = steps
-        ctx.say(f"    {task:<8} input {''.join(map(str, x))} -> {''.join(map(str, p))}"
-                f" (expected {''.join(map(str, t))})  exact-sequence {pct(exact)} after {steps} steps")
+        ctx.say(
+            f"    {task:<8} input {''.join(map(str, x))} -> {''.join(map(str, p))}"
+            f" (expected {''.join(map(str, t))})  exact-sequence {pct(exact)} after {steps} steps"
+        )
         lines.append(f"{task} {pct(exact)}")
     metrics["test_accuracy"] = min(metrics[f"{t}_exact_accuracy"] for t in CHALLENGES)
     return Outcome(passed=passed, measured=", ".join(lines), metrics=metrics)
@@ -141,7 +147,10 @@ def unigram_loss(train_ids: np.ndarray, val_ids: np.ndarray, vocab: int) -> floa
 
 
 def train_char_gpt(ctx, steps: int = 200, context: int = 32, batch_size: int = 32, dim: int = 64):
-    """A character-level GPT trained on the shipped corpus; returns (model, tokenizer, train_ids, val_ids, losses)."""
+    """A character-level GPT trained on the shipped corpus.
+
+    Returns (model, tokenizer, train_ids, val_ids, per-step losses, corpus length).
+    """
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import Adam
     from tinytorch.core.tensor import Tensor
@@ -185,14 +194,14 @@ def validation_loss(model, val_ids: np.ndarray, context: int, vocab: int) -> flo
 
     n = (len(val_ids) - 1) // context
     x = val_ids[: n * context].reshape(n, context)  # (N, T)
-    y = val_ids[1: n * context + 1].reshape(n, context)
+    y = val_ids[1 : n * context + 1].reshape(n, context)
     model.eval()
     total = 0.0
     with no_grad():
         for start in range(0, n, 64):
-            logits = model(Tensor(x[start:start + 64]))
-            loss = CrossEntropyLoss()(logits.reshape(-1, vocab), Tensor(y[start:start + 64].reshape(-1)))
-            total += float(loss.item()) * len(x[start:start + 64])
+            logits = model(Tensor(x[start : start + 64]))
+            loss = CrossEntropyLoss()(logits.reshape(-1, vocab), Tensor(y[start : start + 64].reshape(-1)))
+            total += float(loss.item()) * len(x[start : start + 64])
     model.train()
     return total / n
 
@@ -205,22 +214,32 @@ def part2_char_gpt(ctx) -> Outcome:
     model, tok, train_ids, val_ids, losses, n_chars = train_char_gpt(ctx, context=context)
     baseline = unigram_loss(train_ids, val_ids, tok.vocab_size)
     val = validation_loss(model, val_ids, context, tok.vocab_size)
-    ctx.say(f"    corpus: {n_chars:,} characters, vocabulary {tok.vocab_size}; 90% train, last 10% validation",
-            f"    model: GPT(vocab {tok.vocab_size}, d 64, 2 layers, 4 heads, context {context}), "
-            f"{count_parameters(model):,} parameters",
-            f"    validation loss {val:.3f} nats/char  vs  unigram baseline {baseline:.3f}  "
-            f"(uniform guessing: {np.log(tok.vocab_size):.3f})")
+    ctx.say(
+        f"    corpus: {n_chars:,} characters, vocabulary {tok.vocab_size}; 90% train, last 10% validation",
+        f"    model: GPT(vocab {tok.vocab_size}, d 64, 2 layers, 4 heads, context {context}), "
+        f"{count_parameters(model):,} parameters",
+        f"    validation loss {val:.3f} nats/char  vs  unigram baseline {baseline:.3f}  "
+        f"(uniform guessing: {np.log(tok.vocab_size):.3f})",
+    )
     prompt = "the machine "  # every character of it occurs in the corpus
     out = model.generate(np.asarray([tok.encode(prompt)]), max_new_tokens=200, temperature=0.8, seed=ctx.seed)
     sample = tok.decode([int(i) for i in np.asarray(getattr(out, "data", out))[0]])
-    ctx.say(f"    sampled text (prompt {prompt!r}, temperature 0.8; after 200 steps expect word-like fragments, not sense):")
+    ctx.say(
+        f"    sampled text (prompt {prompt!r}, temperature 0.8; "
+        "after 200 steps expect word-like fragments, not sense):"
+    )
     for line in textwrap.wrap(" ".join(sample.split()), 76):
         ctx.say("      | " + line)
     return Outcome(
         passed=val <= baseline - MARGIN,
         measured=f"validation {val:.3f} vs unigram {baseline:.3f} nats/char ({baseline - val:.2f} below)",
-        metrics={"val_loss": val, "unigram_loss": baseline, "margin": baseline - val,
-                 "final_train_loss": losses[-1], "sample": sample},
+        metrics={
+            "val_loss": val,
+            "unigram_loss": baseline,
+            "margin": baseline - val,
+            "final_train_loss": losses[-1],
+            "sample": sample,
+        },
     )
 
 
@@ -239,15 +258,24 @@ code and more. Here it first learns three algorithmic tasks, then the style of a
     architecture="""
 part 1: digits (B, 8) -> token + position embedding (32) -> 2 x [LayerNorm -> MultiHeadAttention(2 heads)
         -> residual -> LayerNorm -> MLP(GELU) -> residual] -> LayerNorm -> Linear(32, 10) per position
-part 2: GPT: characters (B, 32) -> embeddings (64) -> 2 causal TransformerBlocks (4 heads) -> logits (B, 32, V)
+part 2: GPT: characters (B, 32) -> embeddings (64) -> 2 causal TransformerBlocks (4 heads)
+        -> logits (B, 32, V)
 """,
     proves="Embeddings, multi-head attention, layer norm, the transformer block and GPT learn: attention "
     "routes information by position (reverse) and by content (sort), and a GPT models text far better "
     "than character frequencies alone.",
     parts=(
-        Part(1, "Attention challenges: copy, reverse, sort",
-             "each task >= 99% exact-sequence accuracy on held-out sequences", part1_challenges),
-        Part(2, "Character-level GPT on the shipped corpus",
-             f"validation loss >= {MARGIN} nats/char below the unigram baseline", part2_char_gpt),
+        Part(
+            1,
+            "Attention challenges: copy, reverse, sort",
+            "each task >= 99% exact-sequence accuracy on held-out sequences",
+            part1_challenges,
+        ),
+        Part(
+            2,
+            "Character-level GPT on the shipped corpus",
+            f"validation loss >= {MARGIN} nats/char below the unigram baseline",
+            part2_char_gpt,
+        ),
     ),
 )

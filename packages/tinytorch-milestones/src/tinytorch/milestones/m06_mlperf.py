@@ -6,7 +6,6 @@ import copy
 import time
 
 import numpy as np
-
 from tinytorch.milestones._common import accuracy, pct
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
@@ -45,8 +44,10 @@ def part1_pipeline(ctx) -> Outcome:
     profiler = Profiler()
     params = profiler.count_parameters(model)
     flops = profiler.count_flops(model, (1, 64))
-    ctx.say(f"      parameters {params:,}   forward FLOPs per image {flops:,}   "
-            f"fp32 weights {fp32_weight_bytes(model):,} bytes")
+    ctx.say(
+        f"      parameters {params:,}   forward FLOPs per image {flops:,}   "
+        f"fp32 weights {fp32_weight_bytes(model):,} bytes"
+    )
 
     ctx.say("    step 3/5: int8 quantization of every Linear (per-output-channel scales)")
     quantized = copy.deepcopy(model)
@@ -54,35 +55,56 @@ def part1_pipeline(ctx) -> Outcome:
     q_acc = accuracy(quantized, x_test, y_test)
     q_bytes = int8_weight_bytes(quantized)
     weight_ratio = fp32_weight_bytes(model) / q_bytes if q_bytes else 0.0
-    ctx.say(f"      int8 weights {q_bytes:,} bytes ({weight_ratio:.2f}x smaller); whole model "
-            f"{report.get('original_bytes', 0):,} -> {report.get('quantized_bytes', 0):,} bytes "
-            f"({report.get('compression_ratio', 0):.2f}x with biases and scales)",
-            f"      relative output error on 256 training images: {report.get('relative_error', float('nan')):.2%}")
+    ctx.say(
+        f"      int8 weights {q_bytes:,} bytes ({weight_ratio:.2f}x smaller); whole model "
+        f"{report.get('original_bytes', 0):,} -> {report.get('quantized_bytes', 0):,} bytes "
+        f"({report.get('compression_ratio', 0):.2f}x with biases and scales)",
+        f"      relative output error on 256 training images: "
+        f"{report.get('relative_error', float('nan')):.2%}",
+    )
 
-    ctx.say("    step 4/5: magnitude pruning to 50% sparsity, then 3 epochs of fine-tuning with the zeros held")
+    ctx.say(
+        "    step 4/5: magnitude pruning to 50% sparsity, then 3 epochs of fine-tuning with the zeros held"
+    )
     pruned = copy.deepcopy(model)
     magnitude_prune(pruned, 0.5)
     before_ft = accuracy(pruned, x_test, y_test)
-    train_classifier(ctx, pruned, x_train, digits["y_train"], epochs=3, lr=1e-3, desc="fine-tuning",
-                     wrap_optimizer=lambda opt: MaskedOptimizer(opt, pruned))
+    train_classifier(
+        ctx,
+        pruned,
+        x_train,
+        digits["y_train"],
+        epochs=3,
+        lr=1e-3,
+        desc="fine-tuning",
+        wrap_optimizer=lambda opt: MaskedOptimizer(opt, pruned),
+    )
     sparsity = float(measure_sparsity(pruned))
     p_acc = accuracy(pruned, x_test, y_test)
-    ctx.say(f"      test accuracy right after pruning {pct(before_ft)}, after fine-tuning {pct(p_acc)}; "
-            f"sparsity {pct(sparsity)}")
+    ctx.say(
+        f"      test accuracy right after pruning {pct(before_ft)}, after fine-tuning {pct(p_acc)}; "
+        f"sparsity {pct(sparsity)}"
+    )
 
     ctx.say("    step 5/5: benchmark (Benchmark: latency of a batch of 64 test images, 30 runs)")
-    rows = [("fp32 baseline", model, fp32_acc, fp32_weight_bytes(model), 0.0),
-            ("int8 quantized", quantized, q_acc, q_bytes, 0.0),
-            ("50% pruned", pruned, p_acc, fp32_weight_bytes(pruned), sparsity)]
-    results = Benchmark({name: m for name, m, *_ in rows}, warmup=3, iterations=30).run_latency(Tensor(x_test[:64]))
+    rows = [
+        ("fp32 baseline", model, fp32_acc, fp32_weight_bytes(model), 0.0),
+        ("int8 quantized", quantized, q_acc, q_bytes, 0.0),
+        ("50% pruned", pruned, p_acc, fp32_weight_bytes(pruned), sparsity),
+    ]
+    results = Benchmark({name: m for name, m, *_ in rows}, warmup=3, iterations=30).run_latency(
+        Tensor(x_test[:64])
+    )
     ctx.say(f"      {'model':<16}{'test acc':>9}{'weight bytes':>14}{'sparsity':>10}   median / p90 (ms)")
     latencies = {}
     for name, _, acc, nbytes, sp in rows:
         r = results[name]
         latencies[name] = float(r.median)
         ctx.say(f"      {name:<16}{pct(acc):>9}{nbytes:>14,}{pct(sp):>10}   {r.median:.3f} / {r.p90:.3f}")
-    ctx.say("      (NumPy has no int8 matmul: the int8 layers dequantize on the fly, so here they save memory,",
-            "       not time; the pruned zeros are still multiplied: a sparse kernel would skip them)")
+    ctx.say(
+        "      (NumPy has no int8 matmul: the int8 layers dequantize on the fly, so here they save memory,",
+        "       not time; the pruned zeros are still multiplied: a sparse kernel would skip them)",
+    )
 
     q_drop, p_drop = fp32_acc - q_acc, fp32_acc - p_acc
     passed = q_drop <= 0.01 and p_drop <= 0.01 and weight_ratio >= 4.0 and sparsity >= 0.495
@@ -90,11 +112,19 @@ def part1_pipeline(ctx) -> Outcome:
         passed=passed,
         measured=f"fp32 {pct(fp32_acc)}, int8 {pct(q_acc)} ({weight_ratio:.1f}x smaller weights), "
         f"pruned {pct(p_acc)} at {pct(sparsity)} sparsity",
-        metrics={"test_accuracy": fp32_acc, "fp32_test_accuracy": fp32_acc, "int8_test_accuracy": q_acc,
-                 "pruned_test_accuracy": p_acc, "pruned_before_finetune_accuracy": before_ft, "weight_compression": weight_ratio, "sparsity": sparsity,
-                 "parameters": params, "flops": flops,
-                 "model_compression": float(report.get("compression_ratio", 0.0)),
-                 "latency_ms": {k: round(v, 4) for k, v in latencies.items()}},
+        metrics={
+            "test_accuracy": fp32_acc,
+            "fp32_test_accuracy": fp32_acc,
+            "int8_test_accuracy": q_acc,
+            "pruned_test_accuracy": p_acc,
+            "pruned_before_finetune_accuracy": before_ft,
+            "weight_compression": weight_ratio,
+            "sparsity": sparsity,
+            "parameters": params,
+            "flops": flops,
+            "model_compression": float(report.get("compression_ratio", 0.0)),
+            "latency_ms": {k: round(v, 4) for k, v in latencies.items()},
+        },
     )
 
 
@@ -110,11 +140,14 @@ def part2_kv_cache(ctx) -> Outcome:
     vocab = 65
     model = GPT(vocab, EMBED_DIM, num_layers=2, num_heads=4, max_seq_len=PROMPT_LEN + NEW_TOKENS)
     prompt = np.random.default_rng(ctx.seed).integers(0, vocab, size=(1, PROMPT_LEN))
-    ctx.say(f"    GPT(vocab {vocab}, d {EMBED_DIM}, 2 layers, 4 heads), batch 1, {PROMPT_LEN}-token prompt, greedy decoding of "
-            f"{NEW_TOKENS} tokens.",
-            "    Without a cache every step re-runs attention over the whole prefix (quadratic work);",
-            "    with it, each step computes keys and values for the new token only and reuses the rest.",
-            "    (The weights are random: this part measures speed and exactness, not prose.)")
+    ctx.say(
+        f"    GPT(vocab {vocab}, d {EMBED_DIM}, 2 layers, 4 heads), batch 1, {PROMPT_LEN}-token prompt, "
+        "greedy decoding of "
+        f"{NEW_TOKENS} tokens.",
+        "    Without a cache every step re-runs attention over the whole prefix (quadratic work);",
+        "    with it, each step computes keys and values for the new token only and reuses the rest.",
+        "    (The weights are random: this part measures speed and exactness, not prose.)",
+    )
 
     def timed(use_cache: bool):
         start = time.perf_counter()
@@ -132,14 +165,21 @@ def part2_kv_cache(ctx) -> Outcome:
     t_cached = min(t_cached, t_cached2)  # best of two: the machine is shared, noise only slows things down
     same = tokens_full.shape == tokens_cached.shape and bool(np.array_equal(tokens_full, tokens_cached))
     speedup = t_full / t_cached
-    ctx.say(f"      without cache: {t_full:7.3f} s  ({NEW_TOKENS / t_full:8.0f} tokens/s)",
-            f"      with cache:    {t_cached:7.3f} s  ({NEW_TOKENS / t_cached:8.0f} tokens/s)",
-            f"      identical tokens: {'yes' if same else 'NO'}   speedup {speedup:.1f}x")
+    ctx.say(
+        f"      without cache: {t_full:7.3f} s  ({NEW_TOKENS / t_full:8.0f} tokens/s)",
+        f"      with cache:    {t_cached:7.3f} s  ({NEW_TOKENS / t_cached:8.0f} tokens/s)",
+        f"      identical tokens: {'yes' if same else 'NO'}   speedup {speedup:.1f}x",
+    )
     return Outcome(
         passed=same and speedup >= 10.0,
         measured=f"{speedup:.1f}x faster, tokens {'identical' if same else 'DIFFERENT'}",
-        metrics={"speedup": speedup, "same_tokens": same, "seconds_without_cache": t_full,
-                 "seconds_with_cache": t_cached, "tokens_per_second_cached": NEW_TOKENS / t_cached},
+        metrics={
+            "speedup": speedup,
+            "same_tokens": same,
+            "seconds_without_cache": t_full,
+            "seconds_with_cache": t_cached,
+            "tokens_per_second_cached": NEW_TOKENS / t_cached,
+        },
     )
 
 
@@ -164,10 +204,17 @@ part 2: GPT(vocab 65, d 256, 2 layers, 4 heads): generate 256 tokens greedily, w
     proves="Profiling, quantization, pruning, benchmarking and the KV cache deliver real, measured savings "
     "while preserving the model's answers.",
     parts=(
-        Part(1, "Optimization pipeline: profile, int8 quantize, prune, benchmark",
-             "int8 and 50%-pruned models within 1 point of fp32 test accuracy; int8 weights >= 4x smaller",
-             part1_pipeline),
-        Part(2, "GPT generation with and without the KV cache",
-             f"identical tokens and >= 10x faster with the cache at {NEW_TOKENS} tokens", part2_kv_cache),
+        Part(
+            1,
+            "Optimization pipeline: profile, int8 quantize, prune, benchmark",
+            "int8 and 50%-pruned models within 1 point of fp32 test accuracy; int8 weights >= 4x smaller",
+            part1_pipeline,
+        ),
+        Part(
+            2,
+            "GPT generation with and without the KV cache",
+            f"identical tokens and >= 10x faster with the cache at {NEW_TOKENS} tokens",
+            part2_kv_cache,
+        ),
     ),
 )

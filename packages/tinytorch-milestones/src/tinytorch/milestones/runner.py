@@ -25,8 +25,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, TextIO
+from typing import TextIO
 
 from tinytorch.milestones import tiers
 
@@ -59,7 +60,7 @@ class Part:
     number: int
     title: str
     criterion: str
-    run: Callable[["Context"], Outcome]
+    run: Callable[[Context], Outcome]
     download: bool = False  # needs a dataset downloaded on request: skipped unless --download or cached
     tiers: tuple[str, ...] = ()  # tiers needed beyond the milestone's own
 
@@ -79,7 +80,9 @@ class Milestone:
         for p in self.parts:
             if p.number == number:
                 return p
-        raise ValueError(f"milestone {self.id} has no part {number}: parts are {[p.number for p in self.parts]}")
+        raise ValueError(
+            f"milestone {self.id} has no part {number}: parts are {[p.number for p in self.parts]}"
+        )
 
     def missing_tiers(self, part: Part | None = None) -> list[str]:
         needed = list(self.tiers) + (list(part.tiers) if part else [])
@@ -112,8 +115,15 @@ class Context:
     curve (plotted with ``--plot``).
     """
 
-    def __init__(self, seed: int = 0, download: bool = False, json_mode: bool = False,
-                 out: TextIO | None = None, err: TextIO | None = None, progress: bool = True):
+    def __init__(
+        self,
+        seed: int = 0,
+        download: bool = False,
+        json_mode: bool = False,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        progress: bool = True,
+    ):
         self.seed = seed
         self.download = download
         self.json_mode = json_mode
@@ -142,9 +152,17 @@ class Context:
             iterable = range(total or 0)
         # On a terminal the bar redraws in place; in a log file every redraw is text, so redraw rarely.
         interactive = hasattr(self.err, "isatty") and self.err.isatty()
-        return tqdm(iterable, total=total, desc=f"    {desc}", file=self.err, leave=not self.json_mode,
-                    disable=not self.show_progress, ncols=88, mininterval=0.25 if interactive else 15.0,
-                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        return tqdm(
+            iterable,
+            total=total,
+            desc=f"    {desc}",
+            file=self.err,
+            leave=not self.json_mode,
+            disable=not self.show_progress,
+            ncols=88,
+            mininterval=0.25 if interactive else 15.0,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+        )
 
     def curve(self, name: str, value: float, x_label: str = "step") -> None:
         """Append a point to the training curve ``name`` (x counts in ``x_label`` units)."""
@@ -251,8 +269,13 @@ def matplotlib_available() -> bool:
     return True
 
 
-def write_plot(m: Milestone, part: Part, curves: dict[str, list[float]], plot_dir: str,
-               x_labels: dict[str, str] | None = None) -> str | None:
+def write_plot(
+    m: Milestone,
+    part: Part,
+    curves: dict[str, list[float]],
+    plot_dir: str,
+    x_labels: dict[str, str] | None = None,
+) -> str | None:
     """Training curves of one part as ``DIR/milestone<ID>_part<N>.png``; None without matplotlib."""
     if not matplotlib_available():
         return None
@@ -283,9 +306,17 @@ def select_parts(m: Milestone, part: int | None, download: bool) -> list[Part]:
     return list(m.parts)
 
 
-def run_milestones(milestones: list[Milestone], part: int | None = None, seed: int = 0, download: bool = False,
-                   json_mode: bool = False, plot_dir: str | None = None, out: TextIO | None = None,
-                   err: TextIO | None = None, progress: bool = True) -> list[dict]:
+def run_milestones(
+    milestones: list[Milestone],
+    part: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+    json_mode: bool = False,
+    plot_dir: str | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    progress: bool = True,
+) -> list[dict]:
     """Run the selected parts of each milestone; return one record per part (also printed in JSON mode)."""
     ctx = Context(seed=seed, download=download, json_mode=json_mode, out=out, err=err, progress=progress)
     records = []

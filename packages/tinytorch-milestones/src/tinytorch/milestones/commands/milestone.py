@@ -27,30 +27,47 @@ def register(subparsers) -> None:
     parser.set_defaults(func=None, parser=parser)
     sub = parser.add_subparsers(dest="milestone_command", metavar="ACTION")
 
-    p_list = sub.add_parser("list", help="id, year, title, tiers needed, ready or what to install",
-                            description="Every milestone with the tiers it needs and whether it can run here.")
+    p_list = sub.add_parser(
+        "list",
+        help="id, year, title, tiers needed, ready or what to install",
+        description="Every milestone with the tiers it needs and whether it can run here.",
+    )
     p_list.set_defaults(func=cmd_list, parser=p_list)
 
-    p_info = sub.add_parser("info", help="history, architecture, what it proves, the criterion",
-                            description="The story of one milestone, its model(s) and its success criteria.")
+    p_info = sub.add_parser(
+        "info",
+        help="history, architecture, what it proves, the criterion",
+        description="The story of one milestone, its model(s) and its success criteria.",
+    )
     p_info.add_argument("id", help="milestone id, 01-06")
     p_info.set_defaults(func=cmd_info, parser=p_info)
 
     p_run = sub.add_parser(
         "run",
         help="run one milestone or all of them",
-        description="Run a milestone (or all): progress bars, then one verdict per part. Exit 0 only if every "
+        description="Run a milestone (or all): progress bars, then one verdict per part. "
+        "Exit 0 only if every "
         "part that ran passed; 3 if a single requested milestone could not run at all.",
     )
     p_run.add_argument("id", help="milestone id (01-06) or 'all'")
     p_run.add_argument("--part", type=int, default=None, metavar="N", help="run only part N")
     p_run.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    p_run.add_argument("--download", action="store_true",
-                       help="download MNIST / CIFAR-10 for the parts that need them (else they skip unless cached)")
-    p_run.add_argument("--json", action="store_true",
-                       help="one JSON object per part on stdout (text and progress bars go to stderr)")
-    p_run.add_argument("--plot", metavar="DIR", default=None,
-                       help="write training curves as PNG into DIR (needs matplotlib: tinytorch-milestones[plot])")
+    p_run.add_argument(
+        "--download",
+        action="store_true",
+        help="download MNIST / CIFAR-10 for the parts that need them (else they skip unless cached)",
+    )
+    p_run.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per part on stdout (text and progress bars go to stderr)",
+    )
+    p_run.add_argument(
+        "--plot",
+        metavar="DIR",
+        default=None,
+        help="write training curves as PNG into DIR (needs matplotlib: tinytorch-milestones[plot])",
+    )
     p_run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p_run.set_defaults(func=cmd_run, parser=p_run)
 
@@ -112,10 +129,20 @@ def cmd_run(args) -> int:
         return EXIT_USAGE
     text = sys.stderr if args.json else sys.stdout
     if args.plot is not None and not runner.matplotlib_available():
-        print("--plot: matplotlib is not installed, so no PNG will be written "
-              "(pip install 'tinytorch-milestones[plot]')", file=text)
-    records = runner.run_milestones(milestones, part=args.part, seed=args.seed, download=args.download,
-                                    json_mode=args.json, plot_dir=args.plot, progress=not args.no_progress)
+        print(
+            "--plot: matplotlib is not installed, so no PNG will be written "
+            "(pip install 'tinytorch-milestones[plot]')",
+            file=text,
+        )
+    records = runner.run_milestones(
+        milestones,
+        part=args.part,
+        seed=args.seed,
+        download=args.download,
+        json_mode=args.json,
+        plot_dir=args.plot,
+        progress=not args.no_progress,
+    )
     ran = [r for r in records if not r.get("skipped")]
     failed = [r for r in ran if not r["passed"]]
     skipped = [r for r in records if r.get("skipped")]
@@ -129,8 +156,11 @@ def cmd_run(args) -> int:
             reason = r["reason"] if len(r["reason"]) <= 70 else r["reason"].split(":")[0][:67] + ": see above"
             detail += f"  ({reason})"
         print(f"  {r['milestone']}.{r['part']}  {status}  {seconds}  {detail}", file=text)
-    print(f"{len(ran) - len(failed)} passed, {len(failed)} failed, {len(skipped)} skipped "
-          f"in {sum(r.get('seconds', 0) for r in ran):.1f} s", file=text)
+    print(
+        f"{len(ran) - len(failed)} passed, {len(failed)} failed, {len(skipped)} skipped "
+        f"in {sum(r.get('seconds', 0) for r in ran):.1f} s",
+        file=text,
+    )
     if failed:
         return EXIT_FAILED
     if not ran and args.id != "all":

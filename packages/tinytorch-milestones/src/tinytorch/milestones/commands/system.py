@@ -17,13 +17,19 @@ from tinytorch.milestones import tiers
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("system", help="check this installation (tito system doctor)",
-                                   description="Information about this installation.")
+    parser = subparsers.add_parser(
+        "system",
+        help="check this installation (tito system doctor)",
+        description="Information about this installation.",
+    )
     parser.set_defaults(func=None, parser=parser)
     sub = parser.add_subparsers(dest="system_command", metavar="ACTION")
-    doctor = sub.add_parser("doctor", help="Python, NumPy/BLAS, tiers, data cache, optional packages",
-                            description="Report Python, NumPy and its BLAS, installed tiers with versions, "
-                            "the data cache directory and optional packages.")
+    doctor = sub.add_parser(
+        "doctor",
+        help="Python, NumPy/BLAS, tiers, data cache, optional packages",
+        description="Report Python, NumPy and its BLAS, installed tiers with versions, "
+        "the data cache directory and optional packages.",
+    )
     doctor.set_defaults(func=cmd_doctor, parser=doctor)
 
 
@@ -52,8 +58,10 @@ def blas_info() -> list[str]:
         from threadpoolctl import threadpool_info
 
         for pool in threadpool_info():
-            lines.append(f"threads: {pool.get('internal_api')} ({pool.get('user_api')}) "
-                         f"{pool.get('version') or ''} num_threads={pool.get('num_threads')}")
+            lines.append(
+                f"threads: {pool.get('internal_api')} ({pool.get('user_api')}) "
+                f"{pool.get('version') or ''} num_threads={pool.get('num_threads')}"
+            )
     except ImportError:
         lines.append("threads: install threadpoolctl to see the BLAS thread pool")
     return lines or ["unknown (np.show_config() prints the build details)"]
@@ -109,11 +117,18 @@ def cmd_doctor(args) -> int:
     print("Data")
     cache = data_cache_dir()
     exists = os.path.isdir(cache)
-    row("cache directory", f"{cache} ({'exists' if exists else 'not created yet'}; set TINYTORCH_DATA to move it)")
+    row(
+        "cache directory",
+        f"{cache} ({'exists' if exists else 'not created yet'}; set TINYTORCH_DATA to move it)",
+    )
 
     print("Optional packages")
-    for dist, why in (("torch", "test oracle"), ("matplotlib", "tito milestone run --plot"),
-                      ("tqdm", "progress bars"), ("requests", "dataset downloads")):
+    for dist, why in (
+        ("torch", "test oracle"),
+        ("matplotlib", "tito milestone run --plot"),
+        ("tqdm", "progress bars"),
+        ("requests", "dataset downloads"),
+    ):
         version = _version(dist)
         row(dist, f"{version} ({why})" if version else f"not installed ({why})")
 
