@@ -41,7 +41,9 @@ def test_default_part_passes(milestone_id, part, require_tier):
     assert "error" not in record, record.get("error")
     assert record["passed"], f"{record['criterion']}: {record['metrics']}"
     assert "PASS  criterion:" in record["_text"] and "measured:" in record["_text"]
-    assert 0 < record["seconds"] < 60, "every default part must finish in under a minute"
+    # The target is < 60 s per part on an idle 2-core machine (`tito milestone run all` prints the
+    # times); the bound here leaves room for a busy shared CI runner.
+    assert 0 < record["seconds"] < 90, "a default part must finish in about a minute"
     json.dumps({k: v for k, v in record.items() if k != "_text"})  # the JSON mode can print it
     metrics = record["metrics"]
     # Re-check the criteria from the measured numbers (the flag must agree with them).

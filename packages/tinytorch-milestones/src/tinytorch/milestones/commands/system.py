@@ -122,12 +122,13 @@ def cmd_doctor(args) -> int:
         f"{cache} ({'exists' if exists else 'not created yet'}; set TINYTORCH_DATA to move it)",
     )
 
-    print("Optional packages")
+    print("Other packages")
     for dist, why in (
-        ("torch", "test oracle"),
-        ("matplotlib", "tito milestone run --plot"),
+        ("torch", "optional: test oracle"),
+        ("matplotlib", "optional: tito milestone run --plot"),
         ("tqdm", "progress bars"),
         ("requests", "dataset downloads"),
+        ("threadpoolctl", "optional: milestones keep BLAS at TINYTORCH_BLAS_THREADS=1 thread"),
     ):
         version = _version(dist)
         row(dist, f"{version} ({why})" if version else f"not installed ({why})")
