@@ -231,10 +231,10 @@ def table(records: list, meta: dict) -> str:
     before, after = meta.get("load_before"), meta.get("load_after")
     # Our own run adds about `threads` to the load average; anything beyond is someone else.
     if (before is not None and before > 0.5) or (after is not None and after > meta["threads"] + 0.5):
+        hint = " (a BLAS with more threads than free cores slows down sharply; try --threads 1)"
         out.append(
-            f"Load average {meta.get('load_before')} before and {meta.get('load_after')} after the run "
-            f"on {meta['cpus']} CPUs: other processes were using the CPUs, absolute times are inflated "
-            "(a BLAS with more threads than free cores slows down sharply; try --threads 1)."
+            f"Load average {before} before and {after} after the run on {meta['cpus']} CPUs: other processes "
+            f"were using the CPUs, absolute times are inflated{hint if meta['threads'] > 1 else ''}."
         )
     if mism:
         out.append("WARNING: implementations disagree (loss or tokens) on: " + ", ".join(mism))
