@@ -48,6 +48,11 @@ def part1_pipeline(ctx) -> Outcome:
         f"      parameters {params:,}   forward FLOPs per image {flops:,}   "
         f"fp32 weights {fp32_weight_bytes(model):,} bytes"
     )
+    layers = profiler.profile_forward_pass(model, Tensor(x_test[:64]))  # per layer, most expensive first
+    columns = ("name", "type", "time_ms", "flops", "output_shape")
+    table = Profiler.format_table([{c: row.get(c) for c in columns} for row in layers])
+    ctx.say("      forward pass of a batch of 64, per layer (self time, most expensive first):")
+    ctx.say(*("        " + line.rstrip() for line in table.splitlines()))
 
     ctx.say("    step 3/5: int8 quantization of every Linear (per-output-channel scales)")
     quantized = copy.deepcopy(model)
