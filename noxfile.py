@@ -278,7 +278,7 @@ def milestones(session: nox.Session) -> None:
 
 @nox.session(venv_backend="virtualenv")
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmarks: tinytorch vs the hand-written NumPy floor vs PyTorch CPU (not a default session).
+    """Side-by-side benchmarks: tinytorch, the hand-written NumPy floor, PyTorch CPU (not a default session).
 
     ``nox -s bench -- --quick --json`` passes its arguments to benchmarks/run.py.
     Uses pip (virtualenv backend) for the same reason as ``oracle``: pip honours

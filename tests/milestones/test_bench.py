@@ -13,11 +13,11 @@ import json
 
 import numpy as np
 import pytest
-
 from tinytorch.milestones.bench import floors as F
 from tinytorch.milestones.bench import harness
 from tinytorch.milestones.bench import params as P
 from tinytorch.milestones.bench import workloads as W
+
 
 @pytest.fixture(autouse=True)
 def one_blas_thread():
@@ -142,7 +142,9 @@ def test_floor_cached_generation_matches_full_recompute():
 
 def _torch_loss_and_grads(torch, model, x, y):
     logits = model(torch.from_numpy(x))
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1))
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1)
+    )
     loss.backward()
     return loss.item()
 
@@ -199,7 +201,9 @@ def tiny_budget(monkeypatch):
 
 
 def test_json_report_shape(tiny_budget, capsys):
-    code = harness.main(["--quick", "--json", "--workload", "mlp", "--workload", "generate_kv", "--threads", "1"])
+    code = harness.main(
+        ["--quick", "--json", "--workload", "mlp", "--workload", "generate_kv", "--threads", "1"]
+    )
     out = capsys.readouterr().out
     records = json.loads(out)
     assert code == 0
@@ -222,8 +226,9 @@ def test_json_report_shape(tiny_budget, capsys):
     gen = records[1]
     if gen["status"] == "ok":
         assert gen["tokens"] == 8
-        assert gen["numpy_tok_s_cached"] == pytest.approx(8 / (gen["timings_ms"]["numpy_cached"]["median"] / 1e3),
-                                                          rel=1e-2)
+        assert gen["numpy_tok_s_cached"] == pytest.approx(
+            8 / (gen["timings_ms"]["numpy_cached"]["median"] / 1e3), rel=1e-2
+        )
         assert gen["numpy_tok_s_uncached"] > 0
 
 
@@ -241,7 +246,9 @@ def test_missing_tier_is_reported_skipped_with_install_hint(tiny_budget, monkeyp
 def test_tito_benchmark_command_parses_and_runs(tiny_budget, capsys):
     from tinytorch.milestones import cli
 
-    args = cli.build_parser().parse_args(["benchmark", "--quick", "--json", "--workload", "mlp", "--no-torch"])
+    args = cli.build_parser().parse_args(
+        ["benchmark", "--quick", "--json", "--workload", "mlp", "--no-torch"]
+    )
     assert args.quick and args.json and args.workload == ["mlp"]
     assert args.func(args) == 0
     (rec,) = json.loads(capsys.readouterr().out)

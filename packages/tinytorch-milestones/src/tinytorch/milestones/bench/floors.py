@@ -213,7 +213,7 @@ class Adam:
         self.t = 0
 
     def step(self, grads: dict) -> None:
-        # Python-float constants are "weak" under NumPy 2 promotion: the arithmetic stays in the params' dtype.
+        # Python-float constants are "weak" under NumPy 2 promotion: arithmetic stays in the params' dtype.
         self.t += 1
         b1, b2 = self.b1, self.b2
         step_size = self.lr / (1 - b1**self.t)
@@ -415,19 +415,25 @@ class GPTFloor:
             dx2 = dx.reshape(-1, d)
             g[pre + "fc2.weight"] = gl.reshape(-1, 4 * d).T @ dx2
             g[pre + "fc2.bias"] = dx2.sum(axis=0)
-            dgl = (dx2 @ p[pre + "fc2.weight"].T).reshape(bsz, t, 4 * d)  # 2-D GEMM: faster than (B, T, .) @ W.T
+            dgl = (dx2 @ p[pre + "fc2.weight"].T).reshape(
+                bsz, t, 4 * d
+            )  # 2-D GEMM: faster than (B, T, .) @ W.T
             df = gelu_backward(dgl, f, tanh_f)
             df2 = df.reshape(-1, 4 * d)
             g[pre + "fc1.weight"] = m.reshape(-1, d).T @ df2
             g[pre + "fc1.bias"] = df2.sum(axis=0)
             dm = (df2 @ p[pre + "fc1.weight"].T).reshape(bsz, t, d)
-            dln, g[pre + "ln2.weight"], g[pre + "ln2.bias"] = layernorm_backward(dm, ln2, p[pre + "ln2.weight"])
+            dln, g[pre + "ln2.weight"], g[pre + "ln2.bias"] = layernorm_backward(
+                dm, ln2, p[pre + "ln2.weight"]
+            )
             dx = dx + dln
             # Attention branch: x = x + o(attention(ln1(x)))
             dx2 = dx.reshape(-1, d)
             g[pre + "attn.o.weight"] = y.reshape(-1, d).T @ dx2
             g[pre + "attn.o.bias"] = dx2.sum(axis=0)
-            dy = (dx2 @ p[pre + "attn.o.weight"].T).reshape(bsz, t, H, hd).transpose(0, 2, 1, 3)  # (B, H, T, hd)
+            dy = (
+                (dx2 @ p[pre + "attn.o.weight"].T).reshape(bsz, t, H, hd).transpose(0, 2, 1, 3)
+            )  # (B, H, T, hd)
             datt = dy @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
             dv = att.transpose(0, 1, 3, 2) @ dy
             # softmax backward: ds = P * (dP - sum(dP * P)); masked entries have P = 0
@@ -446,7 +452,9 @@ class GPTFloor:
                 g[pre + f"attn.{n}.bias"] = dbias[j * d : (j + 1) * d]
             wqkv = self._fused_qkv()[i][0]
             da = (dqkv @ wqkv.T).reshape(bsz, t, d)
-            dln, g[pre + "ln1.weight"], g[pre + "ln1.bias"] = layernorm_backward(da, ln1, p[pre + "ln1.weight"])
+            dln, g[pre + "ln1.weight"], g[pre + "ln1.bias"] = layernorm_backward(
+                da, ln1, p[pre + "ln1.weight"]
+            )
             dx = dx + dln
         # Token table: scatter-add of rows, as one small GEMM onehot^T @ dx (np.add.at is ~20x slower).
         ids = tokens.reshape(-1)
@@ -497,7 +505,9 @@ class GPTFloor:
             for i, (wqkv, bqkv) in enumerate(fused):
                 pre = f"h{i}."
                 a, _ = layernorm_forward(x, p[pre + "ln1.weight"], p[pre + "ln1.bias"])
-                qkv = (a @ wqkv + bqkv).reshape(bsz, tn, 3, H, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, tn, hd)
+                qkv = (
+                    (a @ wqkv + bqkv).reshape(bsz, tn, 3, H, hd).transpose(2, 0, 3, 1, 4)
+                )  # (3, B, H, tn, hd)
                 kc[i, :, :, pos:end] = qkv[1]
                 vc[i, :, :, pos:end] = qkv[2]
                 s = (qkv[0] @ kc[i, :, :, :end].transpose(0, 1, 3, 2)) * scale  # (B, H, tn, end)

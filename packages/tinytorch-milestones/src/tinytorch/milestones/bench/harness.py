@@ -27,7 +27,6 @@ import time
 import traceback
 
 import numpy as np
-
 from tinytorch.milestones.bench.options import add_arguments
 from tinytorch.milestones.bench.workloads import WORKLOADS, Built
 
@@ -186,6 +185,12 @@ def _line(rec) -> str:
     )
 
 
+def _cell(rec: dict, impl: str) -> str:
+    if rec.get(f"{impl}_ms") is None:
+        return "-"
+    return f"{rec[f'{impl}_ms']:.2f} ({rec[f'{impl}_ms_min']:.2f}-{rec[f'{impl}_ms_max']:.2f})"
+
+
 def table(records: list, meta: dict) -> str:
     """The Markdown table printed by default (and pasted into the README)."""
     head = (
@@ -197,14 +202,8 @@ def table(records: list, meta: dict) -> str:
         if r["status"] == "skipped":
             rows.append(f"| {r['workload']} | skipped: {r['reason']} | | | | |")
             continue
-
-        def cell(impl):
-            if r.get(f"{impl}_ms") is None:
-                return "-"
-            return f"{r[f'{impl}_ms']:.2f} ({r[f'{impl}_ms_min']:.2f}-{r[f'{impl}_ms_max']:.2f})"
-
         rows.append(
-            f"| {r['workload']} | {cell('tinytorch')} | {cell('numpy')} | {cell('torch')} | "
+            f"| {r['workload']} | {_cell(r, 'tinytorch')} | {_cell(r, 'numpy')} | {_cell(r, 'torch')} | "
             f"{_fmt(r['ratio_numpy'], '{:.2f}x')} | {_fmt(r['ratio_torch'], '{:.2f}x')} |"
         )
     out = [head, *rows]
@@ -212,22 +211,27 @@ def table(records: list, meta: dict) -> str:
     for r in gen:
         out += [
             "",
-            f"Generation ({r['workload']}: {r['tokens']} new tokens after a {r['prompt_tokens']}-token prompt, "
-            "batch 1, greedy), tokens/s:",
+            f"Generation ({r['workload']}: {r['tokens']} new tokens after a {r['prompt_tokens']}-token "
+            "prompt, batch 1, greedy), tokens/s:",
             "",
             "| | tinytorch | numpy floor | torch |",
             "|---|---:|---:|---:|",
         ]
         for mode in ("cached", "uncached"):
             cells = [_fmt(r.get(f"{i}_tok_s_{mode}"), "{:.0f}") for i in ("tinytorch", "numpy", "torch")]
-            out.append(f"| {'with' if mode == 'cached' else 'without'} KV cache | " + " | ".join(cells) + " |")
+            out.append(
+                f"| {'with' if mode == 'cached' else 'without'} KV cache | " + " | ".join(cells) + " |"
+            )
     problems = [(r["workload"], r["errors"]) for r in records if r.get("errors")]
     mism = [r["workload"] for r in records if r.get("agree") is False]
-    out += ["", (
-        f"Median (min-max) over interleaved rounds; {meta['threads']} BLAS thread(s) for NumPy and PyTorch; "
-        f"peak float32 matmul {meta['peak_gflops']:.0f} GFLOP/s; numpy {meta['numpy']}, "
-        f"torch {meta['torch'] or 'not installed'}, Python {meta['python']}, {meta['cpus']} CPUs."
-    )]
+    out += [
+        "",
+        (
+            f"Median (min-max) over interleaved rounds; {meta['threads']} BLAS thread(s) for NumPy and "
+            f"PyTorch; peak float32 matmul {meta['peak_gflops']:.0f} GFLOP/s; numpy {meta['numpy']}, "
+            f"torch {meta['torch'] or 'not installed'}, Python {meta['python']}, {meta['cpus']} CPUs."
+        ),
+    ]
     before, after = meta.get("load_before"), meta.get("load_after")
     # Our own run adds about `threads` to the load average; anything beyond is someone else.
     if (before is not None and before > 0.5) or (after is not None and after > meta["threads"] + 0.5):
@@ -276,7 +280,9 @@ def run_suite(names: list, quick: bool, with_torch: bool, threads: int | None, l
                 rec = run_workload(name, quick, with_torch, log)
             except Exception as exc:  # one broken workload must not hide the others
                 rec = {"workload": name, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-                rec.update({k: None for k in ("tinytorch_ms", "numpy_ms", "torch_ms", "ratio_numpy", "ratio_torch")})
+                rec.update(
+                    {k: None for k in ("tinytorch_ms", "numpy_ms", "torch_ms", "ratio_numpy", "ratio_torch")}
+                )
                 if log:
                     log(traceback.format_exc())
             rec["peak_gflops"] = meta["peak_gflops"]

@@ -8,7 +8,9 @@ WORKLOAD_NAMES = ("mlp", "lenet", "cifar_cnn", "gpt", "generate_kv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="smaller time budget and 64-token generation (< 40 s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller time budget and 64-token generation (< 40 s)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per workload")
     parser.add_argument(
         "--workload",
@@ -18,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"run only this workload (repeatable): {', '.join(WORKLOAD_NAMES)}",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="BLAS threads for NumPy and PyTorch (default: NumPy's setting)"
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads for NumPy and PyTorch (default: NumPy's setting)",
     )
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")

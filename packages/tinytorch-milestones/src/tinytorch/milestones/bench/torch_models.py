@@ -71,7 +71,9 @@ class Block(nn.Module):
 
     def forward(self, x, cache=None, pos=0):
         bsz, t, d = x.shape
-        qkv = self.qkv(self.ln1(x)).view(bsz, t, 3, self.h, self.hd).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
+        qkv = (
+            self.qkv(self.ln1(x)).view(bsz, t, 3, self.h, self.hd).permute(2, 0, 3, 1, 4)
+        )  # (3, B, H, T, hd)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -133,4 +135,3 @@ class GPT(nn.Module):
             out.append(nxt)
             pos, new = pos + new.shape[1], nxt
         return torch.cat(out, dim=1)
-

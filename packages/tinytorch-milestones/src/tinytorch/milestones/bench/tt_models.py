@@ -8,7 +8,6 @@ it, so tests can compare gradients name by name.
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear
 from tinytorch.core.losses import CrossEntropyLoss
@@ -19,7 +18,9 @@ from tinytorch.core.tensor import Tensor
 def _load(param, value: np.ndarray, name: str) -> None:
     """Copy ``value`` into a tinytorch parameter in place; shapes must match exactly."""
     if tuple(param.data.shape) != value.shape:
-        raise ValueError(f"{name}: tinytorch parameter has shape {param.data.shape}, benchmark weights {value.shape}")
+        raise ValueError(
+            f"{name}: tinytorch parameter has shape {param.data.shape}, benchmark weights {value.shape}"
+        )
     param.data[...] = value
 
 

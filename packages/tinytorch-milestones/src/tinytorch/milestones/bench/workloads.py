@@ -9,11 +9,10 @@ inside ``build``, so an absent tier or an absent torch never breaks the suite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
-
 from tinytorch.milestones.bench import floors
 from tinytorch.milestones.bench import params as P
 
@@ -104,7 +103,9 @@ def mlp_batch(batch=64, seed=1):
 
 def image_batch(spec: P.ConvNetSpec, batch=32, seed=1):
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, *spec.in_shape), dtype=np.float32), rng.integers(0, spec.classes, batch)
+    return rng.standard_normal((batch, *spec.in_shape), dtype=np.float32), rng.integers(
+        0, spec.classes, batch
+    )
 
 
 def text_batch(spec: P.GPTSpec, batch=16, seed=1):
@@ -135,7 +136,9 @@ def build_mlp(quick: bool, with_torch: bool, tokens: int) -> Built:
 
         return _torch_trainer(torch_models.mlp(params), x, y, "sgd", LR)
 
-    return _training(params, floors.MLPFloor(P.copy_params(params), lr=LR), tt_make, torch_make, x, y, with_torch)
+    return _training(
+        params, floors.MLPFloor(P.copy_params(params), lr=LR), tt_make, torch_make, x, y, with_torch
+    )
 
 
 def _build_convnet(spec: P.ConvNetSpec):
@@ -207,7 +210,6 @@ def build_generate(quick: bool, with_torch: bool, tokens: int) -> Built:
     runners["numpy_uncached"] = lambda: floor.generate(prompt, tokens, use_cache=False)
     if _torch_available(with_torch):
         import torch
-
         from tinytorch.milestones.bench import torch_models
 
         model = torch_models.GPT(params, spec.num_layers, spec.num_heads)
@@ -255,7 +257,9 @@ class Workload:
 WORKLOADS = {
     w.name: w
     for w in (
-        Workload("mlp", "MLP 784-256-128-10 ReLU, batch 64, cross-entropy, SGD step", ("foundation",), build_mlp),
+        Workload(
+            "mlp", "MLP 784-256-128-10 ReLU, batch 64, cross-entropy, SGD step", ("foundation",), build_mlp
+        ),
         Workload(
             "lenet",
             "LeNet conv5(1->6) pool conv5(6->16) pool 256-120-84-10, batch 32 of 1x28x28, SGD step",
