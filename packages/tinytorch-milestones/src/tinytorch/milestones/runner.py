@@ -184,7 +184,7 @@ def _banner(m: Milestone, ctx: Context) -> None:
 def _wrap(text: str, width: int) -> list[str]:
     import textwrap
 
-    return textwrap.wrap(" ".join(text.split()), width)
+    return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
 
 
 def format_verdict(passed: bool, criterion: str, measured: str) -> str:
@@ -245,7 +245,8 @@ def run_part(m: Milestone, part: Part, ctx: Context, plot_dir: str | None = None
 
 
 def _skipped(record: dict, reason: str, ctx: Context) -> dict:
-    ctx.say(f"  SKIP  {reason}")
+    lines = _wrap(reason, 74) or [""]
+    ctx.say(f"  SKIP  {lines[0]}", *(f"        {line}" for line in lines[1:]))
     record.update(skipped=True, reason=reason)
     return record
 
