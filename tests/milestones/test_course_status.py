@@ -199,6 +199,11 @@ def test_child_stub():
     subprocess.run([sys.executable, "-c", f"raise NotImplementedError({STUB!r})"], check=True)
 
 
+def test_raises_runtime_error_catches_stub():
+    with pytest.raises(RuntimeError, match="boom"):
+        raise NotImplementedError(STUB)
+
+
 def test_child_other():
     import subprocess, sys
     subprocess.run([sys.executable, "-c", "raise ValueError('no')"], check=True)
@@ -245,9 +250,10 @@ def test_outcomes_plugin_classifies_stub_failures(tmp_path):
         "test_setup_error": True,
         "test_child_stub": True,
         "test_child_other": False,
+        "test_raises_runtime_error_catches_stub": True,
     }
     assert records["test_ok"]["outcome"] == "passed" and records["test_skip"]["outcome"] == "skipped"
     assert records["test_stub"]["module"] == "12"
     summary = by_module(list(records.values()))["12"]
-    assert (summary["passed"], summary["failed"], summary["skipped"]) == (1, 8, 1)
+    assert (summary["passed"], summary["failed"], summary["skipped"]) == (1, 9, 1)
     assert summary["first_failure"]["test"].endswith("test_stub") and not summary["stub_only"]
