@@ -79,7 +79,7 @@ def train_classifier(
             total += float(loss.item()) * len(idx)
             count += len(idx)
         history.append(total / count)
-        ctx.curve("training loss", history[-1], x_label="epoch")
+        ctx.curve(f"{desc} loss", history[-1], x_label="epoch")
         bar.set_postfix_str(f"loss {history[-1]:.3f}", refresh=False)
     return history
 
