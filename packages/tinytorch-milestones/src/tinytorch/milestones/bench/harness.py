@@ -12,7 +12,9 @@ Threads. NumPy's BLAS and PyTorch get the same thread count (``--threads``,
 default: what NumPy's BLAS is configured with), so the ratios compare
 implementations, not thread pools. On a machine that other jobs are using, a
 BLAS with more threads than free cores slows down by orders of magnitude on
-small matrices; ``--threads 1`` gives steadier numbers there.
+small matrices; ``--threads 1`` gives steadier numbers there, and
+``--clock cpu`` (this process's CPU time instead of wall time) removes the
+time spent descheduled while other jobs ran.
 """
 
 from __future__ import annotations
@@ -80,17 +82,21 @@ def peak_gflops(n: int = 2048, repeats: int = 5) -> float:
 # ---------------------------------------------------------------------------
 
 
-def time_interleaved(runners: dict, warmup: int, budget_s: float, min_reps: int, max_reps: int):
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_interleaved(runners: dict, warmup: int, budget_s: float, min_reps: int, max_reps: int, clock="wall"):
     """Time each callable of ``runners`` round-robin; returns ({name: [seconds]}, {name: first result}).
 
     The warm-up rounds' results are returned (the first call of each runner),
     so the caller can check that the implementations agree.
     """
     names = list(runners)
+    tick = CLOCKS[clock]
     first, warm_cost = {}, 0.0
     for w in range(warmup):
         for name in names:
-            t0 = time.perf_counter()
+            t0 = time.perf_counter()  # the budget is always wall time
             out = runners[name]()
             warm_cost += time.perf_counter() - t0
             if w == 0:
@@ -101,9 +107,9 @@ def time_interleaved(runners: dict, warmup: int, budget_s: float, min_reps: int,
     for r in range(reps):
         k = r % len(names)
         for name in names[k:] + names[:k]:  # rotate who goes first
-            t0 = time.perf_counter()
+            t0 = tick()
             runners[name]()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(tick() - t0)
     return times, first
 
 
@@ -131,7 +137,7 @@ def _ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def run_workload(name: str, quick: bool, with_torch: bool, log=None) -> dict:
+def run_workload(name: str, quick: bool, with_torch: bool, log=None, clock="wall") -> dict:
     """Build, check and time one workload; returns its report object."""
     wl = WORKLOADS[name]
     cfg = SETTINGS[quick]
@@ -150,7 +156,7 @@ def run_workload(name: str, quick: bool, with_torch: bool, log=None) -> dict:
         warmup, min_reps = 1, min(3, cfg["min_reps"])
     else:
         warmup, min_reps = cfg["warmup"], cfg["min_reps"]
-    times, first = time_interleaved(built.runners, warmup, cfg["budget"], min_reps, cfg["max_reps"])
+    times, first = time_interleaved(built.runners, warmup, cfg["budget"], min_reps, cfg["max_reps"], clock)
     stats = {k: summary_ms(v) for k, v in times.items()}
     rec["timings_ms"] = {k: {s: _round(v, 3) for s, v in st.items()} for k, st in stats.items()}
     rec.update(built.check(first))
@@ -227,7 +233,7 @@ def table(records: list, meta: dict) -> str:
     out += [
         "",
         (
-            f"Median (min-max) over interleaved rounds; {meta['threads']} BLAS thread(s) for NumPy and "
+            f"Median (min-max) over interleaved rounds ({meta['clock']} clock); {meta['threads']} BLAS thread(s) for NumPy and "
             f"PyTorch; peak float32 matmul {meta['peak_gflops']:.0f} GFLOP/s; numpy {meta['numpy']}, "
             f"torch {meta['torch'] or 'not installed'}, Python {meta['python']}, {meta['cpus']} CPUs."
         ),
@@ -248,7 +254,7 @@ def table(records: list, meta: dict) -> str:
     return "\n".join(out)
 
 
-def run_suite(names: list, quick: bool, with_torch: bool, threads: int | None, log=None):
+def run_suite(names: list, quick: bool, with_torch: bool, threads: int | None, log=None, clock="wall"):
     """Run the named workloads; returns (records, meta)."""
     threads = threads or numpy_blas_threads()
     controller = limit_blas_threads(threads)
@@ -269,6 +275,7 @@ def run_suite(names: list, quick: bool, with_torch: bool, threads: int | None, l
             "torch": torch_version,
             "python": platform.python_version(),
             "quick": quick,
+            "clock": clock,
         }
         meta["load_before"] = _load_average()
         meta["peak_gflops"] = round(peak_gflops(SETTINGS[quick]["peak_n"]), 1)
@@ -277,7 +284,7 @@ def run_suite(names: list, quick: bool, with_torch: bool, threads: int | None, l
         records = []
         for name in names:
             try:
-                rec = run_workload(name, quick, with_torch, log)
+                rec = run_workload(name, quick, with_torch, log, clock)
             except Exception as exc:  # one broken workload must not hide the others
                 rec = {"workload": name, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
                 rec.update(
@@ -287,6 +294,7 @@ def run_suite(names: list, quick: bool, with_torch: bool, threads: int | None, l
                     log(traceback.format_exc())
             rec["peak_gflops"] = meta["peak_gflops"]
             rec["threads"] = threads
+            rec["clock"] = clock
             rec["load_before"] = meta["load_before"]
             records.append(rec)
     finally:
@@ -318,7 +326,8 @@ def main_from_args(args: argparse.Namespace) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    records, meta = run_suite(names, args.quick, not getattr(args, "no_torch", False), threads, log)
+    clock = getattr(args, "clock", "wall")
+    records, meta = run_suite(names, args.quick, not getattr(args, "no_torch", False), threads, log, clock)
     if args.json:
         print(json.dumps(records, indent=2))
     else:

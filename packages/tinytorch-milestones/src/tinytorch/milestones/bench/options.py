@@ -25,4 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="BLAS threads for NumPy and PyTorch (default: NumPy's setting)",
     )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time (default) or this process's CPU time, steadier when other jobs share the CPUs "
+        "(use with --threads 1: with more threads CPU time adds up every thread)",
+    )
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
