@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tinytorch.core.tensor import Tensor
 from tinytorch.data.loader import (
     Compose,

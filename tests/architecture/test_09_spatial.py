@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pytest
-
 from tinytorch.core.autograd import gradcheck, no_grad
 from tinytorch.core.spatial import (
     AvgPool2d,
@@ -146,8 +145,10 @@ def test_conv_rectangular_vs_naive(kernel, stride, padding):
 @pytest.mark.parametrize("stride,padding", [(1, 1), (2, 0), (2, 2)])
 def test_conv_gradcheck(stride, padding):
     rng = np.random.default_rng(3)
-    x, w, b = t64(rng.standard_normal((2, 2, 5, 5)), True), t64(rng.standard_normal((3, 2, 3, 3)), True), t64(
-        rng.standard_normal(3), True
+    x, w, b = (
+        t64(rng.standard_normal((2, 2, 5, 5)), True),
+        t64(rng.standard_normal((3, 2, 3, 3)), True),
+        t64(rng.standard_normal(3), True),
     )
     assert gradcheck(lambda a, c, d: conv2d(a, c, d, stride=stride, padding=padding), [x, w, b])
 
@@ -361,7 +362,10 @@ def test_batchnorm_errors():
         bn(Tensor(np.zeros((2, 4, 3, 3), dtype=np.float32)))
     with pytest.raises(ValueError, match="more than 1 value"):
         bn(Tensor(np.zeros((1, 3, 1, 1), dtype=np.float32)))
-    for kwargs, name in [(dict(num_features=0), "num_features"), (dict(num_features=2, momentum=2), "momentum")]:
+    for kwargs, name in [
+        (dict(num_features=0), "num_features"),
+        (dict(num_features=2, momentum=2), "momentum"),
+    ]:
         with pytest.raises(ValueError, match=name):
             BatchNorm2d(**kwargs)
 

@@ -8,7 +8,6 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tinytorch.text.tokenization import BPETokenizer, CharTokenizer, Tokenizer
 
 CORPUS = [

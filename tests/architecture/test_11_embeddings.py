@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tinytorch.core.autograd import gradcheck
 from tinytorch.core.tensor import Tensor
 from tinytorch.text.embeddings import (
@@ -102,7 +101,9 @@ def test_positional_encoding_adds_rows_and_offset():
     x = Tensor(np.ones((2, 5, 3), dtype=np.float32), requires_grad=True)
     y = pos(x)
     np.testing.assert_allclose(y.data, np.broadcast_to(1 + pos.weight.data[None, :5], (2, 5, 3)))
-    np.testing.assert_allclose(pos(x, offset=3).data, np.broadcast_to(1 + pos.weight.data[None, 3:8], (2, 5, 3)))
+    np.testing.assert_allclose(
+        pos(x, offset=3).data, np.broadcast_to(1 + pos.weight.data[None, 3:8], (2, 5, 3))
+    )
     y.sum().backward()
     expected = np.zeros((8, 3))
     expected[:5] = 2  # summed over the batch
@@ -117,7 +118,9 @@ def test_embedding_layer_token_plus_position(positional):
     layer = EmbeddingLayer(9, 4, max_seq_len=6, positional=positional)
     ids = rng.integers(0, 9, (3, 4))
     table = (
-        layer.position_embedding.weight.data if positional == "learned" else sinusoidal_positional_encoding(6, 4).data
+        layer.position_embedding.weight.data
+        if positional == "learned"
+        else sinusoidal_positional_encoding(6, 4).data
     )
     out = layer(ids, offset=1)
     np.testing.assert_allclose(out.data, layer.token_embedding.weight.data[ids] + table[1:5], rtol=1e-6)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tinytorch.core.attention import MultiHeadAttention, scaled_dot_product_attention
 from tinytorch.core.autograd import gradcheck, no_grad
 from tinytorch.core.tensor import Tensor
@@ -37,7 +36,11 @@ def loop_attention(q, k, v, mask=None):
 @pytest.mark.parametrize("with_mask", [False, True])
 def test_sdpa_vs_loop_oracle(with_mask):
     rng = np.random.default_rng(0)
-    q, k, v = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((2, 3, 6, 2))
+    q, k, v = (
+        rng.standard_normal((2, 3, 4, 5)),
+        rng.standard_normal((2, 3, 6, 5)),
+        rng.standard_normal((2, 3, 6, 2)),
+    )
     mask = rng.random((4, 6)) > 0.4 if with_mask else None
     if with_mask:
         mask[:, 0] = True
@@ -67,8 +70,10 @@ def test_sdpa_mask_forms_and_empty_rows():
 
 def test_sdpa_gradcheck_with_mask():
     rng = np.random.default_rng(2)
-    q, k, v = t64(rng.standard_normal((2, 3, 4)), True), t64(rng.standard_normal((2, 5, 4)), True), t64(
-        rng.standard_normal((2, 5, 3)), True
+    q, k, v = (
+        t64(rng.standard_normal((2, 3, 4)), True),
+        t64(rng.standard_normal((2, 5, 4)), True),
+        t64(rng.standard_normal((2, 5, 3)), True),
     )
     mask = np.tri(3, 5, k=2, dtype=bool)
     assert gradcheck(lambda a, b, c: scaled_dot_product_attention(a, b, c, mask=mask)[0], [q, k, v])
@@ -130,8 +135,12 @@ def test_mha_matches_torch_with_causal_mask(torch):
     y.sum().backward()
     ty.sum().backward()
     np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(mha.out_proj.weight.grad.data, ref.out_proj.weight.grad.numpy().T, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(mha.q_proj.weight.grad.data, ref.in_proj_weight.grad.numpy()[:E].T, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        mha.out_proj.weight.grad.data, ref.out_proj.weight.grad.numpy().T, rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        mha.q_proj.weight.grad.data, ref.in_proj_weight.grad.numpy()[:E].T, rtol=1e-3, atol=1e-4
+    )
 
 
 def test_mha_heads_equal_separate_single_head_attention():
@@ -144,7 +153,12 @@ def test_mha_heads_equal_separate_single_head_attention():
     q = x @ mha.q_proj.weight.data + mha.q_proj.bias.data
     k = x @ mha.k_proj.weight.data + mha.k_proj.bias.data
     v = x @ mha.v_proj.weight.data + mha.v_proj.bias.data
-    heads = [loop_attention(q[..., h * 4 : (h + 1) * 4], k[..., h * 4 : (h + 1) * 4], v[..., h * 4 : (h + 1) * 4])[0] for h in range(H)]
+    heads = [
+        loop_attention(q[..., h * 4 : (h + 1) * 4], k[..., h * 4 : (h + 1) * 4], v[..., h * 4 : (h + 1) * 4])[
+            0
+        ]
+        for h in range(H)
+    ]
     ref = np.concatenate(heads, axis=-1) @ mha.out_proj.weight.data + mha.out_proj.bias.data
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
 

@@ -7,7 +7,6 @@ import types
 
 import numpy as np
 import pytest
-
 from tinytorch.core.autograd import gradcheck, no_grad
 from tinytorch.core.tensor import Tensor
 from tinytorch.models.transformer import (
@@ -38,12 +37,17 @@ def test_layernorm_closed_form_and_gradcheck():
     y = LayerNormFunction.apply(t64(x), t64(w), t64(b), eps=1e-5)
     ref = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w + b
     np.testing.assert_allclose(y.data, ref, atol=1e-10)
-    assert gradcheck(lambda a, c, d: LayerNormFunction.apply(a, c, d, eps=1e-5), [t64(x[:2], True), t64(w, True), t64(b, True)])
+    assert gradcheck(
+        lambda a, c, d: LayerNormFunction.apply(a, c, d, eps=1e-5),
+        [t64(x[:2], True), t64(w, True), t64(b, True)],
+    )
     # two normalized dims
     w2 = rng.standard_normal((4, 6))
     y2 = LayerNormFunction.apply(t64(x), t64(w2), t64(np.zeros((4, 6))), eps=1e-5)
     flat = x.reshape(3, -1)
-    ref2 = ((flat - flat.mean(-1, keepdims=True)) / np.sqrt(flat.var(-1, keepdims=True) + 1e-5)).reshape(x.shape) * w2
+    ref2 = ((flat - flat.mean(-1, keepdims=True)) / np.sqrt(flat.var(-1, keepdims=True) + 1e-5)).reshape(
+        x.shape
+    ) * w2
     np.testing.assert_allclose(y2.data, ref2, atol=1e-10)
 
 
@@ -104,7 +108,9 @@ def torch_block(torch, blk, E, H):
         B, T, _ = x.shape
         h = F.layer_norm(x, (E,), P["ln1.weight"], P["ln1.bias"])
         q, k, v = (
-            (h @ P[f"attn.{n}_proj.weight"] + P[f"attn.{n}_proj.bias"]).reshape(B, T, H, E // H).transpose(1, 2)
+            (h @ P[f"attn.{n}_proj.weight"] + P[f"attn.{n}_proj.bias"])
+            .reshape(B, T, H, E // H)
+            .transpose(1, 2)
             for n in "qkv"
         )
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -220,7 +226,9 @@ def test_generate_sampling_seeded_and_top_k():
     a = model.generate(prompt, 8, temperature=1.5, seed=7)
     b = model.generate(prompt, 8, temperature=1.5, seed=7)
     np.testing.assert_array_equal(a, b)
-    samples = np.stack([model.generate(prompt, 1, temperature=1.0, top_k=2, seed=s)[0, -1] for s in range(40)])
+    samples = np.stack(
+        [model.generate(prompt, 1, temperature=1.0, top_k=2, seed=s)[0, -1] for s in range(40)]
+    )
     with no_grad():
         top2 = np.argsort(model(prompt).data[0, -1])[-2:]
     assert set(samples.tolist()) <= set(top2.tolist()) and len(set(samples.tolist())) == 2

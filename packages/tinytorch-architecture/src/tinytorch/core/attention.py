@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Dropout, Linear, Module
 from tinytorch.core.tensor import Tensor
@@ -55,7 +54,8 @@ def mask_to_bias(mask, scores_shape: tuple, dtype) -> tuple[np.ndarray, bool]:
         full = None
     if full != tuple(scores_shape):
         raise ValueError(
-            f"attention: mask of shape {m.shape} does not broadcast to the scores of shape {tuple(scores_shape)}"
+            f"attention: mask of shape {m.shape} does not broadcast to the scores "
+            f"of shape {tuple(scores_shape)}"
         )
     allowed = m.astype(bool, copy=False)
     bias = np.zeros(allowed.shape, dtype=dtype)
@@ -131,7 +131,9 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
     ### BEGIN SOLUTION
     scores = Q @ K.transpose(-2, -1)  # (..., T_q, T_k)
     bias, empty = (None, False) if mask is None else mask_to_bias(mask, scores.shape, scores.dtype)
-    weights = MaskedSoftmaxFunction.apply(scores, scale=1.0 / math.sqrt(Q.shape[-1]), bias=bias, empty_rows=empty)
+    weights = MaskedSoftmaxFunction.apply(
+        scores, scale=1.0 / math.sqrt(Q.shape[-1]), bias=bias, empty_rows=empty
+    )
     attended = weights if dropout is None else dropout(weights)
     return attended @ V, weights
     ### END SOLUTION

@@ -34,7 +34,6 @@ import math
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
-
 from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Module, Parameter
 from tinytorch.core.tensor import Tensor
@@ -68,7 +67,7 @@ def _pair(value, name: str) -> tuple[int, int]:
 
 
 def _out_size(size: int, k: int, s: int, p: int) -> int:
-    """Output length of a window of ``k`` sliding with stride ``s`` over ``size`` padded by ``p`` each side."""
+    """Output length of a ``k`` window sliding by ``s`` over ``size`` padded by ``p`` per side."""
     return (size + 2 * p - k) // s + 1
 
 
@@ -282,7 +281,9 @@ class Conv2d(Module):
     Shape: ``(N, C, H, W) -> (N, O, OH, OW)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True
+    ):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -300,7 +301,11 @@ class Conv2d(Module):
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         # The global NumPy generator, like Linear: np.random.seed(...) makes models reproducible.
         self.weight = Parameter(np.random.uniform(-bound, bound, size=shape).astype(np.float32))
-        self.bias = Parameter(np.random.uniform(-bound, bound, size=self.out_channels).astype(np.float32)) if bias else None
+        self.bias = (
+            Parameter(np.random.uniform(-bound, bound, size=self.out_channels).astype(np.float32))
+            if bias
+            else None
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         x = x if isinstance(x, Tensor) else Tensor(x)
@@ -324,7 +329,12 @@ class Conv2d(Module):
 def _window_slices(i: int, j: int, OH: int, OW: int, stride) -> tuple:
     """Index selecting, for kernel offset (i, j), the input pixel of every output position."""
     sH, sW = stride
-    return (slice(None), slice(None), slice(i, i + sH * (OH - 1) + 1, sH), slice(j, j + sW * (OW - 1) + 1, sW))
+    return (
+        slice(None),
+        slice(None),
+        slice(i, i + sH * (OH - 1) + 1, sH),
+        slice(j, j + sW * (OW - 1) + 1, sW),
+    )
 
 
 def _first_argmax(views: list) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +378,9 @@ class MaxPool2dFunction(Function):
             ctx.save_for_backward(arg_w, arg_h)
             return out
         xp = np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)), constant_values=-np.inf) if (pH or pW) else x
-        out, arg = _first_argmax([xp[_window_slices(t // kW, t % kW, OH, OW, stride)] for t in range(kH * kW)])
+        out, arg = _first_argmax(
+            [xp[_window_slices(t // kW, t % kW, OH, OW, stride)] for t in range(kH * kW)]
+        )
         ctx.save_for_backward(arg)
         return out
         ### END SOLUTION
@@ -541,7 +553,9 @@ class BatchNorm2dFunction(Function):
             m = grad.size // grad.shape[1]
             g = gamma.reshape(1, -1, 1, 1)
             # mean(dxhat) = gamma * dbeta / m ; mean(dxhat * xhat) = gamma * dgamma / m
-            dx = (grad * g - (g * dbeta.reshape(1, -1, 1, 1)) / m - xhat * (g * dgamma.reshape(1, -1, 1, 1)) / m) * inv
+            dx = (
+                grad * g - (g * dbeta.reshape(1, -1, 1, 1)) / m - xhat * (g * dgamma.reshape(1, -1, 1, 1)) / m
+            ) * inv
         return dx, dgamma, dbeta
         ### END SOLUTION
 
@@ -591,8 +605,14 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
-            raise ValueError(f"BatchNorm2d: argument 'num_features' must be a positive int, got {num_features!r}")
+        if (
+            isinstance(num_features, bool)
+            or not isinstance(num_features, (int, np.integer))
+            or num_features < 1
+        ):
+            raise ValueError(
+                f"BatchNorm2d: argument 'num_features' must be a positive int, got {num_features!r}"
+            )
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm2d: argument 'momentum' must be in [0, 1], got {momentum}")
         if eps <= 0:
@@ -646,7 +666,9 @@ class Flatten(Module):
         ### BEGIN SOLUTION
         start = self.start_dim if self.start_dim >= 0 else x.ndim + self.start_dim
         if not 0 <= start < max(x.ndim, 1):
-            raise ValueError(f"Flatten: argument 'start_dim' {self.start_dim} out of range for shape {x.shape}")
+            raise ValueError(
+                f"Flatten: argument 'start_dim' {self.start_dim} out of range for shape {x.shape}"
+            )
         return x.reshape(*x.shape[:start], -1)
         ### END SOLUTION
 

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
 from tinytorch.core.tensor import Tensor
 
 
@@ -224,7 +223,8 @@ class Normalize(BatchTransform):
         self.std = np.asarray(std, dtype=np.float32)
         if self.mean.ndim > 1 or self.std.ndim > 1:
             raise ValueError(
-                f"Normalize: mean and std must be scalars or 1-D, got shapes {self.mean.shape} and {self.std.shape}"
+                f"Normalize: mean and std must be scalars or 1-D, "
+                f"got shapes {self.mean.shape} and {self.std.shape}"
             )
         if self.mean.ndim == 1 and self.std.ndim == 1 and self.mean.size != self.std.size:
             raise ValueError(f"Normalize: mean {self.mean.shape} and std {self.std.shape} differ in length")
@@ -238,7 +238,8 @@ class Normalize(BatchTransform):
             channels = max(mean.size, std.size)
             if x.ndim < 2 or x.shape[1] != channels:
                 raise ValueError(
-                    f"Normalize: {channels} channel statistics do not match input shape {x.shape} (channel axis 1)"
+                    f"Normalize: {channels} channel statistics do not match "
+                    f"input shape {x.shape} (channel axis 1)"
                 )
             shape = (1, channels) + (1,) * (x.ndim - 2)  # (1, C, 1, ..., 1): broadcast over N and space
             mean = mean.reshape(shape) if mean.ndim else mean

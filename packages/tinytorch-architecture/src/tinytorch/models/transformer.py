@@ -22,7 +22,6 @@ instead of being recomputed, turning O(T^2) work per step into O(T).
 from __future__ import annotations
 
 import numpy as np
-
 from tinytorch.core.activations import gelu
 from tinytorch.core.attention import MultiHeadAttention
 from tinytorch.core.autograd import Function, no_grad
@@ -93,9 +92,15 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps: float = 1e-5):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        shape = (
+            (normalized_shape,)
+            if isinstance(normalized_shape, (int, np.integer))
+            else tuple(normalized_shape)
+        )
         if not shape or any(int(s) < 1 for s in shape):
-            raise ValueError(f"LayerNorm: argument 'normalized_shape' must be positive, got {normalized_shape!r}")
+            raise ValueError(
+                f"LayerNorm: argument 'normalized_shape' must be positive, got {normalized_shape!r}"
+            )
         if eps <= 0:
             raise ValueError(f"LayerNorm: argument 'eps' must be positive, got {eps}")
         self.normalized_shape = tuple(int(s) for s in shape)
@@ -108,7 +113,8 @@ class LayerNorm(Module):
         k = len(self.normalized_shape)
         if x.shape[x.ndim - k :] != self.normalized_shape or x.ndim < k:
             raise ValueError(
-                f"LayerNorm: input of shape {x.shape} does not end in normalized_shape {self.normalized_shape}"
+                f"LayerNorm: input of shape {x.shape} does not end in "
+                f"normalized_shape {self.normalized_shape}"
             )
         ### BEGIN SOLUTION
         return LayerNormFunction.apply(x, self.weight, self.bias, eps=self.eps)
@@ -187,7 +193,9 @@ def create_causal_mask(seq_len: int, offset: int = 0) -> Tensor:
     ### END SOLUTION
 
 
-def _sample(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> np.ndarray:
+def _sample(
+    logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator
+) -> np.ndarray:
     """Pick one token per row of ``logits (B, V)``.
 
     ``temperature == 0``: argmax (greedy). Otherwise sample from
@@ -239,7 +247,9 @@ class GPT(Module):
     ):
         super().__init__()
         if num_layers < 1 or max_seq_len < 1:
-            raise ValueError(f"GPT: num_layers and max_seq_len must be positive, got {num_layers}, {max_seq_len}")
+            raise ValueError(
+                f"GPT: num_layers and max_seq_len must be positive, got {num_layers}, {max_seq_len}"
+            )
         self.vocab_size, self.embed_dim = int(vocab_size), int(embed_dim)
         self.num_layers, self.num_heads = int(num_layers), int(num_heads)
         self.max_seq_len = int(max_seq_len)
@@ -330,11 +340,19 @@ class GPT(Module):
         squeeze = ids.ndim == 1
         ids = ids[None] if squeeze else ids
         if ids.ndim != 2 or ids.shape[1] < 1:
-            raise ValueError(f"GPT.generate: prompt_tokens must have shape (B, T) or (T,), got {np.shape(prompt_tokens)}")
+            raise ValueError(
+                f"GPT.generate: prompt_tokens must have shape (B, T) or (T,), got {np.shape(prompt_tokens)}"
+            )
         if ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= self.vocab_size:
             raise ValueError(f"GPT.generate: prompt_tokens must be integer ids in [0, {self.vocab_size})")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-            raise ValueError(f"GPT.generate: argument 'max_new_tokens' must be an int >= 0, got {max_new_tokens!r}")
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, (int, np.integer))
+            or max_new_tokens < 0
+        ):
+            raise ValueError(
+                f"GPT.generate: argument 'max_new_tokens' must be an int >= 0, got {max_new_tokens!r}"
+            )
         if temperature < 0:
             raise ValueError(f"GPT.generate: argument 'temperature' must be >= 0, got {temperature}")
         if top_k is not None and top_k < 1:

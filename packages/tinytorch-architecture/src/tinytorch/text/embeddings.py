@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Module, Parameter
 from tinytorch.core.tensor import Tensor
@@ -157,7 +156,9 @@ class Embedding(Module):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"Embedding: argument '{name}' must be a positive int, got {v!r}")
         self.vocab_size, self.embed_dim = int(vocab_size), int(embed_dim)
-        self.weight = Parameter(np.random.standard_normal((self.vocab_size, self.embed_dim)).astype(np.float32))
+        self.weight = Parameter(
+            np.random.standard_normal((self.vocab_size, self.embed_dim)).astype(np.float32)
+        )
 
     def forward(self, tokens) -> Tensor:
         ids = _indices(tokens, self.vocab_size, "Embedding")
@@ -180,10 +181,14 @@ def sinusoidal_positional_encoding(max_seq_len: int, embed_dim: int) -> Tensor:
         Tensor ``(max_seq_len, embed_dim)`` (float32, no gradient).
     """
     if max_seq_len < 1 or embed_dim < 1:
-        raise ValueError(f"sinusoidal_positional_encoding: sizes must be positive, got {max_seq_len}, {embed_dim}")
+        raise ValueError(
+            f"sinusoidal_positional_encoding: sizes must be positive, got {max_seq_len}, {embed_dim}"
+        )
     ### BEGIN SOLUTION
     pos = np.arange(max_seq_len, dtype=np.float64)[:, None]  # (P, 1)
-    freq = np.exp(-math.log(10000.0) * np.arange(0, embed_dim, 2, dtype=np.float64) / embed_dim)  # (ceil(D/2),)
+    freq = np.exp(
+        -math.log(10000.0) * np.arange(0, embed_dim, 2, dtype=np.float64) / embed_dim
+    )  # (ceil(D/2),)
     angles = pos * freq  # (P, ceil(D/2))
     pe = np.zeros((max_seq_len, embed_dim), dtype=np.float64)
     pe[:, 0::2] = np.sin(angles)
@@ -212,16 +217,21 @@ class PositionalEncoding(Module):
         if max_seq_len < 1 or embed_dim < 1:
             raise ValueError(f"PositionalEncoding: sizes must be positive, got {max_seq_len}, {embed_dim}")
         self.max_seq_len, self.embed_dim = int(max_seq_len), int(embed_dim)
-        self.weight = Parameter((0.02 * np.random.standard_normal((self.max_seq_len, self.embed_dim))).astype(np.float32))
+        self.weight = Parameter(
+            (0.02 * np.random.standard_normal((self.max_seq_len, self.embed_dim))).astype(np.float32)
+        )
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim < 2 or x.shape[-1] != self.embed_dim:
-            raise ValueError(f"PositionalEncoding: input of shape {x.shape} does not end in embed_dim={self.embed_dim}")
+            raise ValueError(
+                f"PositionalEncoding: input of shape {x.shape} does not end in embed_dim={self.embed_dim}"
+            )
         T = x.shape[-2]
         if offset < 0 or offset + T > self.max_seq_len:
             raise ValueError(
-                f"PositionalEncoding: positions {offset}..{offset + T - 1} exceed max_seq_len={self.max_seq_len}"
+                f"PositionalEncoding: positions {offset}..{offset + T - 1} "
+                f"exceed max_seq_len={self.max_seq_len}"
             )
         ### BEGIN SOLUTION
         return x + self.weight[offset : offset + T]
@@ -248,7 +258,9 @@ class EmbeddingLayer(Module):
     def __init__(self, vocab_size: int, embed_dim: int, max_seq_len: int, positional: str = "learned"):
         super().__init__()
         if positional not in ("learned", "sinusoidal"):
-            raise ValueError(f"EmbeddingLayer: argument 'positional' must be 'learned' or 'sinusoidal', got {positional!r}")
+            raise ValueError(
+                f"EmbeddingLayer: argument 'positional' must be 'learned' or 'sinusoidal', got {positional!r}"
+            )
         self.token_embedding = Embedding(vocab_size, embed_dim)
         self.max_seq_len = int(max_seq_len)
         self.positional = positional

@@ -51,7 +51,9 @@ def _read_json(path: str | os.PathLike, kind: str) -> dict:
     with open(path, encoding="utf-8") as f:
         payload = json.load(f)
     if not isinstance(payload, dict) or payload.get("type") != kind:
-        raise ValueError(f"{os.fspath(path)!r} is not a saved {kind} tokenizer (expected JSON with type={kind!r})")
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a saved {kind} tokenizer (expected JSON with type={kind!r})"
+        )
     return payload
 
 
