@@ -327,3 +327,10 @@ def test_tinytorch_generation_matches_floor(require_tier):
     gen = tt_models.GPTGenerator(P.copy_params(params), spec)
     for use_cache in (True, False):
         np.testing.assert_array_equal(gen.generate(prompt, 30, use_cache=use_cache), expected)
+
+
+def test_cpu_clock_is_recorded(tiny_budget, capsys):
+    argv = ["--quick", "--json", "--workload", "mlp", "--threads", "1", "--clock", "cpu", "--no-torch"]
+    assert harness.main(argv) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["clock"] == "cpu" and rec["numpy_ms"] > 0

@@ -234,7 +234,8 @@ def table(records: list, meta: dict) -> str:
         "",
         (
             f"Median (min-max) over interleaved rounds ({meta['clock']} clock); {meta['threads']} BLAS "
-            f"thread(s) for NumPy and PyTorch; peak float32 matmul {meta['peak_gflops']:.0f} GFLOP/s; numpy {meta['numpy']}, "
+            f"thread(s) for NumPy and PyTorch; peak float32 matmul {meta['peak_gflops']:.0f} GFLOP/s; "
+            f"numpy {meta['numpy']}, "
             f"torch {meta['torch'] or 'not installed'}, Python {meta['python']}, {meta['cpus']} CPUs."
         ),
     ]
