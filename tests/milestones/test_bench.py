@@ -334,3 +334,17 @@ def test_cpu_clock_is_recorded(tiny_budget, capsys):
     assert harness.main(argv) == 0
     (rec,) = json.loads(capsys.readouterr().out)
     assert rec["clock"] == "cpu" and rec["numpy_ms"] > 0
+
+
+def test_unfinished_tinytorch_is_reported_and_the_floor_still_timed(tiny_budget, monkeypatch, capsys):
+    from tinytorch.milestones.bench import tt_models
+
+    def unfinished(self, x, y):
+        raise NotImplementedError("Linear.forward: write me")
+
+    monkeypatch.setattr(tt_models.MLP, "step", unfinished)
+    assert harness.main(["--quick", "--json", "--workload", "mlp", "--threads", "1", "--no-torch"]) == 1
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["status"] == "ok" and rec["numpy_ms"] > 0
+    assert rec["tinytorch_ms"] is None and rec["ratio_numpy"] is None
+    assert rec["errors"] == {"tinytorch": "NotImplementedError: Linear.forward: write me"}
