@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "benchmark",
         help="time tinytorch against hand-written NumPy and PyTorch",
-        description=__doc__.strip().splitlines()[0],
+        description="Time the installed tiers against the hand-written NumPy floor and PyTorch (CPU); "
+        "see benchmarks/README.md.",
     )
     add_arguments(parser)
     parser.set_defaults(func=run, parser=parser)
