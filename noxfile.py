@@ -52,10 +52,8 @@ def build_wheels(session: nox.Session) -> dict[str, str]:
     if not _built:
         shutil.rmtree(DIST, ignore_errors=True)
         for name in PACKAGES:
-            session.run(
-                "uv", "build", "--wheel", "--quiet", "-o", str(DIST), str(ROOT / "packages" / f"tinytorch-{name}"),
-                external=True,
-            )
+            source = ROOT / "packages" / f"tinytorch-{name}"
+            session.run("uv", "build", "--wheel", "--quiet", "-o", str(DIST), str(source), external=True)
         _built = True
     return {name: wheel(name) for name in PACKAGES}
 
@@ -111,9 +109,9 @@ def oracle(session: nox.Session) -> None:
     try:
         session.install(TORCH, "--only-binary=:all:", silent=True)
     except nox.command.CommandFailed:
-        session.skip(f"{TORCH} could not be installed here; the PyTorch comparisons stay skipped elsewhere")
-    session.run("pytest", "-q", "-m", "not slow", "tests/foundation", "tests/architecture", "tests/optimization",
-                *session.posargs)
+        session.skip(f"{TORCH} could not be installed here; the PyTorch comparisons stay skipped")
+    tier_tests = [f"tests/{tier}" for tier in TIERS]
+    session.run("pytest", "-q", *tier_tests, *session.posargs)
 
 
 @nox.session
@@ -121,7 +119,7 @@ def packaging(session: nox.Session) -> None:
     """Wheel-content guards, version pins, namespace probe, editable installs together."""
     build_wheels(session)
     session.install("numpy>=1.24", "tqdm>=4.60", "requests>=2.28", *TEST_DEPS)
-    session.run("pytest", "-q", "tests/packaging", env={"TINYTORCH_DIST": str(DIST)}, *session.posargs)
+    session.run("pytest", "-q", "tests/packaging", *session.posargs, env={"TINYTORCH_DIST": str(DIST)})
 
 
 @nox.session

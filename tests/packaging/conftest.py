@@ -29,7 +29,8 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     else:
         dist = tmp_path_factory.mktemp("dist")
         for name in PACKAGES:
-            run(sys.executable, "-m", "build", "--wheel", "--outdir", dist, ROOT / "packages" / f"tinytorch-{name}")
+            source = ROOT / "packages" / f"tinytorch-{name}"
+            run(sys.executable, "-m", "build", "--wheel", "--outdir", dist, source)
     found = {name: sorted(dist.glob(f"tinytorch_{name}-*.whl")) for name in PACKAGES}
     for name, paths in found.items():
         assert len(paths) == 1, f"expected one wheel of tinytorch-{name} in {dist}, found {paths}"

@@ -16,7 +16,7 @@ COMMANDS = ("milestone", "data", "system", "module", "course", "benchmark")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tito",
-        description="TinyTorch course tool: run milestones, manage data, check modules, build course releases.",
+        description="TinyTorch course tool: run milestones, manage data, check modules, build releases.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

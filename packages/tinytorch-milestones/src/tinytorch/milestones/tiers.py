@@ -80,4 +80,5 @@ def module(number_or_name: str) -> ModuleInfo:
     for info in MODULES:
         if key in (info.number, info.name):
             return info
-    raise ValueError(f"unknown module {number_or_name!r}: expected 01-20 or one of {[m.name for m in MODULES]}")
+    names = [m.name for m in MODULES]
+    raise ValueError(f"unknown module {number_or_name!r}: expected 01-20 or one of {names}")
