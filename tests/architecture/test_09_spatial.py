@@ -380,3 +380,36 @@ def test_flatten():
     np.testing.assert_array_equal(x.grad.data, np.ones((2, 3, 4, 5)))
     with pytest.raises(ValueError, match="start_dim"):
         Flatten(7)(x)
+
+
+def test_conv_relu_pool_chain_matches_torch_with_channel_major_layouts(torch):
+    """Conv outputs are strided views (channel-major memory); pooling and gradients must not care."""
+    rng = np.random.default_rng(11)
+    conv = Conv2d(3, 4, 3, padding=1)
+    ref = torch.nn.Conv2d(3, 4, 3, padding=1)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(conv.weight.data))
+        ref.bias.copy_(torch.from_numpy(conv.bias.data))
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    X, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y = MaxPool2d(2)((conv(X) * 1.0).relu())
+    ty = torch.nn.functional.max_pool2d(torch.relu(ref(tx)), 2)
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(Tensor(g))
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(conv.weight.grad.data, ref.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_maxpool_on_transposed_memory_layout_vs_naive():
+    rng = np.random.default_rng(12)
+    base = rng.standard_normal((3, 2, 8, 6))
+    x = np.ascontiguousarray(base.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)  # (N, C, H, W), C-major memory
+    X = t64(x, True)
+    X.data = x  # keep the channel-major layout (t64 may copy)
+    y = max_pool2d(X, 2)
+    np.testing.assert_array_equal(y.data, naive_pool(base, 2, 2, 0, "max"))
+    g = rng.standard_normal(y.shape)
+    y.backward(t64(g))
+    np.testing.assert_allclose(X.grad.data, naive_maxpool_grad(base, g, 2, 2, 0), atol=1e-12)

@@ -337,6 +337,23 @@ def _window_slices(i: int, j: int, OH: int, OW: int, stride) -> tuple:
     )
 
 
+def _empty_in_layout(shape: tuple, order: tuple, dtype, zero: bool) -> np.ndarray:
+    """An array of ``shape`` whose memory runs along axes ``order`` (outermost first).
+
+    Gradients written in the memory order of the arrays they are computed from
+    stream through the cache; a mismatched layout (e.g. a C-contiguous result
+    built from channel-major inputs) makes every write a cache miss.
+    """
+    make = np.zeros if zero else np.empty
+    buf = make(tuple(shape[a] for a in order), dtype=dtype)
+    return buf.transpose(np.argsort(order))
+
+
+def _memory_order(x: np.ndarray) -> tuple:
+    """Axes of ``x`` from the largest stride to the smallest (its memory layout)."""
+    return tuple(int(a) for a in np.argsort([-abs(s) for s in x.strides], kind="stable"))
+
+
 def _first_argmax(views: list) -> tuple[np.ndarray, np.ndarray]:
     """Elementwise max over same-shape arrays, and the index of the *first* array attaining it.
 
@@ -371,6 +388,7 @@ class MaxPool2dFunction(Function):
         N, C, H, W = x.shape
         OH, OW = _out_size(H, kH, stride[0], pH), _out_size(W, kW, stride[1], pW)
         ctx.geo = (x.shape, OH, OW, kernel, stride, padding)
+        ctx.order = _memory_order(x)
         if tuple(stride) == tuple(kernel) and (pH, pW) == (0, 0):
             xc = x[:, :, : OH * kH, : OW * kW]  # drop the rows/columns no window covers
             row_max, arg_w = _first_argmax([xc[..., j::kW] for j in range(kW)])  # (N, C, OH*kH, OW)
@@ -393,7 +411,7 @@ class MaxPool2dFunction(Function):
         if len(saved) == 2:  # two-stage, non-overlapping windows
             arg_w, arg_h = saved
             tiled = shape[2] == OH * kH and shape[3] == OW * kW
-            dx = np.empty(shape, dtype=grad.dtype) if tiled else np.zeros(shape, dtype=grad.dtype)
+            dx = _empty_in_layout(shape, ctx.order, grad.dtype, zero=not tiled)
             for i in range(kH):
                 g_row = grad * (arg_h == i)  # gradient reaching row i of each window
                 a_row = arg_w[:, :, i::kH]
