@@ -45,15 +45,19 @@ class LayerNormFunction(Function):
     def forward(ctx, x, weight, bias, eps=1e-5):
         ### BEGIN SOLUTION
         axes = tuple(range(x.ndim - weight.ndim, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        xc = x - mean
-        var = np.mean(xc * xc, axis=axes, keepdims=True)
+        inv_n = x.dtype.type(1.0 / weight.size)
+        # sum * (1/n) rather than mean(): same numbers, less per-call overhead (decoding
+        # one token at a time calls this on tiny arrays, where overhead dominates).
+        xc = x - x.sum(axis=axes, keepdims=True) * inv_n
+        var = np.square(xc).sum(axis=axes, keepdims=True) * inv_n
         inv = 1.0 / np.sqrt(var + x.dtype.type(eps))
         xhat = xc
         xhat *= inv  # reuse the centered buffer
         ctx.save_for_backward(xhat, inv, weight)
-        ctx.axes = axes
-        return xhat * weight + bias
+        ctx.axes, ctx.inv_n = axes, inv_n
+        out = xhat * weight
+        out += bias
+        return out
         ### END SOLUTION
 
     @staticmethod
@@ -67,8 +71,8 @@ class LayerNormFunction(Function):
         dx = None
         if ctx.needs_input_grad[0]:
             dxhat = grad * weight
-            dx = dxhat - dxhat.mean(axis=axes, keepdims=True)
-            dx -= xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+            dx = dxhat - dxhat.sum(axis=axes, keepdims=True) * ctx.inv_n
+            dx -= xhat * ((dxhat * xhat).sum(axis=axes, keepdims=True) * ctx.inv_n)
             dx *= inv
         return dx, dweight, dbias
         ### END SOLUTION
