@@ -380,6 +380,11 @@ def test_movement_errors():
         Tensor(np.ones((2, 3))).reshape(4, 2)
     with pytest.raises(ValueError, match="permute"):
         Tensor(np.ones((2, 3))).permute(0)
+    for dims in ((0, 0), (0, 2), (1, 1, 0)):
+        with pytest.raises(ValueError, match="permute"):
+            Tensor(np.ones((2, 3))).permute(*dims)
+    with pytest.raises(ValueError, match="transpose"):
+        Tensor(np.ones((2, 3))).transpose(0, 2)
     with pytest.raises(ValueError, match="expand"):
         Tensor(np.ones((2, 3))).expand(4, 3)
 

@@ -134,6 +134,19 @@ def test_no_grad_and_grad_mode_nesting():
         return v * 2.0
 
     assert not infer(x).requires_grad and is_grad_enabled()
+
+    class Probe(Function):  # forward sees the same ctx contract on the no_grad fast path
+        @staticmethod
+        def forward(ctx, a, b, scale=1.0):
+            seen.append(ctx.needs_input_grad)
+            return (a + b) * scale
+
+    seen = []
+    with no_grad():
+        out = Probe.apply(x, 3.0, scale=2.0)
+    assert seen == [(False, False)] and out._ctx is None and not out.requires_grad
+    np.testing.assert_array_equal(out.data, [8.0])
+    assert Probe.apply(x, 3.0)._ctx is not None and seen[-1] == (True, False)
     with pytest.raises(KeyError):
         with no_grad():
             raise KeyError("mode restored even on error")

@@ -521,7 +521,7 @@ class Reshape(Function):
         ### BEGIN SOLUTION
         ctx.shape = x.shape
         try:
-            return np.reshape(x, shape)
+            return x.reshape(shape)  # the method: np.reshape's wrapper costs ~1 us a call
         except ValueError:
             raise ValueError(
                 f"reshape: cannot reshape tensor of shape {x.shape} into {tuple(shape)}"
@@ -541,10 +541,13 @@ class Permute(Function):
     @staticmethod
     def forward(ctx, x, dims):
         ### BEGIN SOLUTION
-        if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
-            raise ValueError(f"permute: argument 'dims' {tuple(dims)} is not a permutation of {x.ndim} dims")
         ctx.dims = dims
-        return np.transpose(x, dims)
+        try:
+            # ndarray.transpose checks that dims is a permutation (no repeats, in range);
+            # the method skips np.transpose's wrapper (~1 us, on every attention call).
+            return x.transpose(dims)
+        except (ValueError, IndexError, TypeError):  # AxisError subclasses ValueError and IndexError
+            raise ValueError(f"permute: argument 'dims' {tuple(dims)} is not a permutation of {x.ndim} dims") from None
         ### END SOLUTION
 
     @staticmethod
@@ -562,7 +565,7 @@ class Transpose(Function):
         ### BEGIN SOLUTION
         ctx.dims = (dim0, dim1)
         try:
-            return np.swapaxes(x, dim0, dim1)
+            return x.swapaxes(dim0, dim1)
         except (ValueError, IndexError):  # NumPy's AxisError subclasses both
             raise ValueError(f"transpose: dims ({dim0}, {dim1}) out of range for shape {x.shape}") from None
         ### END SOLUTION
