@@ -209,3 +209,21 @@ def test_mha_errors():
         mha(Tensor(np.zeros((2, 3, 6), dtype=np.float32)))
     with pytest.raises(ValueError, match="mask"):
         mha(Tensor(np.zeros((2, 3, 8), dtype=np.float32)), mask=np.ones((4, 4)))
+
+
+def test_split_and_merge_heads_match_reshape_permute_and_gradcheck():
+    from tinytorch.core.attention import MergeHeadsFunction, SplitHeadsFunction
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 8))
+    split = SplitHeadsFunction.apply(Tensor(x), 4)
+    # Oracle: head h of position t holds features [h*D, (h+1)*D) of x[:, t].
+    for h in range(4):
+        np.testing.assert_array_equal(split.data[:, h], x[:, :, 2 * h : 2 * h + 2].astype(np.float32))
+    assert MergeHeadsFunction.apply(split).shape == (2, 3, 8)
+    np.testing.assert_array_equal(MergeHeadsFunction.apply(split).data, x.astype(np.float32))
+    w = rng.standard_normal((2, 4, 3, 2))
+    xt = Tensor(x, requires_grad=True, dtype=np.float64)
+    assert gradcheck(lambda t: SplitHeadsFunction.apply(t, 4) * Tensor(w, dtype=np.float64), [xt])
+    yt = Tensor(rng.standard_normal((2, 4, 3, 2)), requires_grad=True, dtype=np.float64)
+    assert gradcheck(lambda t: MergeHeadsFunction.apply(t) * Tensor(x, dtype=np.float64), [yt])
