@@ -227,3 +227,25 @@ def test_split_and_merge_heads_match_reshape_permute_and_gradcheck():
     assert gradcheck(lambda t: SplitHeadsFunction.apply(t, 4) * Tensor(w, dtype=np.float64), [xt])
     yt = Tensor(rng.standard_normal((2, 4, 3, 2)), requires_grad=True, dtype=np.float64)
     assert gradcheck(lambda t: MergeHeadsFunction.apply(t) * Tensor(x, dtype=np.float64), [yt])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sdpa_inference_fast_path_equals_graph_path(dtype):
+    rng = np.random.default_rng(6)
+    q, k, v = (rng.standard_normal(s).astype(dtype) for s in ((2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 2)))
+    mask = np.tri(4, 6, k=2, dtype=bool)
+    graph_out, graph_w = scaled_dot_product_attention(
+        Tensor(q, requires_grad=True, dtype=dtype), Tensor(k, dtype=dtype), Tensor(v, dtype=dtype), mask=mask
+    )
+    with no_grad():
+        fast_out, fast_w = scaled_dot_product_attention(
+            Tensor(q, dtype=dtype), Tensor(k, dtype=dtype), Tensor(v, dtype=dtype), mask=mask
+        )
+    assert fast_out.dtype == dtype and fast_w.dtype == dtype and not fast_out.requires_grad
+    np.testing.assert_array_equal(fast_out.data, graph_out.data)
+    np.testing.assert_array_equal(fast_w.data, graph_w.data)
+    # Oracle: plain NumPy softmax attention.
+    s = q @ k.swapaxes(-1, -2) / np.sqrt(5) + np.where(mask, 0.0, -np.inf)
+    w = np.exp(s - s.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    np.testing.assert_allclose(fast_out.data, w @ v, rtol=1e-5, atol=1e-6)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tinytorch.core.autograd import Function
+from tinytorch.core.autograd import Function, is_grad_enabled
 from tinytorch.core.layers import Dropout, Linear, Module
 from tinytorch.core.tensor import Tensor
 
@@ -80,15 +80,17 @@ class MaskedSoftmaxFunction(Function):
     @staticmethod
     def forward(ctx, scores, scale=1.0, bias=None, empty_rows=False):
         ### BEGIN SOLUTION
-        s = scores * scores.dtype.type(scale)
+        s = scores * float(scale)  # a Python float keeps the scores' dtype (NEP 50)
         if bias is not None:
             s += bias  # broadcast (Tq, Tk) or (..., Tq, Tk) over the batch and heads
-        m = s.max(axis=-1, keepdims=True)
+        # ufunc.reduce directly: ndarray.max/sum add a Python wrapper (~0.2 us), which
+        # shows when decoding runs this on one query row at a time.
+        m = np.maximum.reduce(s, axis=-1, keepdims=True)
         if empty_rows:
             m[~np.isfinite(m)] = 0.0  # all -inf row: avoid (-inf) - (-inf) = nan
         np.subtract(s, m, out=s)
         np.exp(s, out=s)
-        denom = s.sum(axis=-1, keepdims=True)
+        denom = np.add.reduce(s, axis=-1, keepdims=True)
         if empty_rows:
             denom[denom == 0] = 1.0  # exp(-inf) = 0 everywhere: weights stay 0
         s /= denom
@@ -175,19 +177,32 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
 
     Cost: two batched matmuls (``2 T_q T_k (D + D_v)`` flops per batch entry) and one softmax.
     """
-    Q, K, V = (t if isinstance(t, Tensor) else Tensor(t) for t in (Q, K, V))
-    if Q.ndim < 2 or K.ndim < 2 or V.ndim < 2:
-        raise ValueError(f"attention: Q, K, V need at least 2 dims, got {Q.shape}, {K.shape}, {V.shape}")
-    if Q.shape[-1] != K.shape[-1]:
-        raise ValueError(f"attention: Q of shape {Q.shape} and K of shape {K.shape} differ in feature size")
-    if K.shape[-2] != V.shape[-2]:
-        raise ValueError(f"attention: K of shape {K.shape} and V of shape {V.shape} differ in length")
+    Q = Q if isinstance(Q, Tensor) else Tensor(Q)
+    K = K if isinstance(K, Tensor) else Tensor(K)
+    V = V if isinstance(V, Tensor) else Tensor(V)
+    qs, ks, vs = Q.data.shape, K.data.shape, V.data.shape
+    if len(qs) < 2 or len(ks) < 2 or len(vs) < 2:
+        raise ValueError(f"attention: Q, K, V need at least 2 dims, got {qs}, {ks}, {vs}")
+    if qs[-1] != ks[-1]:
+        raise ValueError(f"attention: Q of shape {qs} and K of shape {ks} differ in feature size")
+    if ks[-2] != vs[-2]:
+        raise ValueError(f"attention: K of shape {ks} and V of shape {vs} differ in length")
     ### BEGIN SOLUTION
+    scale = 1.0 / math.sqrt(qs[-1])
+    needs_graph = is_grad_enabled() and (Q.requires_grad or K.requires_grad or V.requires_grad)
+    if dropout is None and not needs_graph:
+        # Inference fast path: no gradient can be asked for, so run the same arithmetic
+        # on the raw arrays instead of four graph ops (transpose, matmul, softmax,
+        # matmul). Decoding calls this once per layer per token on tiny arrays, where
+        # each op's Python overhead costs more than its math.
+        s = Q.data @ np.swapaxes(K.data, -1, -2)  # (..., T_q, T_k)
+        bias, empty = (None, False) if mask is None else mask_to_bias(mask, s.shape, s.dtype)
+        p = MaskedSoftmaxFunction.forward(MaskedSoftmaxFunction(), s, scale, bias, empty)
+        out = p @ V.data  # (..., T_q, D_v)
+        return Tensor(out, dtype=out.dtype), Tensor(p, dtype=p.dtype)  # keep float64 as float64
     scores = Q @ K.transpose(-2, -1)  # (..., T_q, T_k)
     bias, empty = (None, False) if mask is None else mask_to_bias(mask, scores.shape, scores.dtype)
-    weights = MaskedSoftmaxFunction.apply(
-        scores, scale=1.0 / math.sqrt(Q.shape[-1]), bias=bias, empty_rows=empty
-    )
+    weights = MaskedSoftmaxFunction.apply(scores, scale=scale, bias=bias, empty_rows=empty)
     attended = weights if dropout is None else dropout(weights)
     return attended @ V, weights
     ### END SOLUTION
@@ -232,7 +247,6 @@ class MultiHeadAttention(Module):
                 f"MultiHeadAttention: expected input (B, T, {self.embed_dim}), got shape {x.shape}"
             )
         ### BEGIN SOLUTION
-        B, T, E = x.shape
         H = self.num_heads
         # (B, T, E) -> (B, H, T, D): one fused op per projection (cheap when decoding).
         q = SplitHeadsFunction.apply(self.q_proj(x), H)

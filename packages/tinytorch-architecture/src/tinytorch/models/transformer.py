@@ -45,12 +45,13 @@ class LayerNormFunction(Function):
     def forward(ctx, x, weight, bias, eps=1e-5):
         ### BEGIN SOLUTION
         axes = tuple(range(x.ndim - weight.ndim, x.ndim))
-        inv_n = x.dtype.type(1.0 / weight.size)
-        # sum * (1/n) rather than mean(): same numbers, less per-call overhead (decoding
-        # one token at a time calls this on tiny arrays, where overhead dominates).
-        xc = x - x.sum(axis=axes, keepdims=True) * inv_n
-        var = np.square(xc).sum(axis=axes, keepdims=True) * inv_n
-        inv = 1.0 / np.sqrt(var + x.dtype.type(eps))
+        inv_n = 1.0 / weight.size
+        # np.add.reduce(...) * (1/n) rather than mean(): the same numbers without mean's
+        # Python wrapper; decoding one token at a time calls this on tiny arrays, where
+        # per-call overhead, not arithmetic, sets the cost.
+        xc = x - np.add.reduce(x, axes, keepdims=True) * inv_n
+        var = np.add.reduce(xc * xc, axes, keepdims=True) * inv_n
+        inv = (var + eps) ** -0.5  # 1 / sqrt(var + eps) in one ufunc call
         xhat = xc
         xhat *= inv  # reuse the centered buffer
         ctx.save_for_backward(xhat, inv, weight)

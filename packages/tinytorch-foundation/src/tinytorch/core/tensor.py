@@ -61,6 +61,15 @@ def _expand_reduced(grad: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     return np.expand_dims(grad, axis)
 
 
+def _shape(value) -> tuple:
+    """Shape of an array operand or a Python number (``()``).
+
+    Same as ``np.shape``, minus its Python wrapper (~0.3 us): binary ops call this
+    on every use, and in one-token decoding that wrapper is a visible share.
+    """
+    return value.shape if type(value) is np.ndarray else np.shape(value)
+
+
 def _broadcast_error(op: str, a, b) -> ValueError:
     return ValueError(f"{op}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)}")
 
@@ -80,7 +89,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ### BEGIN SOLUTION
-        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.shapes = (_shape(a), _shape(b))
         try:
             return a + b
         except ValueError:
@@ -102,7 +111,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
         ### BEGIN SOLUTION
-        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.shapes = (_shape(a), _shape(b))
         try:
             return a - b
         except ValueError:
@@ -341,7 +350,7 @@ class Where(Function):
         ### BEGIN SOLUTION
         cond = np.asarray(cond, dtype=bool)
         ctx.save_for_backward(cond)
-        ctx.shapes = (np.shape(a), np.shape(b))
+        ctx.shapes = (_shape(a), _shape(b))
         try:
             return np.where(cond, a, b)
         except ValueError:
@@ -377,7 +386,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ### BEGIN SOLUTION
-        a_shape, b_shape = np.shape(a), np.shape(b)
+        a_shape, b_shape = _shape(a), _shape(b)
         if len(a_shape) == 0 or len(b_shape) == 0:
             raise ValueError(f"matmul: both operands need >= 1 dimension, got shapes {a_shape} and {b_shape}")
         k_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
@@ -547,7 +556,9 @@ class Permute(Function):
             # the method skips np.transpose's wrapper (~1 us, on every attention call).
             return x.transpose(dims)
         except (ValueError, IndexError, TypeError):  # AxisError subclasses ValueError and IndexError
-            raise ValueError(f"permute: argument 'dims' {tuple(dims)} is not a permutation of {x.ndim} dims") from None
+            raise ValueError(
+                f"permute: argument 'dims' {tuple(dims)} is not a permutation of {x.ndim} dims"
+            ) from None
         ### END SOLUTION
 
     @staticmethod
@@ -872,6 +883,8 @@ class Tensor:
 
     def _pair(self, other):
         """(self, other) ready for a binary op: mixed int/float operands meet in the float dtype."""
+        if isinstance(other, Tensor) and other.data.dtype == self.data.dtype:
+            return self, other  # the common case (tensor op tensor, same dtype): nothing to promote
         other = self._operand(other)
         a = self
         if isinstance(other, Tensor):
