@@ -171,8 +171,8 @@ def _course_require(session: nox.Session, label: str, records: list[dict], *, st
         session.error(f"{label}: {len(bad)} tests {what}:\n" + "\n".join(lines[:30]))
     counts = {k: sum(r["outcome"] == k for r in records) for k in ("passed", "failed", "skipped")}
     note = " (all stub errors)" if stubs_allowed else ""
-    passed, failed, skipped = counts["passed"], counts["failed"], counts["skipped"]
-    session.log(f"{label}: {passed} passed, {failed} failed{note}, {skipped} skipped")
+    passed, n_failed, skipped = counts["passed"], counts["failed"], counts["skipped"]
+    session.log(f"{label}: {passed} passed, {n_failed} failed{note}, {skipped} skipped")
     return failed
 
 
