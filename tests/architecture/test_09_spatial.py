@@ -413,3 +413,30 @@ def test_maxpool_on_transposed_memory_layout_vs_naive():
     g = rng.standard_normal(y.shape)
     y.backward(t64(g))
     np.testing.assert_allclose(X.grad.data, naive_maxpool_grad(base, g, 2, 2, 0), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,padding",
+    [((3, 3), (1, 1), (1, 1)), ((2, 3), (2, 1), (0, 2)), ((1, 1), (1, 1), (0, 0)), ((3, 2), (2, 2), (1, 0))],
+)
+def test_channels_last_conv_path_vs_naive(kernel, stride, padding):
+    from tinytorch.core.spatial import CHANNELS_LAST_MIN
+
+    O = CHANNELS_LAST_MIN  # wide enough for the channels-last im2col and GEMM
+    rng = np.random.default_rng(11)
+    x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((O, 3, *kernel)), rng.standard_normal(O)
+    X, Wt, B = t64(x, True), t64(w, True), t64(b, True)
+    y = conv2d(X, Wt, B, stride=stride, padding=padding)
+    np.testing.assert_allclose(y.data, naive_conv(x, w, b, stride, padding), atol=1e-10)
+    # The output is a (N, O, OH, OW) view of channels-last memory (channels innermost).
+    assert y.data.strides[1] == y.data.itemsize
+    g = rng.standard_normal(y.shape)
+    y.backward(t64(g))
+    dx, dw, db = naive_conv_grads(x, w, g, stride, padding)
+    np.testing.assert_allclose(X.grad.data, dx, atol=1e-10)
+    np.testing.assert_allclose(Wt.grad.data, dw, atol=1e-10)
+    np.testing.assert_allclose(B.grad.data, db, atol=1e-10)
+    # A second wide conv reads the first one's channels-last output (the CNN case).
+    w2 = rng.standard_normal((O, O, 3, 3))
+    y2 = conv2d(y.detach(), t64(w2), None, padding=1)
+    np.testing.assert_allclose(y2.data, naive_conv(y.data, w2, None, (1, 1), (1, 1)), atol=1e-9)

@@ -23,6 +23,13 @@ the flat position ``(oh + i) * Wp + (ow + j)``. Computing outputs for every
 patch row into one long contiguous slice, which makes the im2col copy and the
 col2im adds several times faster than 2-D strided slices.
 
+Wide layers (``O >= CHANNELS_LAST_MIN`` filters) use the transposed layout
+instead: patches as *rows* ``(N*OH*OW, kH*kW*C)`` of a channels-last copy, so
+``cols @ W`` is the output already in channels-last memory, returned as an
+``(N, O, OH, OW)`` view. ReLU, pooling and the next convolution then all
+stream over contiguous runs of channels (the memory layout changes, the
+public NCHW semantics do not).
+
 Costs for input ``(N, C, H, W)``, ``O`` filters of ``kH x kW``, output
 ``OH x OW``: forward ``2 N OH OW O C kH kW`` flops and an im2col buffer of
 ``C kH kW N OH OW`` floats (kept for backward); backward twice the flops.
@@ -193,6 +200,92 @@ def _output_to_cols(grad: np.ndarray, geo: dict) -> np.ndarray:
     return np.ascontiguousarray(g).reshape(O, N * geo["L"])
 
 
+def im2col_channels_last(
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]
+):
+    """Unfold every ``kH x kW`` patch of ``x`` into one row of a matrix.
+
+    Args:
+        x: input ``(N, C, H, W)``, any memory layout (channels-last memory, which
+            :class:`Conv2dFunction` outputs, makes the copy fastest).
+        kernel, stride, padding: pairs ``(h, w)``.
+
+    Returns:
+        ``(cols, geometry)``: ``cols`` of shape ``(N*OH*OW, kH*kW*C)``, one row per
+        output pixel (ordered ``n, oh, ow``), columns ordered ``i, j, c`` (kernel
+        row, kernel column, channel), and the dict of sizes ``col2im`` needs.
+
+    Layout (why channels-last): with channels innermost every patch row is a
+    run of ``kW*C`` neighbouring floats, so the one copy moves contiguous
+    blocks; the GEMM ``cols @ W`` then yields ``(N*OH*OW, O)``, which *is* the
+    output in channels-last memory, with no transposing copy.
+
+    Cost: one copy of ``N OH OW kH kW C`` elements (plus one of the input when
+    padding); no Python loop.
+    """
+    ### BEGIN SOLUTION
+    N, C, H, W = x.shape
+    (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
+    Hp, Wp = H + 2 * pH, W + 2 * pW
+    OH, OW = _out_size(H, kH, sH, pH), _out_size(W, kW, sW, pW)
+    geo = dict(N=N, C=C, H=H, W=W, Hp=Hp, Wp=Wp, OH=OH, OW=OW, kernel=kernel, stride=stride, padding=padding)
+    xl = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a view
+    if pH or pW:
+        padded = np.zeros((N, Hp, Wp, C), dtype=x.dtype)
+        padded[:, pH : pH + H, pW : pW + W] = xl
+        xl = padded
+    win = sliding_window_view(xl, (kH, kW), axis=(1, 2))  # (N, Hp-kH+1, Wp-kW+1, C, kH, kW), a view
+    if (sH, sW) != (1, 1):
+        win = win[:, ::sH, ::sW]  # (N, OH, OW, C, kH, kW)
+    cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(N * OH * OW, kH * kW * C)  # the one copy
+    return cols, geo
+    ### END SOLUTION
+
+
+def col2im_channels_last(dcols: np.ndarray, geo: dict) -> np.ndarray:
+    """Adjoint of :func:`im2col_channels_last`: add every row back onto the pixels of its patch.
+
+    Args:
+        dcols: ``(N*OH*OW, kH*kW*C)`` gradient w.r.t. ``cols``.
+        geo: the geometry returned by ``im2col_channels_last``.
+
+    Returns:
+        ``dx`` of shape ``(N, C, H, W)`` (padding cropped away), a view with
+        channels-last memory.
+
+    Cost: ``kH*kW`` vectorized adds of ``N OH OW C`` elements (a loop over kernel
+    offsets only); each add moves contiguous runs of ``C`` floats.
+    """
+    ### BEGIN SOLUTION
+    N, C, H, W, Hp, Wp = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp"))
+    OH, OW = geo["OH"], geo["OW"]
+    (kH, kW), (sH, sW), (pH, pW) = geo["kernel"], geo["stride"], geo["padding"]
+    d = dcols.reshape(N, OH, OW, kH, kW, C)
+    dxp = np.zeros((N, Hp, Wp, C), dtype=dcols.dtype)
+    for i in range(kH):
+        for j in range(kW):
+            # kernel offset (i, j) of output pixel (oh, ow) read input pixel (oh*sH + i, ow*sW + j)
+            dxp[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += d[:, :, :, i, j]
+    # crop the padding; (N, H, W, C) -> (N, C, H, W) as a view (no copy)
+    return dxp[:, pH : pH + H, pW : pW + W].transpose(0, 3, 1, 2)
+    ### END SOLUTION
+
+
+# Convolutions with at least this many output channels use the channels-last im2col:
+# the GEMM result (N*OH*OW, O) is then the output in channels-last memory, and the
+# ReLU, pooling and next convolution downstream all stream over runs of O contiguous
+# floats. With few channels those runs are too short (every NumPy inner loop restarts
+# every O elements), so narrow layers keep the channel-major "wide row" layout, whose
+# runs span whole image rows (LeNet's 6 and 16 channels vs the CIFAR CNN's 32 and 64).
+CHANNELS_LAST_MIN = 32
+
+
+def _weight_matrix(weight: np.ndarray) -> np.ndarray:
+    """``(O, C, kH, kW)`` filters -> ``(kH*kW*C, O)``, rows in :func:`im2col_channels_last`'s column order."""
+    O = weight.shape[0]
+    return weight.transpose(2, 3, 1, 0).reshape(-1, O)
+
+
 class Conv2dFunction(Function):
     """Fused 2-D cross-correlation: ``y[n,o] = b[o] + sum_c W[o,c] (*) x[n,c]``.
 
@@ -204,14 +297,24 @@ class Conv2dFunction(Function):
     def forward(ctx, x, weight, bias, stride=(1, 1), padding=(0, 0)):
         ### BEGIN SOLUTION
         O = weight.shape[0]
-        cols, geo = im2col(x, weight.shape[2:], stride, padding)  # (C*kH*kW, N*L)
-        out = weight.reshape(O, -1) @ cols  # (O, N*L): the one GEMM
-        if bias is not None:
-            out += bias.reshape(O, 1)
+        ctx.channels_last = O >= CHANNELS_LAST_MIN
+        ctx.has_bias = bias is not None
+        if ctx.channels_last:
+            cols, geo = im2col_channels_last(x, weight.shape[2:], stride, padding)  # (N*OH*OW, kH*kW*C)
+            out = cols @ _weight_matrix(weight)  # (N*OH*OW, O): the one GEMM
+            if bias is not None:
+                out += bias
+            # (N, OH, OW, O) memory seen as (N, O, OH, OW): a view, channels-last underneath.
+            out = out.reshape(geo["N"], geo["OH"], geo["OW"], O).transpose(0, 3, 1, 2)
+        else:
+            cols, geo = im2col(x, weight.shape[2:], stride, padding)  # (C*kH*kW, N*L)
+            out = weight.reshape(O, -1) @ cols  # (O, N*L): the one GEMM
+            if bias is not None:
+                out += bias.reshape(O, 1)
+            out = _cols_to_output(out, geo)
         ctx.save_for_backward(cols, weight)
         ctx.geo = geo
-        ctx.has_bias = bias is not None
-        return _cols_to_output(out, geo)
+        return out
         ### END SOLUTION
 
     @staticmethod
@@ -219,13 +322,29 @@ class Conv2dFunction(Function):
         ### BEGIN SOLUTION
         cols, weight = ctx.saved_tensors
         O = weight.shape[0]
-        g = _output_to_cols(grad, ctx.geo)  # (O, N*L)
         needs_x, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        dx = col2im(weight.reshape(O, -1).T @ g, ctx.geo) if needs_x else None
-        # (cols @ g.T).T rather than g @ cols.T: the same product, but BLAS runs the long
-        # N*L reduction faster with the small (O) operand on the right.
-        dw = (cols @ g.T).T.reshape(weight.shape) if needs_w else None
-        db = g.sum(axis=1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        dx = dw = db = None
+        if ctx.channels_last:
+            # (N, O, OH, OW) -> (N*OH*OW, O): a view when grad kept the output's memory layout.
+            g = grad.transpose(0, 2, 3, 1).reshape(-1, O)
+            if needs_x:
+                dx = col2im_channels_last(g @ _weight_matrix(weight).T, ctx.geo)
+            if needs_w:
+                kH, kW = ctx.geo["kernel"]
+                dw = (cols.T @ g).reshape(kH, kW, -1, O).transpose(3, 2, 0, 1)  # (O, C, kH, kW)
+                dw = np.ascontiguousarray(dw)
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                db = g.sum(axis=0)
+            return dx, dw, db
+        g = _output_to_cols(grad, ctx.geo)  # (O, N*L)
+        if needs_x:
+            dx = col2im(weight.reshape(O, -1).T @ g, ctx.geo)
+        if needs_w:
+            # (cols @ g.T).T rather than g @ cols.T: the same product, but BLAS runs the long
+            # N*L reduction faster with the small (O) operand on the right.
+            dw = (cols @ g.T).T.reshape(weight.shape)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = g.sum(axis=1)
         return dx, dw, db
         ### END SOLUTION
 
