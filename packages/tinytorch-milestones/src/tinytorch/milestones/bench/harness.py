@@ -121,7 +121,11 @@ def time_interleaved(
     per_round = max(warm_cost / max(warmup, 1), 1e-6)
     reps = int(min(max_reps, max(min_reps, budget_s // per_round)))
     times = {name: [] for name in names}
+    start = time.perf_counter()
     for r in range(reps):
+        # A machine that got busier after the warm-up must not stretch the run without bound.
+        if r >= 3 and time.perf_counter() - start > 2 * budget_s:
+            break
         k = r % len(names)
         for name in names[k:] + names[:k]:  # rotate who goes first
             t0 = tick()
