@@ -440,3 +440,16 @@ def test_channels_last_conv_path_vs_naive(kernel, stride, padding):
     w2 = rng.standard_normal((O, O, 3, 3))
     y2 = conv2d(y.detach(), t64(w2), None, padding=1)
     np.testing.assert_allclose(y2.data, naive_conv(y.data, w2, None, (1, 1), (1, 1)), atol=1e-9)
+
+
+def test_maxpool_channels_last_memory_with_uncovered_border_vs_naive():
+    rng = np.random.default_rng(13)
+    base = np.round(rng.standard_normal((2, 5, 9, 7)))  # integer values: ties are common
+    x = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels-last memory
+    X = t64(x, True)
+    X.data = x
+    y = max_pool2d(X, 2)
+    np.testing.assert_array_equal(y.data, naive_pool(base, 2, 2, 0, "max"))
+    g = rng.standard_normal(y.shape)  # C-contiguous: a different layout from the input
+    y.backward(t64(g))
+    np.testing.assert_allclose(X.grad.data, naive_maxpool_grad(base, g, 2, 2, 0), atol=1e-12)

@@ -495,9 +495,10 @@ class MaxPool2dFunction(Function):
     """Max over each ``kH x kW`` window; the gradient goes to the (first) arg-max of each window.
 
     Non-overlapping windows (stride == kernel, no padding, the usual ``MaxPool2d(2)``)
-    reduce in two stages, along W then along H, each over ``k`` strided views; the
-    first-maximum rule of both stages combined is the row-major first maximum of the
-    window. Other cases scan all ``kH*kW`` offsets. No Python loop over pixels either way.
+    split H and W with a reshape (a view in any memory layout) and reduce over the
+    ``kH*kW`` window offsets, each one strided view; the backward writes each offset's
+    gradient straight into its slab of ``dx``, in the input's memory layout. Other
+    cases scan all ``kH*kW`` offsets of a padded input. No Python loop over pixels.
     """
 
     @staticmethod
@@ -509,10 +510,12 @@ class MaxPool2dFunction(Function):
         ctx.geo = (x.shape, OH, OW, kernel, stride, padding)
         ctx.order = _memory_order(x)
         if tuple(stride) == tuple(kernel) and (pH, pW) == (0, 0):
-            xc = x[:, :, : OH * kH, : OW * kW]  # drop the rows/columns no window covers
-            row_max, arg_w = _first_argmax([xc[..., j::kW] for j in range(kW)])  # (N, C, OH*kH, OW)
-            out, arg_h = _first_argmax([row_max[:, :, i::kH] for i in range(kH)])  # (N, C, OH, OW)
-            ctx.save_for_backward(arg_w, arg_h)
+            # Drop the rows/columns no window covers, then split H and W: a view in any layout.
+            xw = x[:, :, : OH * kH, : OW * kW].reshape(N, C, OH, kH, OW, kW)
+            # One strided view per window offset, row-major (first maximum = PyTorch's tie rule).
+            out, arg = _first_argmax([xw[:, :, :, i, :, j] for i in range(kH) for j in range(kW)])
+            ctx.save_for_backward(arg)  # (N, C, OH, OW) window offsets i*kW + j
+            ctx.tiled = True
             return out
         xp = np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)), constant_values=-np.inf) if (pH or pW) else x
         out, arg = _first_argmax(
@@ -527,15 +530,20 @@ class MaxPool2dFunction(Function):
         ### BEGIN SOLUTION
         shape, OH, OW, (kH, kW), stride, (pH, pW) = ctx.geo
         saved = ctx.saved_tensors
-        if len(saved) == 2:  # two-stage, non-overlapping windows
-            arg_w, arg_h = saved
-            tiled = shape[2] == OH * kH and shape[3] == OW * kW
-            dx = _empty_in_layout(shape, ctx.order, grad.dtype, zero=not tiled)
-            for i in range(kH):
-                g_row = grad * (arg_h == i)  # gradient reaching row i of each window
-                a_row = arg_w[:, :, i::kH]
-                for j in range(kW):
-                    np.multiply(g_row, a_row == j, out=dx[:, :, i : OH * kH : kH, j : OW * kW : kW])
+        if getattr(ctx, "tiled", False):  # non-overlapping windows
+            (arg,) = saved
+            N, C, H, W = shape
+            covered = H == OH * kH and W == OW * kW  # else the uncovered border stays zero
+            dx = _empty_in_layout(shape, ctx.order, grad.dtype, zero=not covered)
+            if _memory_order(grad) != ctx.order:
+                # One copy of the (small) pooled gradient into the input's layout, so every
+                # pass below streams through memory in the same order.
+                g = _empty_in_layout(grad.shape, ctx.order, grad.dtype, zero=False)
+                g[...] = grad
+                grad = g
+            dxw = dx[:, :, : OH * kH, : OW * kW].reshape(N, C, OH, kH, OW, kW, copy=False)  # a view
+            for t in range(kH * kW):
+                np.multiply(grad, arg == t, out=dxw[:, :, :, t // kW, :, t % kW])
             return dx
         (arg,) = saved
         dxp = np.zeros((shape[0], shape[1], shape[2] + 2 * pH, shape[3] + 2 * pW), dtype=grad.dtype)
