@@ -151,7 +151,6 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 _SEQUENCE = count()  # creation numbers of graph nodes (their topological order)
-_NO_GRAD = tuple((False,) * n for n in range(8))  # needs_input_grad of a no_grad call, by arity
 _TENSOR = []  # the Tensor class, looked up lazily once (no import cycle, no patching)
 
 
@@ -220,9 +219,9 @@ class Function:
             # Fast path for inference (no_grad: evaluation, generation). No node can be
             # recorded, so skip the bookkeeping: on the tiny arrays of one-token decoding
             # this Python work costs as much as the NumPy math itself.
-            ctx.needs_input_grad = _NO_GRAD[len(args)] if len(args) < 8 else (False,) * len(args)
-            raw = [a.data if isinstance(a, tensor) else a for a in args]
-            return tensor._make(cls.forward(ctx, *raw, **kwargs), False)
+            ctx.needs_input_grad = (False,) * len(args)
+            out = cls.forward(ctx, *[a.data if isinstance(a, tensor) else a for a in args], **kwargs)
+            return tensor._make(out, False)
         raw = []
         needs = []
         any_needs = False
