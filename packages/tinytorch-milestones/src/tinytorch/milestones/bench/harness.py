@@ -146,7 +146,7 @@ def summary_ms(samples: list) -> dict:
 SETTINGS = {
     # budget per workload (s), min/max timed rounds, warm-up rounds, generated tokens
     False: dict(budget=15.0, min_reps=5, max_reps=100, warmup=2, tokens=256, peak_n=2048),
-    True: dict(budget=3.5, min_reps=3, max_reps=15, warmup=1, tokens=64, peak_n=1024),
+    True: dict(budget=2.5, min_reps=3, max_reps=15, warmup=1, tokens=64, peak_n=1024),
 }
 
 
