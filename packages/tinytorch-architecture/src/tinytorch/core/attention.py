@@ -242,7 +242,8 @@ class MultiHeadAttention(Module):
     def forward(self, x: Tensor, mask=None, cache=None, layer_idx: int = 0) -> Tensor:
         """Self-attention of ``x`` (B, T, E); with ``cache``, ``x`` holds only the new tokens."""
         x = x if isinstance(x, Tensor) else Tensor(x)
-        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+        shape = x.data.shape
+        if len(shape) != 3 or shape[-1] != self.embed_dim:
             raise ValueError(
                 f"MultiHeadAttention: expected input (B, T, {self.embed_dim}), got shape {x.shape}"
             )

@@ -115,10 +115,10 @@ class LayerNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x if isinstance(x, Tensor) else Tensor(x)
-        k = len(self.normalized_shape)
-        if x.shape[x.ndim - k :] != self.normalized_shape or x.ndim < k:
+        shape, k = x.data.shape, len(self.normalized_shape)
+        if shape[len(shape) - k :] != self.normalized_shape or len(shape) < k:
             raise ValueError(
-                f"LayerNorm: input of shape {x.shape} does not end in "
+                f"LayerNorm: input of shape {shape} does not end in "
                 f"normalized_shape {self.normalized_shape}"
             )
         ### BEGIN SOLUTION
