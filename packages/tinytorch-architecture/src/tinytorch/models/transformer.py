@@ -118,8 +118,7 @@ class LayerNorm(Module):
         shape, k = x.data.shape, len(self.normalized_shape)
         if shape[len(shape) - k :] != self.normalized_shape or len(shape) < k:
             raise ValueError(
-                f"LayerNorm: input of shape {shape} does not end in "
-                f"normalized_shape {self.normalized_shape}"
+                f"LayerNorm: input of shape {shape} does not end in normalized_shape {self.normalized_shape}"
             )
         ### BEGIN SOLUTION
         return LayerNormFunction.apply(x, self.weight, self.bias, eps=self.eps)
