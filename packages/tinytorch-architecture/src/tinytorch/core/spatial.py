@@ -495,9 +495,9 @@ class MaxPool2dFunction(Function):
     """Max over each ``kH x kW`` window; the gradient goes to the (first) arg-max of each window.
 
     Non-overlapping windows (stride == kernel, no padding, the usual ``MaxPool2d(2)``)
-    split H and W with a reshape (a view in any memory layout) and reduce over the
-    ``kH*kW`` window offsets, each one strided view; the backward writes each offset's
-    gradient straight into its slab of ``dx``, in the input's memory layout. Other
+    reduce over the ``kH*kW`` window offsets in one stage, each offset one strided
+    view of the input (any memory layout); the backward writes each offset's gradient
+    straight into its strided slab of ``dx``, in the input's memory layout. Other
     cases scan all ``kH*kW`` offsets of a padded input. No Python loop over pixels.
     """
 
@@ -510,10 +510,9 @@ class MaxPool2dFunction(Function):
         ctx.geo = (x.shape, OH, OW, kernel, stride, padding)
         ctx.order = _memory_order(x)
         if tuple(stride) == tuple(kernel) and (pH, pW) == (0, 0):
-            # Drop the rows/columns no window covers, then split H and W: a view in any layout.
-            xw = x[:, :, : OH * kH, : OW * kW].reshape(N, C, OH, kH, OW, kW)
+            xc = x[:, :, : OH * kH, : OW * kW]  # drop the rows/columns no window covers
             # One strided view per window offset, row-major (first maximum = PyTorch's tie rule).
-            out, arg = _first_argmax([xw[:, :, :, i, :, j] for i in range(kH) for j in range(kW)])
+            out, arg = _first_argmax([xc[:, :, i::kH, j::kW] for i in range(kH) for j in range(kW)])
             ctx.save_for_backward(arg)  # (N, C, OH, OW) window offsets i*kW + j
             ctx.tiled = True
             return out
@@ -532,8 +531,7 @@ class MaxPool2dFunction(Function):
         saved = ctx.saved_tensors
         if getattr(ctx, "tiled", False):  # non-overlapping windows
             (arg,) = saved
-            N, C, H, W = shape
-            covered = H == OH * kH and W == OW * kW  # else the uncovered border stays zero
+            covered = shape[2] == OH * kH and shape[3] == OW * kW  # else the uncovered border stays zero
             dx = _empty_in_layout(shape, ctx.order, grad.dtype, zero=not covered)
             if _memory_order(grad) != ctx.order:
                 # One copy of the (small) pooled gradient into the input's layout, so every
@@ -541,9 +539,9 @@ class MaxPool2dFunction(Function):
                 g = _empty_in_layout(grad.shape, ctx.order, grad.dtype, zero=False)
                 g[...] = grad
                 grad = g
-            dxw = dx[:, :, : OH * kH, : OW * kW].reshape(N, C, OH, kH, OW, kW, copy=False)  # a view
             for t in range(kH * kW):
-                np.multiply(grad, arg == t, out=dxw[:, :, :, t // kW, :, t % kW])
+                i, j = divmod(t, kW)
+                np.multiply(grad, arg == t, out=dx[:, :, i : OH * kH : kH, j : OW * kW : kW])
             return dx
         (arg,) = saved
         dxp = np.zeros((shape[0], shape[1], shape[2] + 2 * pH, shape[3] + 2 * pW), dtype=grad.dtype)
