@@ -195,7 +195,7 @@ def scaled_dot_product_attention(Q: Tensor, K: Tensor, V: Tensor, mask=None, dro
         # on the raw arrays instead of four graph ops (transpose, matmul, softmax,
         # matmul). Decoding calls this once per layer per token on tiny arrays, where
         # each op's Python overhead costs more than its math.
-        s = Q.data @ np.swapaxes(K.data, -1, -2)  # (..., T_q, T_k)
+        s = Q.data @ K.data.swapaxes(-1, -2)  # (..., T_q, T_k)
         bias, empty = (None, False) if mask is None else mask_to_bias(mask, s.shape, s.dtype)
         p = MaskedSoftmaxFunction.forward(MaskedSoftmaxFunction(), s, scale, bias, empty)
         out = p @ V.data  # (..., T_q, D_v)

@@ -42,7 +42,8 @@ def _indices(tokens, num_embeddings: int, op: str) -> np.ndarray:
         else:
             ids = ids.astype(np.int64)
     if ids.size:
-        lo, hi = ids.min(), ids.max()
+        # ufunc.reduce directly: ndarray.min/max add a Python wrapper, paid per decoded token.
+        lo, hi = np.minimum.reduce(ids, axis=None), np.maximum.reduce(ids, axis=None)
         if lo < 0 or hi >= num_embeddings:
             bad = lo if lo < 0 else hi
             raise ValueError(
