@@ -220,8 +220,11 @@ class Function:
             # recorded, so skip the bookkeeping: on the tiny arrays of one-token decoding
             # this Python work costs as much as the NumPy math itself.
             ctx.needs_input_grad = (False,) * len(args)
-            out = cls.forward(ctx, *[a.data if isinstance(a, tensor) else a for a in args], **kwargs)
-            return tensor._make(out, False)
+            out = tensor.__new__(tensor)  # Tensor._make inlined: this runs once per op
+            data = cls.forward(ctx, *[a.data if isinstance(a, tensor) else a for a in args], **kwargs)
+            out.data = data if type(data) is np.ndarray else np.asarray(data)
+            out.grad, out.requires_grad, out._ctx = None, False, None
+            return out
         raw = []
         needs = []
         any_needs = False

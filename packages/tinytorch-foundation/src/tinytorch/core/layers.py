@@ -312,9 +312,10 @@ class Linear(Module):
         ### BEGIN SOLUTION
         if not isinstance(x, Tensor):
             x = Tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        shape = x.data.shape  # the array's shape: no property calls (13 Linear calls per decoded token)
+        if not shape or shape[-1] != self.in_features:
             raise ValueError(
-                f"Linear: input shape {x.shape} does not match weight shape {self.weight.shape} "
+                f"Linear: input shape {shape} does not match weight shape {self.weight.shape} "
                 f"(in_features={self.in_features})"
             )
         return LinearFunction.apply(x, self.weight, self.bias)
