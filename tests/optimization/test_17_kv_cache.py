@@ -229,17 +229,42 @@ def test_enable_kv_cache_switches_generate_default(require_tier, monkeypatch):
     assert len(made) == 1 and made[0].seq_len >= 6
 
 
-def test_cache_makes_generation_faster(require_tier):
-    """A robust floor for CI (the 10x target at 256 tokens is measured in the milestone/bench)."""
+def test_measured_generation_speed_is_consistent(require_tier):
+    """The report's numbers are measured, and cached and uncached runs produce the same tokens.
+
+    Speed itself (>= 10x at 256 tokens) is a ratio checked by milestone 06 and the
+    benchmarks, not by a timed unit test.
+    """
     require_tier("architecture")
     from tinytorch.generation.kv_cache import measure_generation_speed
 
-    gpt = small_gpt(5, max_seq_len=110, embed_dim=64)
+    gpt = small_gpt(5, max_seq_len=40)
     prompt = np.random.default_rng(5).integers(0, 65, size=(1, 10))
-    stats = measure_generation_speed(gpt, prompt, max_new_tokens=96, repeats=1)
+    stats = measure_generation_speed(gpt, prompt, max_new_tokens=16, repeats=1)
     assert stats["same_tokens"]
-    assert stats["speedup"] > 2.0
-    assert stats["cached_tokens_per_s"] == pytest.approx(96 / stats["cached_seconds"])
+    assert stats["cached_tokens_per_s"] == pytest.approx(16 / stats["cached_seconds"])
+    assert stats["speedup"] == pytest.approx(stats["uncached_seconds"] / stats["cached_seconds"])
+
+
+def test_cached_generation_feeds_one_new_token_per_step(require_tier):
+    """Why the cache is faster: after the prompt, each step runs the model on one token, not the prefix."""
+    require_tier("architecture")
+    gpt = small_gpt(5, max_seq_len=40)
+    prompt = np.random.default_rng(5).integers(0, 65, size=(1, 10))
+    widths = []
+    model_forward = gpt.forward
+
+    def spy(tokens, *args, **kwargs):
+        widths.append(np.shape(getattr(tokens, "data", tokens))[-1])
+        return model_forward(tokens, *args, **kwargs)
+
+    gpt.forward = spy
+    cached = gpt.generate(prompt, 8, temperature=0, use_cache=True)
+    cached_widths, widths[:] = list(widths), []
+    full = gpt.generate(prompt, 8, temperature=0, use_cache=False)
+    np.testing.assert_array_equal(cached, full)
+    assert cached_widths == [10] + [1] * 7  # prefill the prompt, then one token per step
+    assert widths == list(range(10, 18))  # recomputation re-reads the whole, growing prefix
 
 
 # ---------------------------------------------------------------- the fused NumPy decoding path
@@ -278,20 +303,15 @@ def test_fused_decoder_on_int8_model_and_window_fallback(require_tier):
         FusedGPTDecoder(object())
 
 
-def test_fused_decoder_is_fast(require_tier):
-    require_tier("architecture")
-    import time
+def test_fused_decoder_matches_a_long_generation(require_tier):
+    """96 greedy tokens: the fused NumPy path and full recomputation agree token for token.
 
+    Its speed against the generic path is reported by ``tito benchmark`` (generate_kv).
+    """
+    require_tier("architecture")
     from tinytorch.generation.fused_decoder import FusedGPTDecoder
 
     gpt = small_gpt(8, max_seq_len=110, embed_dim=64)
     prompt = np.random.default_rng(8).integers(0, 65, size=(1, 10))
-    decoder = FusedGPTDecoder(gpt)
-    start = time.process_time()
-    fused = decoder.generate(prompt, 96)
-    fused_s = time.process_time() - start
-    start = time.process_time()
-    full = gpt.generate(prompt, 96, temperature=0, use_cache=False)
-    full_s = time.process_time() - start
-    np.testing.assert_array_equal(fused, full)
-    assert full_s > 4 * fused_s
+    fused = FusedGPTDecoder(gpt).generate(prompt, 96)
+    np.testing.assert_array_equal(fused, gpt.generate(prompt, 96, temperature=0, use_cache=False))
