@@ -96,17 +96,41 @@ class GELUFunction(Function):
     @staticmethod
     def forward(ctx, x):
         ### BEGIN SOLUTION
-        t = np.tanh(_GELU_C * (x + _GELU_K * x * x * x))
+        if x.dtype.kind != "f":
+            x = x.astype(np.float64)  # in-place float updates below need a float buffer
+        # Two buffers, updated in place: on activations of ~1M elements each fresh
+        # temporary (allocation + page faults) costs more than the arithmetic itself.
+        t = np.multiply(x, x, out=np.empty_like(x))  # out=: stays an array even for 0-d x
+        t *= _GELU_K
+        t += 1.0
+        t *= x
+        t *= _GELU_C  # c (x + k x^3)
+        np.tanh(t, out=t)
         ctx.save_for_backward(x, t)
-        return 0.5 * x * (1.0 + t)
+        y = np.add(t, 1.0, out=np.empty_like(t))
+        y *= x
+        y *= 0.5
+        return y
         ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
         ### BEGIN SOLUTION
         x, t = ctx.saved_tensors
-        dt = (1.0 - t * t) * (_GELU_C * (1.0 + 3.0 * _GELU_K * x * x))
-        return grad * (0.5 * (1.0 + t) + 0.5 * x * dt)
+        # d = c x (1 + 3 k x^2), then out = 0.5 (1 + t + (1 - t^2) d) * grad, in place.
+        d = np.multiply(x, x, out=np.empty_like(x))
+        d *= 3.0 * _GELU_K
+        d += 1.0
+        d *= x
+        d *= _GELU_C
+        out = np.multiply(t, t, out=np.empty_like(t))
+        np.subtract(1.0, out, out=out)
+        out *= d
+        out += t
+        out += 1.0
+        out *= 0.5
+        out *= grad
+        return out
         ### END SOLUTION
 
 

@@ -266,7 +266,8 @@ class LinearFunction(Function):
         g2 = grad.reshape(-1, grad.shape[-1])  # (M, out)
         gx = gw = gb = None
         if nx:
-            gx = grad @ weight.T
+            # One 2-D GEMM on the (M, out) view, not a batched matmul over the leading dims.
+            gx = (g2 @ weight.T).reshape(x.shape)  # (*, in)
         if nw:
             gw = x.reshape(-1, x.shape[-1]).T @ g2  # (in, out)
         if nb:
