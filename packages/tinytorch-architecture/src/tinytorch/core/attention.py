@@ -28,6 +28,7 @@ inference device: no gradient flows into cached keys and values.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 from tinytorch.core.autograd import Function, is_grad_enabled
@@ -68,6 +69,38 @@ def mask_to_bias(mask, scores_shape: tuple, dtype) -> tuple[np.ndarray, bool]:
     bias = np.zeros(allowed.shape, dtype=dtype)
     bias[~allowed] = -np.inf
     return bias, not bool(allowed.any(axis=-1).all())
+
+
+# Stacked q/k/v projections per KV cache: {cache: {id(attention module): (arrays, W, b)}}.
+# Weak keys: an entry lives exactly as long as its cache, i.e. one generation, during
+# which the weights are fixed (the cached keys/values depend on them anyway).
+_QKV_BY_CACHE = weakref.WeakKeyDictionary()
+
+
+def _stacked_qkv(attn, cache) -> tuple:
+    """``(W (E, 3E), b (3E,) or None)``: q_proj, k_proj, v_proj side by side, built once per cache.
+
+    Decoding one token then runs one ``(1, E) @ (E, 3E)`` matmul instead of three
+    Linear calls: the Python overhead of the two extra calls costs more than the math.
+    Rebuilt if a weight array is replaced (e.g. ``load_state_dict``).
+    """
+    layers = (attn.q_proj, attn.k_proj, attn.v_proj)
+    arrays = tuple(lin.weight.data for lin in layers) + tuple(
+        None if lin.bias is None else lin.bias.data for lin in layers
+    )
+    try:
+        per_module = _QKV_BY_CACHE.setdefault(cache, {})
+    except TypeError:  # a cache object that cannot be weakly referenced: no reuse
+        per_module = {}
+    entry = per_module.get(id(attn))
+    if entry is None or any(a is not b for a, b in zip(entry[0], arrays)):
+        W = np.concatenate(arrays[:3], axis=1)  # (E, 3E)
+        biases = arrays[3:]
+        b = None
+        if any(v is not None for v in biases):
+            b = np.concatenate([np.zeros(W.shape[0], W.dtype) if v is None else v for v in biases])
+        entry = per_module[id(attn)] = (arrays, W, b)
+    return entry[1], entry[2]
 
 
 class MaskedSoftmaxFunction(Function):
@@ -249,6 +282,30 @@ class MultiHeadAttention(Module):
             )
         ### BEGIN SOLUTION
         H = self.num_heads
+        dropout = self.dropout if (self.training and self.dropout.p > 0) else None
+        if (
+            cache is not None
+            and dropout is None
+            and not is_grad_enabled()
+            and type(self.q_proj) is type(self.k_proj) is type(self.v_proj) is Linear
+        ):
+            # Cached decoding (inference only): raw arrays, q/k/v from one stacked matmul.
+            # Plain Linear projections only: a replaced layer (e.g. quantized) keeps its own forward.
+            B, T, E = shape
+            W, b = _stacked_qkv(self, cache)
+            qkv = x.data @ W  # (B, T, 3E)
+            if b is not None:
+                qkv += b
+            qkv = qkv.reshape(B, T, 3, H, self.head_dim).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, D)
+            cache.update(layer_idx, qkv[1], qkv[2])
+            k_all, v_all = cache.get(layer_idx)  # (B, H, seq_len + T, D)
+            s = qkv[0] @ k_all.swapaxes(-1, -2)  # (B, H, T, seq_len + T)
+            bias, empty = (None, False) if mask is None else mask_to_bias(mask, s.shape, s.dtype)
+            p = MaskedSoftmaxFunction.forward(
+                MaskedSoftmaxFunction(), s, 1.0 / math.sqrt(self.head_dim), bias, empty
+            )
+            merged = (p @ v_all).transpose(0, 2, 1, 3).reshape(B, T, E)  # (B, H, T, D) -> (B, T, E)
+            return self.out_proj(Tensor(merged, dtype=merged.dtype))
         # (B, T, E) -> (B, H, T, D): one fused op per projection (cheap when decoding).
         q = SplitHeadsFunction.apply(self.q_proj(x), H)
         k = SplitHeadsFunction.apply(self.k_proj(x), H)
@@ -258,7 +315,6 @@ class MultiHeadAttention(Module):
             cache.update(layer_idx, k.data, v.data)
             k_all, v_all = cache.get(layer_idx)  # (B, H, seq_len + T, D)
             k, v = Tensor(k_all), Tensor(v_all)
-        dropout = self.dropout if (self.training and self.dropout.p > 0) else None
         out, _ = scaled_dot_product_attention(q, k, v, mask=mask, dropout=dropout)  # (B, H, T, D)
         return self.out_proj(MergeHeadsFunction.apply(out))  # (B, H, T, D) -> (B, T, E)
         ### END SOLUTION
