@@ -288,9 +288,11 @@ class MultiHeadAttention(Module):
             and dropout is None
             and not is_grad_enabled()
             and type(self.q_proj) is type(self.k_proj) is type(self.v_proj) is Linear
+            and not any("forward" in m.__dict__ for m in (self.q_proj, self.k_proj, self.v_proj))
         ):
             # Cached decoding (inference only): raw arrays, q/k/v from one stacked matmul.
-            # Plain Linear projections only: a replaced layer (e.g. quantized) keeps its own forward.
+            # Plain Linear projections only: a replaced (quantized) or instrumented (profiler)
+            # layer keeps its own forward.
             B, T, E = shape
             W, b = _stacked_qkv(self, cache)
             qkv = x.data @ W  # (B, T, 3E)
