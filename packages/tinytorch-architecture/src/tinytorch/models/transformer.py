@@ -22,9 +22,9 @@ instead of being recomputed, turning O(T^2) work per step into O(T).
 from __future__ import annotations
 
 import numpy as np
-from tinytorch.core.activations import gelu
+from tinytorch.core.activations import GELUFunction, gelu
 from tinytorch.core.attention import MultiHeadAttention
-from tinytorch.core.autograd import Function, no_grad
+from tinytorch.core.autograd import Function, is_grad_enabled, no_grad
 from tinytorch.core.layers import Dropout, Linear, Module, Parameter
 from tinytorch.core.tensor import Tensor
 from tinytorch.text.embeddings import EmbeddingLayer
@@ -148,7 +148,32 @@ class MLP(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         ### BEGIN SOLUTION
-        return self.dropout(self.fc2(gelu(self.fc1(x))))
+        fc1, fc2 = self.fc1, self.fc2
+        h = x.data if isinstance(x, Tensor) else None
+        if (
+            h is not None
+            and not is_grad_enabled()
+            and type(fc1) is Linear
+            and type(fc2) is Linear
+            and "forward" not in fc1.__dict__  # an instrumented layer (profiler) is called
+            and "forward" not in fc2.__dict__
+            and not (self.training and self.dropout.p > 0)
+            and h.dtype.kind == "f"
+            and h.shape
+            and h.shape[-1] == fc1.in_features
+        ):
+            # Inference fast path on plain Linear layers, raw arrays: the same arithmetic as
+            # the three ops below without their per-op overhead, which dominates when
+            # decoding one token.
+            h = h @ fc1.weight.data  # (*, hidden)
+            if fc1.bias is not None:
+                h += fc1.bias.data
+            h = GELUFunction.forward(GELUFunction(), h)
+            h = h @ fc2.weight.data  # (*, E)
+            if fc2.bias is not None:
+                h += fc2.bias.data
+            return Tensor(h, dtype=h.dtype)
+        return self.dropout(fc2(gelu(fc1(x))))
         ### END SOLUTION
 
 
