@@ -160,6 +160,23 @@ def test_gpt_shapes_and_parameter_names():
     assert model.kv_cache_enabled is False
 
 
+def test_no_grad_fast_paths_equal_the_graph_path():
+    """Under no_grad the MLP and attention skip the graph; their outputs must not change."""
+    model = small_gpt()
+    model.eval()
+    tokens = np.random.default_rng(3).integers(0, 13, (2, 9))
+    with_graph = model(tokens)
+    with no_grad():
+        without_graph = model(tokens)
+    assert with_graph.requires_grad and not without_graph.requires_grad
+    np.testing.assert_allclose(without_graph.data, with_graph.data, rtol=1e-5, atol=1e-6)
+    mlp = model.blocks[0].mlp
+    x = Tensor(np.random.default_rng(4).standard_normal((2, 9, mlp.fc1.weight.shape[0])).astype(np.float32))
+    with no_grad():
+        fast = mlp(x)
+    np.testing.assert_allclose(fast.data, mlp(x).data, rtol=1e-5, atol=1e-6)
+
+
 def test_gpt_is_causal():
     """Changing token t never changes the logits at positions before t."""
     model = small_gpt()
