@@ -9,7 +9,7 @@ teaches (forward, loss, zero_grad, backward, step).
 from __future__ import annotations
 
 import numpy as np
-from tinytorch.milestones.runner import Skip
+from tinytorch.milestones.runner import Outcome, Skip
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None):
@@ -101,6 +101,16 @@ def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
 
 def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return float((predict(model, x) == y).mean())
+
+
+def accuracy_outcome(model, x_test: np.ndarray, y_test: np.ndarray, threshold: float, history) -> Outcome:
+    """The verdict of a classifier part: held-out accuracy against ``threshold``, with the last loss."""
+    test_acc = accuracy(model, x_test, y_test)
+    return Outcome(
+        passed=test_acc >= threshold,
+        measured=f"test accuracy {pct(test_acc)} (final loss {history[-1]:.3f})",
+        metrics={"test_accuracy": test_acc, "final_loss": history[-1]},
+    )
 
 
 def count_parameters(model) -> int:

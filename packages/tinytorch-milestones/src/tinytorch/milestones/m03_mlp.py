@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from tinytorch.milestones._common import accuracy, load_dataset, pct, summary_lines, train_classifier
+from tinytorch.milestones._common import (
+    accuracy,
+    accuracy_outcome,
+    load_dataset,
+    pct,
+    summary_lines,
+    train_classifier,
+)
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
 
@@ -76,12 +83,7 @@ def part2_mnist(ctx) -> Outcome:
     history = train_classifier(
         ctx, model, x_train, mnist["y_train"], epochs=8, lr=2e-3, batch_size=128, desc="training"
     )
-    test_acc = accuracy(model, x_test, mnist["y_test"])
-    return Outcome(
-        passed=test_acc >= 0.97,
-        measured=f"test accuracy {pct(test_acc)} (final loss {history[-1]:.3f})",
-        metrics={"test_accuracy": test_acc, "final_loss": history[-1]},
-    )
+    return accuracy_outcome(model, x_test, mnist["y_test"], 0.97, history)
 
 
 MILESTONE = Milestone(

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from tinytorch.milestones._common import accuracy, cosine_lr, load_dataset, pct, set_lr, summary_lines
+from tinytorch.milestones._common import (
+    accuracy_outcome,
+    cosine_lr,
+    load_dataset,
+    set_lr,
+    summary_lines,
+)
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
 
@@ -76,12 +82,7 @@ def part1_tinydigits(ctx) -> Outcome:
         *summary_lines(model, "(batch, 1, 8, 8)"),
     )
     history = train_with_loader(ctx, model, x_train, digits["y_train"], epochs=20, lr=1e-2, batch_size=64)
-    test_acc = accuracy(model, x_test, digits["y_test"])
-    return Outcome(
-        passed=test_acc >= 0.97,
-        measured=f"test accuracy {pct(test_acc)} (final loss {history[-1]:.3f})",
-        metrics={"test_accuracy": test_acc, "final_loss": history[-1]},
-    )
+    return accuracy_outcome(model, x_test, digits["y_test"], 0.97, history)
 
 
 def part2_cifar10(ctx) -> Outcome:
@@ -107,12 +108,7 @@ def part2_cifar10(ctx) -> Outcome:
     history = train_with_loader(
         ctx, model, x_train, cifar["y_train"], epochs=15, lr=2e-3, batch_size=64, transform=augment
     )
-    test_acc = accuracy(model, x_test, cifar["y_test"])
-    return Outcome(
-        passed=test_acc >= 0.70,
-        measured=f"test accuracy {pct(test_acc)} (final loss {history[-1]:.3f})",
-        metrics={"test_accuracy": test_acc, "final_loss": history[-1]},
-    )
+    return accuracy_outcome(model, x_test, cifar["y_test"], 0.70, history)
 
 
 MILESTONE = Milestone(
