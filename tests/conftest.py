@@ -14,10 +14,23 @@ rules into a failure:
 
 from __future__ import annotations
 
-from importlib import metadata
-from pathlib import Path
+import os
+import sys
 
-import pytest
+# One BLAS thread for the test run, as `tito milestone` runs (TINYTORCH_BLAS_THREADS, default 1).
+# The test models are small; on a busy 2-core machine a second BLAS thread spins waiting for a
+# core and makes training many times slower. BLAS reads these variables once, when NumPy is
+# first imported, so they are set here, before any test module imports NumPy. A value the
+# user set wins; TINYTORCH_BLAS_THREADS=0 keeps the library default.
+_BLAS_THREADS = os.environ.get("TINYTORCH_BLAS_THREADS", "1").strip()
+if _BLAS_THREADS not in ("", "0") and "numpy" not in sys.modules:
+    for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, _BLAS_THREADS)
+
+from importlib import metadata  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 TIER_DIRS = ("foundation", "architecture", "optimization", "milestones")

