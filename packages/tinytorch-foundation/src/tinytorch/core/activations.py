@@ -1,12 +1,19 @@
 """Module 02 - Activations: the nonlinearities between layers.
 
-Each activation is one fused :class:`~tinytorch.core.autograd.Function` (a single
-NumPy expression forward, its closed-form derivative backward) instead of a
-chain of primitive ops: fewer temporaries and one graph node per call.
+Without a nonlinearity, a stack of linear layers is one linear layer. Each
+activation here is one :class:`~tinytorch.core.autograd.Function`: a single
+vectorized NumPy expression forward (this module's work) and its closed-form
+derivative backward (Module 05's work, written alongside).
 
-Function forms (``relu``, ``sigmoid``, ``tanh``, ``gelu``, ``softmax``) take and
-return Tensors; the Module forms (``ReLU``, ``Sigmoid``, ``Tanh``, ``GELU``,
-``Softmax``) wrap them for use inside ``Sequential``.
+Function forms (``relu``, ``sigmoid``, ``tanh``, ``gelu``, ``softmax``,
+``log_softmax``; as ``torch.nn.functional``) take and return Tensors; the Module
+forms (``ReLU``, ``Sigmoid``, ``Tanh``, ``GELU``, ``Softmax``, ``LogSoftmax``)
+wrap them for use inside ``Sequential``.
+
+Numerics are stable by construction: ``sigmoid`` never exponentiates a large
+positive number (accurate in both tails), ``softmax`` subtracts the row
+maximum before ``exp``, and ``log_softmax`` is ``x - logsumexp(x)``, never
+``log(softmax(x))``.
 """
 
 from __future__ import annotations
@@ -15,147 +22,177 @@ import math
 
 import numpy as np
 from tinytorch.core.autograd import Function
-from tinytorch.core.layers import Module
+from tinytorch.core.module import Module
 from tinytorch.core.tensor import Tensor
 
-__all__ = ["ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "relu", "sigmoid", "tanh", "gelu", "softmax"]
+__all__ = [
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "GELU",
+    "Softmax",
+    "LogSoftmax",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "softmax",
+    "log_softmax",
+]
 
-_GELU_C = math.sqrt(2.0 / math.pi)  # sqrt(2/pi) of the tanh approximation
-_GELU_K = 0.044715
+GELU_C = math.sqrt(2.0 / math.pi)  # sqrt(2/pi) of GELU's tanh approximation
+GELU_K = 0.044715
 
 
-# --------------------------------------------------------------------------- fused Functions
+# --------------------------------------------------------------------------- Functions
 
 
 class ReLUFunction(Function):
-    """``max(x, 0)``. Backward: ``grad`` where the output is positive, else 0 (0 at x = 0, as PyTorch)."""
+    """``max(x, 0)``. Backward: ``grad`` where ``x > 0``, else 0 (0 at x = 0, as PyTorch)."""
+
+    name = "relu"
 
     @staticmethod
     def forward(ctx, x):
+        ctx.save_for_backward(x)
         ### BEGIN SOLUTION
-        out = np.maximum(x, 0)
-        ctx.save_for_backward(out)
-        return out
+        return np.maximum(x, 0)
         ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (out,) = ctx.saved_tensors
-        return grad * (out > 0)
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        return grad * (x > 0)
         ### END SOLUTION
 
 
 class SigmoidFunction(Function):
-    """``1 / (1 + e^-x)`` computed as ``0.5 + 0.5 tanh(x/2)``, which never overflows.
+    """``1 / (1 + e^-x)``, accurate in both tails.
+
+    For ``x >= 0`` the textbook form is safe; for ``x < 0`` the equal form
+    ``e^x / (1 + e^x)`` keeps full relative precision where the result is tiny.
+    Both use ``e = exp(-|x|) <= 1``, which never overflows.
 
     Backward: ``grad * s (1 - s)`` from the saved output ``s``.
     """
 
+    name = "sigmoid"
+
     @staticmethod
     def forward(ctx, x):
         ### BEGIN SOLUTION
-        out = 0.5 + 0.5 * np.tanh(0.5 * x)
+        e = np.exp(-np.abs(x))
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        ### END SOLUTION
         ctx.save_for_backward(out)
         return out
-        ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (out,) = ctx.saved_tensors
-        return grad * out * (1.0 - out)
+        ### BEGIN SOLUTION (Module 05)
+        (s,) = ctx.saved_tensors
+        return grad * s * (1 - s)
         ### END SOLUTION
 
 
 class TanhFunction(Function):
-    """``tanh(x)``. Backward: ``grad * (1 - tanh(x)^2)``."""
+    """``tanh(x)``. Backward: ``grad * (1 - tanh(x)^2)`` from the saved output."""
+
+    name = "tanh"
 
     @staticmethod
     def forward(ctx, x):
         ### BEGIN SOLUTION
         out = np.tanh(x)
+        ### END SOLUTION
         ctx.save_for_backward(out)
         return out
-        ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (out,) = ctx.saved_tensors
-        return grad * (1.0 - out * out)
+        ### BEGIN SOLUTION (Module 05)
+        (t,) = ctx.saved_tensors
+        return grad * (1 - t * t)
         ### END SOLUTION
 
 
 class GELUFunction(Function):
     """GELU, tanh approximation: ``0.5 x (1 + tanh(c (x + k x^3)))``, c = sqrt(2/pi), k = 0.044715.
 
-    Backward: ``0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2)`` with ``t`` the saved tanh.
+    Backward, with ``t = tanh(c (x + k x^3))``:
+    ``0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2)``.
     """
+
+    name = "gelu"
 
     @staticmethod
     def forward(ctx, x):
+        ctx.save_for_backward(x)
         ### BEGIN SOLUTION
-        if x.dtype.kind != "f":
-            x = x.astype(np.float64)  # in-place float updates below need a float buffer
-        # Two buffers, updated in place: on activations of ~1M elements each fresh
-        # temporary (allocation + page faults) costs more than the arithmetic itself.
-        t = np.multiply(x, x, out=np.empty_like(x))  # out=: stays an array even for 0-d x
-        t *= _GELU_K
-        t += 1.0
-        t *= x
-        t *= _GELU_C  # c (x + k x^3)
-        np.tanh(t, out=t)
-        ctx.save_for_backward(x, t)
-        y = np.add(t, 1.0, out=np.empty_like(t))
-        y *= x
-        y *= 0.5
-        return y
+        return 0.5 * x * (1 + np.tanh(GELU_C * (x + GELU_K * x**3)))
         ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        x, t = ctx.saved_tensors
-        # d = c x (1 + 3 k x^2), then out = 0.5 (1 + t + (1 - t^2) d) * grad, in place.
-        d = np.multiply(x, x, out=np.empty_like(x))
-        d *= 3.0 * _GELU_K
-        d += 1.0
-        d *= x
-        d *= _GELU_C
-        out = np.multiply(t, t, out=np.empty_like(t))
-        np.subtract(1.0, out, out=out)
-        out *= d
-        out += t
-        out += 1.0
-        out *= 0.5
-        out *= grad
-        return out
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        t = np.tanh(GELU_C * (x + GELU_K * x**3))
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_C * (1 + 3 * GELU_K * x * x)
+        return grad * slope
         ### END SOLUTION
 
 
 class SoftmaxFunction(Function):
     """``exp(x_i - max) / sum_j exp(x_j - max)`` along ``dim`` (shifting by the max cannot overflow).
 
-    Backward: ``s * (grad - sum(grad * s, dim))`` (the Jacobian-vector product, no Jacobian built).
+    Backward: ``s * (grad - sum(grad * s, dim))``, the Jacobian-vector product
+    (no ``n x n`` Jacobian is built).
     """
+
+    name = "softmax"
 
     @staticmethod
     def forward(ctx, x, dim=-1):
-        ### BEGIN SOLUTION
-        shifted = x - x.max(axis=dim, keepdims=True)
-        e = np.exp(shifted)
-        out = e / e.sum(axis=dim, keepdims=True)
-        ctx.save_for_backward(out)
         ctx.dim = dim
-        return out
+        ### BEGIN SOLUTION
+        e = np.exp(x - x.max(axis=dim, keepdims=True))
+        out = e / e.sum(axis=dim, keepdims=True)
         ### END SOLUTION
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (s,) = ctx.saved_tensors
+        return s * (grad - (grad * s).sum(axis=ctx.dim, keepdims=True))
+        ### END SOLUTION
+
+
+class LogSoftmaxFunction(Function):
+    """``x_i - log sum_j exp(x_j)`` along ``dim``, as ``(x - max) - log(sum(exp(x - max)))``.
+
+    Finite for logits of any magnitude. Backward: ``grad - softmax(x) * sum(grad, dim)``.
+    """
+
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx, x, dim=-1):
+        ctx.dim = dim
         ### BEGIN SOLUTION
-        (out,) = ctx.saved_tensors
-        return out * (grad - (grad * out).sum(axis=ctx.dim, keepdims=True))
+        shifted = x - x.max(axis=dim, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+        ### END SOLUTION
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (log_s,) = ctx.saved_tensors
+        return grad - np.exp(log_s) * grad.sum(axis=ctx.dim, keepdims=True)
         ### END SOLUTION
 
 
@@ -164,6 +201,18 @@ class SoftmaxFunction(Function):
 
 def _tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _along(fn, op: str, x, dim) -> Tensor:
+    """Apply the Function ``fn`` along ``dim`` after checking it (a 0-d tensor acts as one element)."""
+    x = _tensor(x)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise ValueError(f"{op}: argument 'dim' must be an int, got {dim!r}")
+    if not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+        raise ValueError(f"{op}: argument 'dim' {dim} out of range for shape {x.shape}")
+    if x.ndim == 0:  # as PyTorch: dim 0 or -1 of a scalar is the scalar itself
+        return fn.apply(x.reshape(1), dim=0).reshape(())
+    return fn.apply(x, dim=int(dim))
 
 
 def relu(x) -> Tensor:
@@ -182,16 +231,18 @@ def tanh(x) -> Tensor:
 
 
 def gelu(x) -> Tensor:
-    """GELU, tanh approximation (``torch.nn.GELU(approximate="tanh")``). Shape: unchanged."""
+    """GELU, tanh approximation (``torch.nn.functional.gelu(x, approximate="tanh")``). Shape: unchanged."""
     return GELUFunction.apply(_tensor(x))
 
 
 def softmax(x, dim: int = -1) -> Tensor:
     """Softmax along ``dim``: non-negative, sums to 1 along ``dim``. Shape: unchanged."""
-    x = _tensor(x)
-    if not -x.ndim <= dim < max(x.ndim, 1):
-        raise ValueError(f"softmax: argument 'dim' {dim} out of range for shape {x.shape}")
-    return SoftmaxFunction.apply(x, dim=dim)
+    return _along(SoftmaxFunction, "softmax", x, dim)
+
+
+def log_softmax(x, dim: int = -1) -> Tensor:
+    """Log of the softmax along ``dim``, computed stably. Shape: unchanged."""
+    return _along(LogSoftmaxFunction, "log_softmax", x, dim)
 
 
 # --------------------------------------------------------------------------- modules
@@ -201,36 +252,28 @@ class ReLU(Module):
     """``ReLU()(x) = max(x, 0)``. Shape: (*) -> (*)."""
 
     def forward(self, x) -> Tensor:
-        ### BEGIN SOLUTION
         return relu(x)
-        ### END SOLUTION
 
 
 class Sigmoid(Module):
     """``Sigmoid()(x) = 1 / (1 + exp(-x))``. Shape: (*) -> (*)."""
 
     def forward(self, x) -> Tensor:
-        ### BEGIN SOLUTION
         return sigmoid(x)
-        ### END SOLUTION
 
 
 class Tanh(Module):
     """``Tanh()(x) = tanh(x)``. Shape: (*) -> (*)."""
 
     def forward(self, x) -> Tensor:
-        ### BEGIN SOLUTION
         return tanh(x)
-        ### END SOLUTION
 
 
 class GELU(Module):
     """GELU with the tanh approximation (as ``torch.nn.GELU(approximate="tanh")``). Shape: (*) -> (*)."""
 
     def forward(self, x) -> Tensor:
-        ### BEGIN SOLUTION
         return gelu(x)
-        ### END SOLUTION
 
 
 class Softmax(Module):
@@ -241,9 +284,21 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, x) -> Tensor:
-        ### BEGIN SOLUTION
         return softmax(x, self.dim)
-        ### END SOLUTION
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """Log-softmax along ``dim`` (default last). Shape: (*) -> (*)."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x) -> Tensor:
+        return log_softmax(x, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -1,25 +1,28 @@
 """Module 05 - Autograd: reverse-mode automatic differentiation.
 
-Every differentiable operation is a :class:`Function` subclass with two static
-methods:
+Modules 01-04 compute *values*: every operation (``a + b``, ``relu``,
+``Linear``, ``cross_entropy``) is a small :class:`Function` whose ``forward``
+maps NumPy arrays to a NumPy array. This module adds *derivatives*:
 
-* ``forward(ctx, *arrays, **options) -> ndarray`` computes the result on raw
-  NumPy arrays and stores what backward needs with ``ctx.save_for_backward``;
-* ``backward(ctx, grad) -> grad_input or tuple of them`` maps the gradient of
-  the loss w.r.t. the output to gradients w.r.t. each input (``None`` for an
-  input that needs none, see ``ctx.needs_input_grad``).
+* each Function also has a ``backward(ctx, grad)`` that maps the gradient of
+  the loss w.r.t. its output to gradients w.r.t. its inputs (those methods sit
+  next to their forward, in the module where the op is met, and are marked as
+  this module's work);
+* :meth:`Function.apply` records the call as a node of a graph when an input
+  requires grad and grad mode is on (``no_grad`` turns recording off);
+* :func:`backward` walks that graph once, newest node first, and leaves
+  ``.grad`` on every leaf tensor that requires grad;
+* :func:`unbroadcast` sums a gradient back to the shape of an input that
+  NumPy broadcast in the forward pass;
+* :func:`gradcheck` compares a backward pass with finite differences.
 
-``Function.apply`` runs forward and, **only when an input requires grad and grad
-mode is on**, records the call as a node of the graph: the node *is* the ``ctx``
-object, it holds its parent tensors, and the output tensor points at it through
-``tensor._ctx``. :func:`backward` walks the nodes once in topological order,
-accumulates gradients that meet at shared tensors, stores leaf gradients in
-``tensor.grad`` and frees every node it has used, so a training loop keeps no
-graph alive between steps.
+The Function machinery is also what Module 01 runs on (it is given code there:
+``apply`` computes the forward value whether or not anything is recorded).
 
-This module imports NumPy only. The Tensor class is looked up lazily (the
-first time ``apply`` runs), so ``tinytorch.core.tensor`` can import the engine
-at module level without a cycle and nothing is ever patched onto Tensor.
+This module imports NumPy only; ``tinytorch.core.tensor`` imports it. It knows
+tensors by what they carry (``.data``, ``.requires_grad``, ``.grad``,
+``._ctx``) and builds results with the inputs' own ``_make`` constructor, so
+there is no import back into ``tensor.py`` and nothing is patched onto Tensor.
 """
 
 from __future__ import annotations
@@ -45,43 +48,42 @@ __all__ = [
 
 
 class _GradMode:
-    """Process-wide switch read by ``Function.apply`` (a plain attribute: cheapest lookup)."""
+    """The process-wide switch that ``Function.apply`` reads."""
 
-    __slots__ = ("enabled",)
-
-    def __init__(self) -> None:
-        self.enabled = True
-
-
-_MODE = _GradMode()
+    enabled = True
 
 
 def is_grad_enabled() -> bool:
-    """Return True when operations record graph nodes (the default)."""
-    return _MODE.enabled
+    """True when operations record graph nodes (the default)."""
+    return _GradMode.enabled
 
 
 class set_grad_enabled:
-    """Context manager (and decorator) that turns graph recording on or off.
+    """Turn graph recording on or off, as a context manager or a decorator.
 
     Args:
         mode: True to record graph nodes, False to compute values only.
+
+    Example:
+        >>> with set_grad_enabled(False):
+        ...     y = model(x)          # no graph: nothing kept for a backward pass
     """
 
     def __init__(self, mode: bool = True) -> None:
         self.mode = bool(mode)
-        self.previous = None
+        self.previous = []
 
     def __enter__(self):
-        self.previous = _MODE.enabled
-        _MODE.enabled = self.mode
+        self.previous.append(_GradMode.enabled)  # a stack: the same object may be entered twice
+        _GradMode.enabled = self.mode
         return self
 
     def __exit__(self, *exc) -> bool:
-        _MODE.enabled = self.previous
+        _GradMode.enabled = self.previous.pop()
         return False
 
     def __call__(self, fn):
+        """Use as a decorator: ``fn`` runs with this grad mode."""
         mode = self.mode
 
         def wrapper(*args, **kwargs):
@@ -89,25 +91,41 @@ class set_grad_enabled:
                 return fn(*args, **kwargs)
 
         wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        wrapper.__qualname__ = getattr(fn, "__qualname__", wrapper.__name__)
         wrapper.__doc__ = getattr(fn, "__doc__", None)
+        wrapper.__wrapped__ = fn
         return wrapper
 
 
 class no_grad(set_grad_enabled):
-    """``with no_grad():`` -- evaluate without building a graph (inference, evaluation, updates).
+    """Evaluate without building a graph: ``with no_grad():``, ``@no_grad()`` or ``@no_grad``.
 
-    Inside the block every result has ``requires_grad=False`` and no node is
-    stored, so no activation is kept alive for a backward pass.
+    Inside, every result has ``requires_grad=False`` and no node is stored, so no
+    activation is kept alive for a backward pass (evaluation, generation, updates).
     """
 
-    def __init__(self) -> None:
+    def __new__(cls, fn=None):
+        if fn is not None:  # used bare as ``@no_grad``: decorate fn directly
+            if not callable(fn):
+                raise TypeError(f"no_grad: expected a function to decorate, got {type(fn).__name__}")
+            return set_grad_enabled(False)(fn)
+        return super().__new__(cls)
+
+    def __init__(self, fn=None) -> None:
         super().__init__(False)
 
 
 class enable_grad(set_grad_enabled):
-    """``with enable_grad():`` -- turn graph recording back on inside a ``no_grad`` block."""
+    """Turn graph recording back on inside a ``no_grad`` block (context manager or decorator)."""
 
-    def __init__(self) -> None:
+    def __new__(cls, fn=None):
+        if fn is not None:
+            if not callable(fn):
+                raise TypeError(f"enable_grad: expected a function to decorate, got {type(fn).__name__}")
+            return set_grad_enabled(True)(fn)
+        return super().__new__(cls)
+
+    def __init__(self, fn=None) -> None:
         super().__init__(True)
 
 
@@ -137,64 +155,68 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
         return grad
     extra = grad.ndim - len(shape)
     # Axes that broadcasting prepended, plus axes stretched from size 1.
-    axes = tuple(range(extra)) + tuple(
-        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
-    )
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    # Drop the prepended axes (now of size 1) to land exactly on `shape`.
-    return grad.reshape(shape)
+    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    summed = grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True)
+    # The prepended axes now have size 1: drop them to land exactly on `shape`.
+    return summed.reshape(shape)
     ### END SOLUTION
 
 
 # --------------------------------------------------------------------------- Function
 
 
-_SEQUENCE = count()  # creation numbers of graph nodes (their topological order)
-_TENSOR = []  # the Tensor class, looked up lazily once (no import cycle, no patching)
+def _is_tensor(value) -> bool:
+    """Tensors are recognised by what they carry: an array and a slot for their graph node."""
+    return hasattr(value, "_ctx") and hasattr(value, "data")
 
 
-def _tensor_type():
-    if not _TENSOR:
-        from tinytorch.core.tensor import Tensor
+def _op_error(cls, arrays, error: Exception) -> Exception:
+    """The one place where a NumPy error inside a forward becomes the op's error.
 
-        _TENSOR.append(Tensor)
-    return _TENSOR[0]
+    Forward bodies are the math; when NumPy rejects the shapes (broadcasting,
+    matmul alignment, reshape sizes, axes), the user sees which op failed and
+    the shapes it was given, then NumPy's own explanation.
+    """
+    name = getattr(cls, "name", None) or cls.__name__.removesuffix("Function").lower()
+    shapes = ", ".join(str(np.shape(a)) for a in arrays if isinstance(a, np.ndarray) or _is_tensor(a))
+    kind = ValueError if isinstance(error, ValueError) else IndexError
+    return kind(f"{name}: cannot apply to input shapes {shapes}: {error}")
+
+
+_SEQUENCE = count()  # creation numbers of graph nodes: a node is always newer than its inputs' nodes
 
 
 class Function:
-    """Base class of differentiable operations; an instance is the ``ctx`` and the graph node.
+    """Base class of every operation; an instance is the ``ctx`` of one call and its graph node.
 
-    Subclasses define::
+    Subclasses define two static methods::
 
         @staticmethod
-        def forward(ctx, *arrays, **options) -> np.ndarray: ...
+        def forward(ctx, *arrays, **options) -> np.ndarray: ...   # the value (Modules 01-04)
         @staticmethod
-        def backward(ctx, grad) -> np.ndarray | None | tuple: ...
+        def backward(ctx, grad) -> np.ndarray | None | tuple: ... # the derivative (Module 05)
 
-    and are called with ``MyFunction.apply(*inputs, **options)``, where inputs
-    are Tensors or constants (Python numbers, arrays). ``forward`` receives the
-    raw arrays (``tensor.data``); ``backward`` returns one gradient per positional
-    input, each of that input's shape, or ``None`` where
-    ``ctx.needs_input_grad[i]`` is False.
+    and are called as ``MyFunction.apply(*inputs, **options)`` with Tensors or
+    constants (numbers, arrays) as inputs. ``forward`` receives raw arrays and
+    stores what ``backward`` needs with ``ctx.save_for_backward`` (or as ``ctx``
+    attributes); ``backward`` returns one gradient per positional input, each of
+    that input's shape, or ``None`` where ``ctx.needs_input_grad[i]`` is False.
 
     Attributes:
-        parents: the positional inputs (set only when the node is recorded).
+        needs_input_grad: one bool per positional input.
         saved_tensors: what ``save_for_backward`` stored.
-        needs_input_grad: tuple of bools, one per positional input.
-        seq: creation number (set when recorded); orders the backward pass.
+        parents: the positional inputs (only on a recorded node).
+        seq: creation number of a recorded node (orders the backward pass).
+        name: optional class attribute, the op's name in error messages
+            (default: the class name without "Function", lowercased).
     """
 
-    __slots__ = ("parents", "saved_tensors", "needs_input_grad", "seq", "__dict__")
-
     def save_for_backward(self, *arrays) -> None:
-        """Keep ``arrays`` for backward (they are released once backward has used them)."""
-        ### BEGIN SOLUTION
+        """Keep ``arrays`` for ``backward`` (released once backward has used them)."""
         self.saved_tensors = arrays
-        ### END SOLUTION
 
     @staticmethod
-    def forward(ctx, *args, **kwargs):
+    def forward(ctx, *arrays, **options):
         raise NotImplementedError("Function subclasses implement forward(ctx, *arrays)")
 
     @staticmethod
@@ -202,65 +224,52 @@ class Function:
         raise NotImplementedError("Function subclasses implement backward(ctx, grad)")
 
     @classmethod
-    def apply(cls, *args, **kwargs):
-        """Run ``forward`` on the inputs' arrays; record a graph node only if a gradient is needed.
+    def apply(cls, *inputs, **options):
+        """Compute ``forward`` on the inputs' arrays; record a graph node only if a gradient is needed.
 
         Returns:
-            A Tensor wrapping the forward result; it requires grad (and points at
-            this node through ``_ctx``) iff grad mode is on and an input requires grad.
+            A Tensor holding the forward result. It requires grad, and points at
+            this call's node through ``_ctx``, iff grad mode is on and some input
+            requires grad.
 
-        Cost: O(number of inputs) Python work on top of forward.
+        Raises:
+            ValueError / IndexError: NumPy rejected the inputs; the message names
+                the op and the input shapes.
+
+        Cost: O(number of inputs) Python work on top of ``forward``.
         """
-        ### BEGIN SOLUTION
-        tensor = _TENSOR[0] if _TENSOR else _tensor_type()
+        tensors = [x for x in inputs if _is_tensor(x)]
+        if not tensors:
+            raise TypeError(f"{cls.__name__}.apply: needs at least one Tensor input")
         ctx = cls()
-        grad_on = _MODE.enabled
-        if not grad_on:
-            # Fast path for inference (no_grad: evaluation, generation). No node can be
-            # recorded, so skip the bookkeeping: on the tiny arrays of one-token decoding
-            # this Python work costs as much as the NumPy math itself.
-            ctx.needs_input_grad = (False,) * len(args)
-            out = tensor.__new__(tensor)  # Tensor._make inlined: this runs once per op
-            data = cls.forward(ctx, *[a.data if isinstance(a, tensor) else a for a in args], **kwargs)
-            out.data = data if type(data) is np.ndarray else np.asarray(data)
-            out.grad, out.requires_grad, out._ctx = None, False, None
-            return out
-        raw = []
-        needs = []
-        any_needs = False
-        for a in args:
-            if isinstance(a, tensor):
-                raw.append(a.data)
-                need = grad_on and a.requires_grad
-                any_needs = any_needs or need
-                needs.append(need)
-            else:
-                raw.append(a)
-                needs.append(False)
-        ctx.needs_input_grad = tuple(needs)
-        out = tensor._make(cls.forward(ctx, *raw, **kwargs), any_needs)
-        if any_needs:
-            ctx.parents = args
-            ctx.seq = next(_SEQUENCE)
+        grad_on = _GradMode.enabled
+        ctx.needs_input_grad = tuple(grad_on and _is_tensor(x) and x.requires_grad for x in inputs)
+        arrays = [x.data if _is_tensor(x) else x for x in inputs]
+        try:
+            data = cls.forward(ctx, *arrays, **options)
+        except (ValueError, IndexError) as error:
+            raise _op_error(cls, arrays, error) from None
+        record = any(ctx.needs_input_grad)
+        # autograd.py imports nothing from tensor.py: the inputs' own class builds the result.
+        out = tensors[0]._make(data, record)
+        if record:
+            ### BEGIN SOLUTION
+            ctx.parents = inputs  # what backward hands the input gradients to
+            ctx.seq = next(_SEQUENCE)  # newer than every node that produced an input
             out._ctx = ctx
+            ### END SOLUTION
         return out
-        ### END SOLUTION
 
 
 # --------------------------------------------------------------------------- engine
 
 
-def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
-    """Add ``grad`` into ``leaf.grad`` without ever writing into an array another node may share."""
-    tensor = _TENSOR[0]
-    grad = np.asarray(grad)
-    if grad.shape != leaf.data.shape:
-        grad = unbroadcast(grad, leaf.data.shape)
-    if grad.dtype != leaf.data.dtype:
-        grad = grad.astype(leaf.data.dtype)
+def _accumulate(leaf, grad: np.ndarray) -> None:
+    """Add ``grad`` into ``leaf.grad`` (a new array: ``grad`` may be shared with another branch)."""
+    grad = unbroadcast(np.asarray(grad), leaf.data.shape).astype(leaf.data.dtype, copy=False)
     if leaf.grad is None:
-        # Read-only views (broadcast_to) would surprise a user doing in-place edits on .grad.
-        leaf.grad = tensor._make(grad if grad.flags.writeable else grad.copy(), False)
+        # A copy when read-only (a broadcast view): a user may edit .grad in place.
+        leaf.grad = leaf._make(grad if grad.flags.writeable else grad.copy(), False)
     else:
         leaf.grad.data = leaf.grad.data + grad
 
@@ -274,18 +283,18 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
             only when ``tensor`` has a single element (then it is 1).
         retain_graph: keep the nodes for a second backward (default frees them).
 
-    Algorithm: a max-heap of pending nodes keyed by creation number (a node is
-    created after every node it depends on, so the newest pending node has all
-    its gradient contributions); gradients meeting at a shared tensor are
-    summed before being passed on. Cost: one ``backward`` call and O(log n)
-    heap work per node; no recursion, so graphs of any depth work.
+    Algorithm: pending nodes wait in a heap keyed by creation number. A node is
+    created after every node that produced its inputs, so the newest pending
+    node has already received the gradient of every consumer; gradients that
+    meet at a shared tensor are summed before being passed on. Cost: one
+    ``backward`` call and O(log n) heap work per node; no recursion, so graphs
+    of any depth work.
 
     Raises:
         ValueError: ``gradient`` missing for a non-scalar output, or of the wrong shape.
         RuntimeError: ``tensor`` does not require grad, or the graph was already freed.
     """
     ### BEGIN SOLUTION
-    tensor_type = _tensor_type()
     if not tensor.requires_grad:
         raise RuntimeError("backward: tensor does not require grad and has no graph")
     if gradient is None:
@@ -295,7 +304,7 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
             )
         grad = np.ones(tensor.data.shape, dtype=tensor.data.dtype)
     else:
-        grad = gradient.data if isinstance(gradient, tensor_type) else np.asarray(gradient)
+        grad = np.asarray(gradient.data if _is_tensor(gradient) else gradient)
         if grad.shape != tensor.data.shape:
             raise ValueError(
                 f"backward: argument 'gradient' has shape {grad.shape}, output has shape {tensor.shape}"
@@ -304,51 +313,33 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
 
     root = tensor._ctx
     if root is None:  # a leaf: its gradient is the incoming one
-        _accumulate_leaf(tensor, grad)
+        _accumulate(tensor, grad)
         return
-
-    # Nodes carry a creation number, and a node is always created after the nodes
-    # that produced its inputs. Processing the pending node with the highest number
-    # first is therefore a topological order: by the time a node is popped, every
-    # consumer on a path from the root has run and its gradient is complete.
     grads = {root: grad}
-    heap = [(-root.seq, root)]
-    while heap:
-        node = heappop(heap)[1]
+    pending = [(-root.seq, root)]
+    while pending:
+        node = heappop(pending)[1]
         grad_out = grads.pop(node)
         if node.parents is None:
             raise RuntimeError("backward: the graph was already freed; pass retain_graph=True the first time")
         grad_in = type(node).backward(node, grad_out)
-        if type(grad_in) is not tuple:
+        if not isinstance(grad_in, tuple):
             grad_in = (grad_in,)
-        for parent, need, g in zip(node.parents, node.needs_input_grad, grad_in):
-            if not need or g is None:
+        for parent, needs, g in zip(node.parents, node.needs_input_grad, grad_in):
+            if not needs or g is None:
                 continue
-            child = parent._ctx
-            if child is None:  # a leaf: store into .grad
-                if (
-                    parent.grad is None
-                    and type(g) is np.ndarray
-                    and g.shape == parent.data.shape
-                    and g.dtype == parent.data.dtype
-                    and g.flags.writeable
-                ):
-                    parent.grad = tensor_type._make(g, False)  # fast path: first gradient, right shape
-                else:
-                    _accumulate_leaf(parent, g)
-                continue
-            previous = grads.get(child)
-            if previous is None:
-                grads[child] = g
-                heappush(heap, (-child.seq, child))
+            producer = parent._ctx
+            if producer is None:  # a leaf: store into .grad
+                _accumulate(parent, g)
+            elif producer in grads:
+                grads[producer] = grads[producer] + g  # never in place: g may be shared
             else:
-                # Never add in place: `g` may be shared with another branch.
-                grads[child] = previous + g
+                grads[producer] = g
+                heappush(pending, (-producer.seq, producer))
         if not retain_graph:
-            # Free what the node held so activations die with this step.
+            # Free what the node held, so this step's activations die with it.
             node.parents = None
             node.saved_tensors = None
-            node.__dict__.clear()
     ### END SOLUTION
 
 
@@ -381,24 +372,23 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     Cost: 2 evaluations of ``fn`` per checked element plus one backward.
     """
     ### BEGIN SOLUTION
-    tensor_type = _tensor_type()
     inputs = list(inputs)
-    checked = [i for i, t in enumerate(inputs) if isinstance(t, tensor_type) and t.requires_grad]
+    checked = [i for i, t in enumerate(inputs) if _is_tensor(t) and t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: argument 'inputs' has no tensor with requires_grad=True")
     for i in checked:
         if inputs[i].data.dtype != np.float64:
             raise ValueError(f"gradcheck: input {i} must be float64, got {inputs[i].data.dtype}")
+        inputs[i].data = np.ascontiguousarray(inputs[i].data)  # perturbed in place below
 
     saved = [inputs[i].grad for i in checked]
     for i in checked:
         inputs[i].grad = None
     out = fn(*inputs)
     weights = np.random.default_rng(1234).standard_normal(out.shape)
-    (out * tensor_type(weights, dtype=np.float64)).sum().backward()
+    (out * weights).sum().backward()
     analytic = [
-        np.zeros_like(inputs[i].data) if inputs[i].grad is None else inputs[i].grad.data.copy()
-        for i in checked
+        np.zeros_like(inputs[i].data) if inputs[i].grad is None else inputs[i].grad.data.copy() for i in checked
     ]
     for i, g in zip(checked, saved):
         inputs[i].grad = g
@@ -408,12 +398,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             return float(np.sum(fn(*inputs).data * weights))
 
     for k, i in enumerate(checked):
-        if not inputs[i].data.flags.c_contiguous:
-            inputs[i].data = np.ascontiguousarray(inputs[i].data)
-        x = inputs[i].data
-        numeric = np.zeros_like(x)
-        flat = x.reshape(-1)  # a view: perturbing it perturbs the input
-        num_flat = numeric.reshape(-1)
+        flat = inputs[i].data.reshape(-1)  # a view: perturbing it perturbs the input
+        numeric = np.zeros(flat.size)
         for j in range(flat.size):
             original = flat[j]
             flat[j] = original + eps
@@ -421,10 +407,11 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             flat[j] = original - eps
             minus = objective()
             flat[j] = original
-            num_flat[j] = (plus - minus) / (2 * eps)
+            numeric[j] = (plus - minus) / (2 * eps)
+        numeric = numeric.reshape(inputs[i].data.shape)
         error = np.abs(analytic[k] - numeric) - (atol + rtol * np.abs(numeric))
         if error.size and error.max() > 0:
-            worst = np.unravel_index(int(np.argmax(error)), x.shape)
+            worst = np.unravel_index(int(np.argmax(error)), numeric.shape)
             raise AssertionError(
                 f"gradcheck: input {i} element {tuple(int(w) for w in worst)}: "
                 f"analytic {analytic[k][worst]:.6g} vs numeric {numeric[worst]:.6g}"

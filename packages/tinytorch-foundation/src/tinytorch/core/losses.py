@@ -1,22 +1,26 @@
-"""Module 04 - Losses: how wrong a prediction is, as one differentiable number.
+"""Module 04 - Losses: how wrong a prediction is, as one number to minimize.
 
-All classification losses go through a stable ``log_softmax``
-(``x - max - log(sum(exp(x - max)))``) or its binary analogue, so logits of
-+-1000 give finite losses and gradients. ``CrossEntropyLoss`` and
-``BCEWithLogitsLoss`` are fused Functions: their backward is the closed form
-``softmax(x) - onehot`` (resp. ``sigmoid(x) - t``), one array expression
-instead of a chain of graph nodes.
+Every loss here is composed from the operations of Modules 01-02, so its
+gradient needs no new derivative: Module 05's backward passes through the
+pieces. Stability comes from the pieces: classification losses go through
+``log_softmax`` (``x - logsumexp(x)``) or its binary analogue, so logits of
++-1000 give finite losses and gradients.
+
+* ``mse_loss``: ``mean((prediction - target)^2)``.
+* ``cross_entropy``: ``-mean_n log_softmax(logits)[n, target_n]``.
+* ``binary_cross_entropy``: ``-mean(t log p + (1 - t) log(1 - p))`` on probabilities.
+* ``binary_cross_entropy_with_logits``: the same on raw scores, as
+  ``max(x, 0) - x t + log(1 + exp(-|x|))``, which never exponentiates a large number.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from tinytorch.core.autograd import Function
-from tinytorch.core.layers import Module
+from tinytorch.core.activations import log_softmax, relu
+from tinytorch.core.module import Module
 from tinytorch.core.tensor import Tensor
 
 __all__ = [
-    "log_softmax",
     "MSELoss",
     "CrossEntropyLoss",
     "BinaryCrossEntropyLoss",
@@ -24,211 +28,162 @@ __all__ = [
     "BCEWithLogitsLoss",
     "cross_entropy",
     "mse_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "log_softmax",
 ]
 
 
-def _stable_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    """``x - logsumexp(x)`` along ``axis``, shifting by the max first so exp never overflows."""
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+def _tensor(x, dtype=None) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x, dtype=dtype)
 
 
-class LogSoftmaxFunction(Function):
-    """``log_softmax(x)_i = x_i - log sum_j exp(x_j)``. Backward: ``grad - softmax(x) * sum(grad)``."""
-
-    @staticmethod
-    def forward(ctx, x, dim=-1):
-        ### BEGIN SOLUTION
-        out = _stable_log_softmax(x, dim)
-        ctx.save_for_backward(out)
-        ctx.dim = dim
-        return out
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (out,) = ctx.saved_tensors
-        return grad - np.exp(out) * grad.sum(axis=ctx.dim, keepdims=True)
-        ### END SOLUTION
-
-
-def log_softmax(x, dim: int = -1) -> Tensor:
-    """Log of the softmax along ``dim``, computed stably. Shape: unchanged."""
-    x = x if isinstance(x, Tensor) else Tensor(x)
-    if not -x.ndim <= dim < max(x.ndim, 1):
-        raise ValueError(f"log_softmax: argument 'dim' {dim} out of range for shape {x.shape}")
-    return LogSoftmaxFunction.apply(x, dim=dim)
-
-
-def _targets(target) -> np.ndarray:
+def _array(target) -> np.ndarray:
     return target.data if isinstance(target, Tensor) else np.asarray(target)
 
 
-class CrossEntropyFunction(Function):
-    """Mean negative log-likelihood of integer ``targets`` under ``softmax(logits)``.
-
-    ``loss = -(1/N) sum_n log_softmax(logits)[n, t_n]``.
-    Backward: ``(softmax(logits) - onehot(t)) / N`` (times the incoming scalar gradient).
-    """
-
-    @staticmethod
-    def forward(ctx, logits, targets):
-        ### BEGIN SOLUTION
-        logp = _stable_log_softmax(logits, -1)  # (N, C)
-        n = logits.shape[0]
-        ctx.save_for_backward(logp, targets)
-        # sum / n rather than .mean(): same value, less Python overhead in NumPy's mean
-        return np.asarray(-logp[np.arange(n), targets].sum() / n, dtype=logp.dtype)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        logp, targets = ctx.saved_tensors
-        n = logp.shape[0]
-        g = np.exp(logp)  # softmax, a fresh array we may edit in place
-        g[np.arange(n), targets] -= 1.0
-        g *= grad * (1.0 / n)  # grad is a 0-d array of logp's dtype
-        return g, None
-        ### END SOLUTION
-
-
-def cross_entropy(logits, target) -> Tensor:
-    """Cross-entropy between ``logits`` (*, C) and integer class ``target`` (*), mean over samples.
-
-    The class axis is the last one (for 2-D inputs this is PyTorch's (N, C)).
-
-    Raises:
-        ValueError: target shape is not logits.shape[:-1], target is not integer,
-            or a class index is outside [0, C).
-    """
-    ### BEGIN SOLUTION
-    logits = logits if isinstance(logits, Tensor) else Tensor(logits)
-    t = _targets(target)
-    if logits.ndim < 1 or t.shape != logits.shape[:-1]:
+def _same_shape(op: str, prediction: Tensor, target, what: str = "prediction") -> None:
+    if tuple(prediction.shape) != tuple(np.shape(target)):
         raise ValueError(
-            f"CrossEntropyLoss: target shape {t.shape} does not match logits shape {logits.shape} "
-            f"(expected target shape {logits.shape[:-1]})"
+            f"{op}: {what} shape {tuple(prediction.shape)} does not match target shape {tuple(np.shape(target))}"
         )
-    if t.dtype.kind not in "iu":
-        raise ValueError(
-            f"CrossEntropyLoss: argument 'target' must hold integer class indices, got {t.dtype}"
-        )
-    classes = logits.shape[-1]
-    if t.size and (t.min() < 0 or t.max() >= classes):
-        raise ValueError(f"CrossEntropyLoss: argument 'target' has class indices outside [0, {classes})")
-    if logits.ndim != 2:  # (*, C) -> (N, C)
-        logits = logits.reshape(-1, classes)
-        t = t.reshape(-1)
-    return CrossEntropyFunction.apply(logits, t)
-    ### END SOLUTION
 
 
 def mse_loss(prediction, target) -> Tensor:
     """Mean squared error ``mean((prediction - target)^2)``; shapes must be equal."""
+    prediction = _tensor(prediction)
+    target = _array(target)
+    _same_shape("MSELoss", prediction, target)
+    if target.dtype.kind not in "biuf":
+        raise ValueError(f"MSELoss: argument 'target' must hold numbers, got dtype {target.dtype}")
     ### BEGIN SOLUTION
-    prediction = prediction if isinstance(prediction, Tensor) else Tensor(prediction)
-    target = target if isinstance(target, Tensor) else Tensor(target, dtype=prediction.dtype)
-    if prediction.shape != target.shape:
-        raise ValueError(
-            f"MSELoss: prediction shape {prediction.shape} does not match target shape {target.shape}"
-        )
     diff = prediction - target
     return (diff * diff).mean()
     ### END SOLUTION
 
 
-class BCEWithLogitsFunction(Function):
-    """Binary cross-entropy on logits, mean: ``max(x, 0) - x t + log(1 + exp(-|x|))``.
+def cross_entropy(logits, target) -> Tensor:
+    """Cross-entropy between ``logits`` (*, C) and integer class ``target`` (*), mean over samples.
 
-    That form equals ``-(t log s + (1 - t) log(1 - s))`` with ``s = sigmoid(x)``
-    but never exponentiates a large positive number. Backward: ``(sigmoid(x) - t) / N``.
+    ``loss = -(1/N) sum_n log_softmax(logits)[n, target_n]``; the class axis is
+    the last one (for 2-D inputs this is PyTorch's (N, C)).
+
+    Raises:
+        ValueError: target shape is not logits.shape[:-1] (one-hot targets are
+            named as such), target is not integer, or a class index is outside [0, C).
     """
+    logits = _tensor(logits)
+    t = _array(target)
+    if logits.ndim < 1 or t.shape != logits.shape[:-1]:
+        hint = " (one-hot targets? pass class indices: target.argmax(-1))" if t.shape == logits.shape else ""
+        raise ValueError(
+            f"CrossEntropyLoss: target shape {t.shape} does not fit logits shape {logits.shape}: "
+            f"expected target shape {logits.shape[:-1]}{hint}"
+        )
+    if t.dtype.kind not in "iu":
+        raise ValueError(f"CrossEntropyLoss: argument 'target' must hold integer class indices, got {t.dtype}")
+    classes = logits.shape[-1]
+    if t.size and (t.min() < 0 or t.max() >= classes):
+        raise ValueError(f"CrossEntropyLoss: argument 'target' has class indices outside [0, {classes})")
+    ### BEGIN SOLUTION
+    log_probs = log_softmax(logits.reshape(-1, classes), dim=-1)  # (N, C)
+    rows = np.arange(log_probs.shape[0])
+    picked = log_probs[rows, t.reshape(-1)]  # (N,): log-probability of each true class
+    return -picked.mean()
+    ### END SOLUTION
 
-    @staticmethod
-    def forward(ctx, x, t):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(x, t)
-        losses = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
-        return losses.mean()
-        ### END SOLUTION
 
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        x, t = ctx.saved_tensors
-        s = 0.5 + 0.5 * np.tanh(0.5 * x)  # stable sigmoid
-        return (s - t) * (grad / x.size), None
-        ### END SOLUTION
+def binary_cross_entropy(prediction, target, eps: float = 1e-7) -> Tensor:
+    """``-mean(t log p + (1 - t) log(1 - p))`` for probabilities ``p`` in [0, 1].
+
+    ``p`` is clipped to ``[eps, 1 - eps]`` so the logs stay finite at exactly 0 or 1.
+    Prefer ``binary_cross_entropy_with_logits`` on raw scores: it needs no clipping.
+
+    Raises:
+        ValueError: shapes differ, or a prediction or target lies outside [0, 1].
+    """
+    prediction = _tensor(prediction)
+    t = _array(target)
+    _same_shape("BinaryCrossEntropyLoss", prediction, t)
+    p_data = prediction.data
+    if not ((p_data >= 0) & (p_data <= 1)).all():
+        raise ValueError(
+            "BinaryCrossEntropyLoss: argument 'prediction' must hold probabilities in [0, 1] "
+            "(raw scores? use BCEWithLogitsLoss)"
+        )
+    if not ((t >= 0) & (t <= 1)).all():
+        raise ValueError("BinaryCrossEntropyLoss: argument 'target' must be in [0, 1]")
+    t = t.astype(prediction.dtype)
+    ### BEGIN SOLUTION
+    p = prediction.clip(eps, 1.0 - eps)
+    return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+    ### END SOLUTION
+
+
+def binary_cross_entropy_with_logits(logits, target) -> Tensor:
+    """Binary cross-entropy on raw scores ``x``: ``mean(max(x, 0) - x t + log(1 + exp(-|x|)))``.
+
+    Equal to ``binary_cross_entropy(sigmoid(x), t)`` but finite for any ``x``:
+    ``exp`` only ever sees ``-|x| <= 0``.
+
+    Raises:
+        ValueError: shapes differ, or a target lies outside [0, 1].
+    """
+    x = _tensor(logits)
+    t = _array(target)
+    _same_shape("BCEWithLogitsLoss", x, t, what="logits")
+    if not ((t >= 0) & (t <= 1)).all():
+        raise ValueError("BCEWithLogitsLoss: argument 'target' must be in [0, 1]")
+    t = t.astype(x.dtype)
+    ### BEGIN SOLUTION
+    return (relu(x) - x * t + (1 + (-x.abs()).exp()).log()).mean()
+    ### END SOLUTION
 
 
 class MSELoss(Module):
     """Mean squared error. Shape: prediction (*) and target (*) of equal shape -> scalar."""
 
     def forward(self, prediction, target) -> Tensor:
-        ### BEGIN SOLUTION
         return mse_loss(prediction, target)
-        ### END SOLUTION
 
 
 class CrossEntropyLoss(Module):
     """Softmax cross-entropy from logits. Shape: logits (N, C), target (N,) int -> scalar (mean).
 
-    Finite for logits of any magnitude (fused stable log-softmax).
+    Finite for logits of any magnitude (through the stable ``log_softmax``).
     """
 
     def forward(self, logits, target) -> Tensor:
-        ### BEGIN SOLUTION
         return cross_entropy(logits, target)
-        ### END SOLUTION
 
 
 class BinaryCrossEntropyLoss(Module):
-    """``-mean(t log p + (1 - t) log(1 - p))`` for probabilities ``p`` (clipped to [eps, 1 - eps]).
+    """Binary cross-entropy on probabilities (see :func:`binary_cross_entropy`).
 
     Args:
-        eps: clipping margin keeping the logs finite (default 1e-7).
+        eps: clipping margin keeping the logs finite (in (0, 0.5), default 1e-7).
 
     Shape: prediction (*) in [0, 1] and target (*) of equal shape -> scalar.
     """
 
     def __init__(self, eps: float = 1e-7) -> None:
         super().__init__()
-        if not 0.0 < eps < 0.5:
+        if not 0.0 < eps < 0.5:  # also refuses nan
             raise ValueError(f"BinaryCrossEntropyLoss: argument 'eps' must be in (0, 0.5), got {eps}")
-        self.eps = eps
+        self.eps = float(eps)
 
     def forward(self, prediction, target) -> Tensor:
-        ### BEGIN SOLUTION
-        prediction = prediction if isinstance(prediction, Tensor) else Tensor(prediction)
-        t = Tensor(_targets(target), dtype=prediction.dtype)
-        if prediction.shape != t.shape:
-            raise ValueError(
-                f"BinaryCrossEntropyLoss: prediction shape {prediction.shape} "
-                f"does not match target shape {t.shape}"
-            )
-        p = prediction.clip(self.eps, 1.0 - self.eps)
-        return -(t * p.log() + (1.0 - t) * (1.0 - p).log()).mean()
-        ### END SOLUTION
+        return binary_cross_entropy(prediction, target, self.eps)
 
 
 BCELoss = BinaryCrossEntropyLoss
 
 
 class BCEWithLogitsLoss(Module):
-    """Binary cross-entropy on raw scores (sigmoid fused in, stable for any magnitude).
+    """Binary cross-entropy on raw scores (sigmoid folded in, stable for any magnitude).
 
     Shape: logits (*) and target (*) in [0, 1] of equal shape -> scalar (mean).
     """
 
     def forward(self, logits, target) -> Tensor:
-        ### BEGIN SOLUTION
-        logits = logits if isinstance(logits, Tensor) else Tensor(logits)
-        t = np.asarray(_targets(target), dtype=logits.dtype)
-        if logits.shape != t.shape:
-            raise ValueError(
-                f"BCEWithLogitsLoss: logits shape {logits.shape} does not match target shape {t.shape}"
-            )
-        return BCEWithLogitsFunction.apply(logits, t)
-        ### END SOLUTION
+        return binary_cross_entropy_with_logits(logits, target)

@@ -1,22 +1,23 @@
-"""Module 01 - Tensor: an n-dimensional array that can remember how it was computed.
+"""Module 01 - Tensor: an n-dimensional array and the operations on it.
 
-A :class:`Tensor` wraps a NumPy array (``.data``) and adds what training needs:
-``requires_grad``, a gradient slot ``.grad``, and, for results of operations on
-tensors that require grad, a link to the graph node that produced it. Every
-operation is a small :class:`~tinytorch.core.autograd.Function` subclass whose
-``forward`` is plain vectorized NumPy and whose ``backward`` is its derivative;
-the graph is recorded only when an input requires grad and grad mode is on, so
-inference pays nothing for autograd.
+A :class:`Tensor` wraps a NumPy array (``.data``) and gives it the operators
+a neural network needs: elementwise arithmetic with broadcasting, matrix
+products, reductions, reshaping and indexing. Each operation is a small
+:class:`~tinytorch.core.autograd.Function` whose ``forward`` is one vectorized
+NumPy expression on the raw arrays; ``Function.apply`` (given code) wraps the
+result in a new Tensor and turns a NumPy shape error into an error naming the
+op and the input shapes.
+
+This module is about *values*. Every Function here also has a ``backward``,
+its derivative: that is Module 05's lesson, written next to the forward so the
+two can be read side by side, and marked ``(Module 05)``. ``requires_grad``,
+``.grad`` and ``backward()`` only come alive in Module 05.
 
 Dtypes: float data becomes float32 unless ``dtype`` is given (float64 is used
 for gradient checks); integer data keeps an integer dtype (indices, class
 targets). Python numbers combined with a tensor never change its dtype (NumPy's
 NEP 50 rule), and NumPy operands are cast to the tensor's float dtype, so a
 float32 model stays float32.
-
-Importing this module needs only NumPy and the small engine in
-``tinytorch.core.autograd`` (which itself imports NumPy only): nothing is
-patched onto Tensor by another module.
 """
 
 from __future__ import annotations
@@ -27,685 +28,7 @@ import numpy as np
 from tinytorch.core.autograd import Function, is_grad_enabled, unbroadcast
 from tinytorch.core.autograd import backward as _run_backward
 
-__all__ = ["Tensor", "concatenate", "stack", "where", "maximum", "minimum"]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _norm_axis(axis, ndim: int):
-    """Axis argument as a tuple of non-negative ints (None stays None)."""
-    if axis is None:
-        return None
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    out = []
-    for a in axes:
-        a = int(a)
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
-    return tuple(out)
-
-
-def _reduced_count(shape: tuple, axis) -> int:
-    """Number of elements folded into each output element by a reduction over ``axis``."""
-    if axis is None:
-        return int(np.prod(shape, dtype=np.int64))
-    return int(np.prod([shape[a] for a in axis], dtype=np.int64))
-
-
-def _expand_reduced(grad: np.ndarray, axis, keepdims: bool) -> np.ndarray:
-    """Re-insert reduced axes (size 1) so ``grad`` broadcasts against the reduction's input."""
-    if keepdims or axis is None:
-        return grad
-    return np.expand_dims(grad, axis)
-
-
-def _shape(value) -> tuple:
-    """Shape of an array operand or a Python number (``()``).
-
-    Same as ``np.shape``, minus its Python wrapper (~0.3 us): binary ops call this
-    on every use, and in one-token decoding that wrapper is a visible share.
-    """
-    return value.shape if type(value) is np.ndarray else np.shape(value)
-
-
-def _broadcast_error(op: str, a, b) -> ValueError:
-    return ValueError(f"{op}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)}")
-
-
-def _is_advanced(index) -> bool:
-    """True when ``index`` uses integer/boolean arrays (NumPy advanced indexing)."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, (list, np.ndarray)) for p in parts)
-
-
-# --------------------------------------------------------------------------- elementwise
-
-
-class Add(Function):
-    """``a + b`` with broadcasting. Backward: each input gets ``grad`` summed to its shape."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ### BEGIN SOLUTION
-        ctx.shapes = (_shape(a), _shape(b))
-        try:
-            return a + b
-        except ValueError:
-            raise _broadcast_error("add", a, b) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        sa, sb = ctx.shapes
-        na, nb = ctx.needs_input_grad
-        return (unbroadcast(grad, sa) if na else None, unbroadcast(grad, sb) if nb else None)
-        ### END SOLUTION
-
-
-class Sub(Function):
-    """``a - b`` with broadcasting. Backward: ``grad`` and ``-grad``, summed to each shape."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ### BEGIN SOLUTION
-        ctx.shapes = (_shape(a), _shape(b))
-        try:
-            return a - b
-        except ValueError:
-            raise _broadcast_error("sub", a, b) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        sa, sb = ctx.shapes
-        na, nb = ctx.needs_input_grad
-        return (unbroadcast(grad, sa) if na else None, unbroadcast(-grad, sb) if nb else None)
-        ### END SOLUTION
-
-
-class Mul(Function):
-    """``a * b`` with broadcasting. Backward: ``d/da = grad * b``, ``d/db = grad * a``."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(a, b)
-        try:
-            return a * b
-        except ValueError:
-            raise _broadcast_error("mul", a, b) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        a, b = ctx.saved_tensors
-        na, nb = ctx.needs_input_grad
-        return (
-            unbroadcast(grad * b, np.shape(a)) if na else None,
-            unbroadcast(grad * a, np.shape(b)) if nb else None,
-        )
-        ### END SOLUTION
-
-
-class Div(Function):
-    """``a / b`` with broadcasting. Backward: ``grad / b`` and ``-grad * a / b**2``."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(a, b)
-        try:
-            return a / b
-        except ValueError:
-            raise _broadcast_error("div", a, b) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        a, b = ctx.saved_tensors
-        na, nb = ctx.needs_input_grad
-        ga = grad / b
-        return (
-            unbroadcast(ga, np.shape(a)) if na else None,
-            unbroadcast(-ga * a / b, np.shape(b)) if nb else None,
-        )
-        ### END SOLUTION
-
-
-class Neg(Function):
-    """``-x``. Backward: ``-grad``."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ### BEGIN SOLUTION
-        return -x
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        return -grad
-        ### END SOLUTION
-
-
-class Pow(Function):
-    """``x ** p`` for a constant number ``p``. Backward: ``grad * p * x**(p-1)``."""
-
-    @staticmethod
-    def forward(ctx, x, p):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(x)
-        ctx.p = p
-        return x**p
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (x,) = ctx.saved_tensors
-        p = ctx.p
-        if p == 2:
-            return grad * (x + x)  # common case, avoids a power
-        return grad * p * x ** (p - 1)
-        ### END SOLUTION
-
-
-class Exp(Function):
-    """``e**x``. Backward: ``grad * e**x`` (the saved output)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ### BEGIN SOLUTION
-        out = np.exp(x)
-        ctx.save_for_backward(out)
-        return out
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (out,) = ctx.saved_tensors
-        return grad * out
-        ### END SOLUTION
-
-
-class Log(Function):
-    """Natural log. Backward: ``grad / x``."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(x)
-        return np.log(x)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (x,) = ctx.saved_tensors
-        return grad / x
-        ### END SOLUTION
-
-
-class Sqrt(Function):
-    """Square root. Backward: ``grad / (2 sqrt(x))`` from the saved output."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ### BEGIN SOLUTION
-        out = np.sqrt(x)
-        ctx.save_for_backward(out)
-        return out
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (out,) = ctx.saved_tensors
-        return grad * 0.5 / out
-        ### END SOLUTION
-
-
-class Abs(Function):
-    """``|x|``. Backward: ``grad * sign(x)`` (0 at 0, as PyTorch)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(x)
-        return np.abs(x)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (x,) = ctx.saved_tensors
-        return grad * np.sign(x)
-        ### END SOLUTION
-
-
-class Clip(Function):
-    """``min(max(x, low), high)``. Backward: ``grad`` where ``low <= x <= high``, else 0."""
-
-    @staticmethod
-    def forward(ctx, x, low, high):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(x)
-        ctx.bounds = (low, high)
-        return np.clip(x, low, high)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (x,) = ctx.saved_tensors
-        low, high = ctx.bounds
-        inside = np.ones(x.shape, dtype=bool)
-        if low is not None:
-            inside &= x >= low
-        if high is not None:
-            inside &= x <= high
-        return grad * inside, None, None
-        ### END SOLUTION
-
-
-class Maximum(Function):
-    """Elementwise ``max(a, b)`` with broadcasting. Ties split the gradient equally (as PyTorch)."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(a, b)
-        try:
-            return np.maximum(a, b)
-        except ValueError:
-            raise _broadcast_error("maximum", a, b) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        a, b = ctx.saved_tensors
-        na, nb = ctx.needs_input_grad
-        # Share of the gradient going to `a`: 1 where a wins, 1/2 on ties, 0 where b wins.
-        share = (a > b).astype(grad.dtype) + (a == b).astype(grad.dtype) * 0.5
-        return (
-            unbroadcast(grad * share, np.shape(a)) if na else None,
-            unbroadcast(grad * (1 - share), np.shape(b)) if nb else None,
-        )
-        ### END SOLUTION
-
-
-class Where(Function):
-    """``cond ? a : b`` elementwise (``cond`` is a constant boolean array). Backward: masked ``grad``."""
-
-    @staticmethod
-    def forward(ctx, cond, a, b):
-        ### BEGIN SOLUTION
-        cond = np.asarray(cond, dtype=bool)
-        ctx.save_for_backward(cond)
-        ctx.shapes = (_shape(a), _shape(b))
-        try:
-            return np.where(cond, a, b)
-        except ValueError:
-            raise ValueError(
-                f"where: cannot broadcast shapes {cond.shape}, {np.shape(a)} and {np.shape(b)}"
-            ) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (cond,) = ctx.saved_tensors
-        sa, sb = ctx.shapes
-        _, na, nb = ctx.needs_input_grad
-        return (
-            None,
-            unbroadcast(grad * cond, sa) if na else None,
-            unbroadcast(grad * ~cond, sb) if nb else None,
-        )
-        ### END SOLUTION
-
-
-# --------------------------------------------------------------------------- matmul
-
-
-class MatMul(Function):
-    """``a @ b`` (NumPy semantics: 1-D promotion, batched, broadcasting batch dims).
-
-    Backward: ``dA = grad @ B^T`` and ``dB = A^T @ grad``, each summed over the
-    batch dimensions that were broadcast. Cost: two matmuls of the forward's size.
-    """
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ### BEGIN SOLUTION
-        a_shape, b_shape = _shape(a), _shape(b)
-        if len(a_shape) == 0 or len(b_shape) == 0:
-            raise ValueError(f"matmul: both operands need >= 1 dimension, got shapes {a_shape} and {b_shape}")
-        k_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
-        if a_shape[-1] != k_b:
-            raise ValueError(
-                f"matmul: shapes {a_shape} and {b_shape} are not aligned ({a_shape[-1]} != {k_b})"
-            )
-        ctx.save_for_backward(a, b)
-        try:
-            return np.matmul(a, b)
-        except ValueError:
-            raise ValueError(
-                f"matmul: batch dimensions of {a_shape} and {b_shape} do not broadcast"
-            ) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        a, b = ctx.saved_tensors
-        na, nb = ctx.needs_input_grad
-        # Promote 1-D operands to matrices so one formula covers every case.
-        a2 = a[None, :] if a.ndim == 1 else a  # (1, K) or (..., M, K)
-        b2 = b[:, None] if b.ndim == 1 else b  # (K, 1) or (..., K, N)
-        g = grad
-        if a.ndim == 1 and b.ndim == 1:
-            g = np.reshape(grad, (1, 1))
-        elif a.ndim == 1:
-            g = np.expand_dims(grad, -2)  # (..., 1, N)
-        elif b.ndim == 1:
-            g = np.expand_dims(grad, -1)  # (..., M, 1)
-        ga = gb = None
-        if na:
-            ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
-        if nb:
-            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
-        return ga, gb
-        ### END SOLUTION
-
-
-# --------------------------------------------------------------------------- reductions
-
-
-class Sum(Function):
-    """Sum over ``axis`` (all when None). Backward: ``grad`` broadcast back over the reduced axes."""
-
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        ### BEGIN SOLUTION
-        ctx.shape, ctx.axis, ctx.keepdims = x.shape, axis, keepdims
-        return np.sum(x, axis=axis, keepdims=keepdims)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        return np.broadcast_to(_expand_reduced(grad, ctx.axis, ctx.keepdims), ctx.shape)
-        ### END SOLUTION
-
-
-class Mean(Function):
-    """Mean over ``axis``. Backward: ``grad / n`` broadcast back, n = elements per mean."""
-
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
-        ### BEGIN SOLUTION
-        ctx.shape, ctx.axis, ctx.keepdims = x.shape, axis, keepdims
-        return np.mean(x, axis=axis, keepdims=keepdims)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        n = _reduced_count(ctx.shape, ctx.axis)
-        return np.broadcast_to(_expand_reduced(grad, ctx.axis, ctx.keepdims) / n, ctx.shape)
-        ### END SOLUTION
-
-
-class Var(Function):
-    """Variance over ``axis`` with ``ddof`` (0: biased, as layer norm uses; 1: unbiased).
-
-    Backward: ``grad * 2 (x - mean) / (n - ddof)``.
-    """
-
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False, ddof=0):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(x)
-        ctx.axis, ctx.keepdims, ctx.ddof = axis, keepdims, ddof
-        return np.var(x, axis=axis, keepdims=keepdims, ddof=ddof)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        (x,) = ctx.saved_tensors
-        n = _reduced_count(x.shape, ctx.axis)
-        centered = x - np.mean(x, axis=ctx.axis, keepdims=True)
-        return _expand_reduced(grad, ctx.axis, ctx.keepdims) * centered * (2.0 / (n - ctx.ddof))
-        ### END SOLUTION
-
-
-class Extremum(Function):
-    """Max (or min) over ``axis``. Backward: ``grad`` to the arg-extreme entries, split among ties."""
-
-    @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False, use_min=False):
-        ### BEGIN SOLUTION
-        if x.size == 0:
-            raise ValueError(
-                f"{'min' if use_min else 'max'}: cannot reduce an empty tensor of shape {x.shape}"
-            )
-        reduce = np.min if use_min else np.max
-        kept = reduce(x, axis=axis, keepdims=True)
-        ctx.save_for_backward(x, kept)
-        ctx.axis, ctx.keepdims = axis, keepdims
-        if keepdims:
-            return kept
-        return kept.reshape(()) if axis is None else np.squeeze(kept, axis=axis)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        x, kept = ctx.saved_tensors
-        hit = x == kept
-        count = hit.sum(axis=ctx.axis, keepdims=True).astype(grad.dtype)
-        g = np.reshape(grad, kept.shape)  # reduced axes back as size 1
-        return hit * (g / count)
-        ### END SOLUTION
-
-
-# --------------------------------------------------------------------------- movement
-
-
-class Reshape(Function):
-    """View with a new shape (same element order). Backward: reshape ``grad`` back."""
-
-    @staticmethod
-    def forward(ctx, x, shape):
-        ### BEGIN SOLUTION
-        ctx.shape = x.shape
-        try:
-            return x.reshape(shape)  # the method: np.reshape's wrapper costs ~1 us a call
-        except ValueError:
-            raise ValueError(
-                f"reshape: cannot reshape tensor of shape {x.shape} into {tuple(shape)}"
-            ) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        return np.reshape(grad, ctx.shape)
-        ### END SOLUTION
-
-
-class Permute(Function):
-    """Reorder dimensions (``dims`` a permutation). Backward: the inverse permutation."""
-
-    @staticmethod
-    def forward(ctx, x, dims):
-        ### BEGIN SOLUTION
-        ctx.dims = dims
-        try:
-            # ndarray.transpose checks that dims is a permutation (no repeats, in range);
-            # the method skips np.transpose's wrapper (~1 us, on every attention call).
-            return x.transpose(dims)
-        except (ValueError, IndexError, TypeError):  # AxisError subclasses ValueError and IndexError
-            raise ValueError(
-                f"permute: argument 'dims' {tuple(dims)} is not a permutation of {x.ndim} dims"
-            ) from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        return np.transpose(grad, np.argsort([d % grad.ndim for d in ctx.dims]))
-        ### END SOLUTION
-
-
-class Transpose(Function):
-    """Swap two dimensions. Backward: swap them back."""
-
-    @staticmethod
-    def forward(ctx, x, dim0, dim1):
-        ### BEGIN SOLUTION
-        ctx.dims = (dim0, dim1)
-        try:
-            return x.swapaxes(dim0, dim1)
-        except (ValueError, IndexError):  # NumPy's AxisError subclasses both
-            raise ValueError(f"transpose: dims ({dim0}, {dim1}) out of range for shape {x.shape}") from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        return np.swapaxes(grad, *ctx.dims)
-        ### END SOLUTION
-
-
-class Expand(Function):
-    """Broadcast to a larger ``shape`` without copying. Backward: ``unbroadcast``."""
-
-    @staticmethod
-    def forward(ctx, x, shape):
-        ### BEGIN SOLUTION
-        ctx.shape = x.shape
-        try:
-            return np.broadcast_to(x, shape)
-        except ValueError:
-            raise ValueError(f"expand: cannot broadcast shape {x.shape} to {tuple(shape)}") from None
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        return unbroadcast(grad, ctx.shape)
-        ### END SOLUTION
-
-
-class GetItem(Function):
-    """``x[index]`` (ints, slices, None, Ellipsis, integer or boolean arrays).
-
-    Backward: scatter ``grad`` into zeros of the input shape; repeated integer
-    indices accumulate (``np.add.at``), so an embedding lookup gets every use.
-    """
-
-    @staticmethod
-    def forward(ctx, x, index):
-        ### BEGIN SOLUTION
-        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
-        return x[index]
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        full = np.zeros(ctx.shape, dtype=grad.dtype)
-        if _is_advanced(ctx.index):
-            np.add.at(full, ctx.index, grad)
-        else:  # basic indexing never repeats an element: plain assignment
-            full[ctx.index] = grad
-        return full
-        ### END SOLUTION
-
-
-class Pad(Function):
-    """Constant padding, ``pad_width`` as in ``np.pad``: ((before, after), ...) per dim.
-
-    Backward: the slice of ``grad`` that covers the original tensor.
-    """
-
-    @staticmethod
-    def forward(ctx, x, pad_width, value=0.0):
-        ### BEGIN SOLUTION
-        try:
-            widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
-        except ValueError:
-            raise ValueError(
-                f"pad: argument 'pad_width' {pad_width!r} does not fit a tensor of shape {x.shape}"
-            ) from None
-        if (widths < 0).any():
-            raise ValueError(f"pad: argument 'pad_width' must be non-negative, got {pad_width!r}")
-        ctx.window = tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, x.shape))
-        return np.pad(x, widths, mode="constant", constant_values=value)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        return grad[ctx.window]
-        ### END SOLUTION
-
-
-class Concatenate(Function):
-    """Join tensors along an existing ``axis``. Backward: split ``grad`` at the same offsets."""
-
-    @staticmethod
-    def forward(ctx, *xs, axis=0):
-        ### BEGIN SOLUTION
-        try:
-            out = np.concatenate(xs, axis=axis)
-        except ValueError:
-            raise ValueError(
-                f"concatenate: shapes {[np.shape(x) for x in xs]} do not match outside axis {axis}"
-            ) from None
-        ctx.axis = axis
-        ctx.offsets = np.cumsum([np.shape(x)[axis] for x in xs])[:-1]
-        return out
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        return tuple(np.split(grad, ctx.offsets, axis=ctx.axis))
-        ### END SOLUTION
-
-
-class Stack(Function):
-    """Join same-shape tensors along a new ``axis``. Backward: slice ``grad`` along it."""
-
-    @staticmethod
-    def forward(ctx, *xs, axis=0):
-        ### BEGIN SOLUTION
-        try:
-            out = np.stack(xs, axis=axis)
-        except ValueError:
-            raise ValueError(f"stack: all shapes must be equal, got {[np.shape(x) for x in xs]}") from None
-        ctx.axis = axis
-        return out
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        moved = np.moveaxis(grad, ctx.axis, 0)  # (n, ...) one slice per input
-        return tuple(moved[i] for i in range(moved.shape[0]))
-        ### END SOLUTION
+__all__ = ["Tensor", "concatenate", "cat", "stack", "where", "maximum", "minimum"]
 
 
 # --------------------------------------------------------------------------- Tensor
@@ -718,7 +41,8 @@ class Tensor:
         data: array-like (nested lists, numbers, ndarray or Tensor). Shared, not
             copied, when it already is an ndarray of the target dtype (as
             ``torch.from_numpy``).
-        requires_grad: record operations on this tensor so ``backward`` can fill ``.grad``.
+        requires_grad: record operations on this tensor so ``backward`` can fill
+            ``.grad`` (Module 05).
         dtype: NumPy dtype; default float32 for float data, unchanged for ints/bools.
 
     Attributes:
@@ -727,10 +51,9 @@ class Tensor:
         requires_grad (bool): whether gradients flow to/through this tensor.
 
     Example:
-        >>> x = Tensor([[1.0, 2.0]], requires_grad=True)
-        >>> (x * x).sum().backward()
-        >>> x.grad
-        Tensor([[2., 4.]])
+        >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]])
+        >>> (x @ x + 1).sum()
+        Tensor(61.)
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
@@ -761,9 +84,9 @@ class Tensor:
 
     @classmethod
     def _make(cls, data, requires_grad: bool = False) -> Tensor:
-        """Fast internal constructor: wrap an ndarray as is (no dtype rules, no copy)."""
-        t = object.__new__(Tensor)
-        t.data = data if type(data) is np.ndarray else np.asarray(data)
+        """Internal constructor for results: wrap an ndarray as is (no dtype rules, no copy)."""
+        t = object.__new__(Tensor)  # always a plain Tensor, even when called on a Parameter
+        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
         t.grad = None
         t.requires_grad = requires_grad
         t._ctx = None
@@ -832,22 +155,18 @@ class Tensor:
         return Tensor._make(self.data, False)
 
     def astype(self, dtype) -> Tensor:
-        """Copy with another dtype (not differentiable; use for indices, masks, precision changes)."""
+        """Copy with another dtype (not differentiable; for indices, masks, precision changes)."""
         return Tensor._make(self.data.astype(dtype), False)
 
     def float(self) -> Tensor:
-        """float32 copy, differentiable (as ``torch.Tensor.float``)."""
-        if self.data.dtype == np.float32:
-            return self
-        return _Cast.apply(self, np.float32)
+        """float32 version, differentiable (as ``torch.Tensor.float``)."""
+        return self if self.data.dtype == np.float32 else Cast.apply(self, np.float32)
 
     def double(self) -> Tensor:
-        """float64 copy, differentiable."""
-        if self.data.dtype == np.float64:
-            return self
-        return _Cast.apply(self, np.float64)
+        """float64 version, differentiable."""
+        return self if self.data.dtype == np.float64 else Cast.apply(self, np.float64)
 
-    # ---------------------------------------------------------------- autograd
+    # ---------------------------------------------------------------- autograd (Module 05)
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Compute d(self)/d(leaf) for every leaf that requires grad, into ``leaf.grad``.
 
@@ -869,7 +188,7 @@ class Tensor:
 
     # ---------------------------------------------------------------- operands
     def _operand(self, other):
-        """Turn ``other`` into a Tensor or a constant that keeps our dtype (no float64 creep)."""
+        """``other`` as a Tensor or a constant that keeps our dtype (no float64 creep)."""
         if isinstance(other, Tensor):
             return other
         if type(other) in (int, float, bool):
@@ -883,19 +202,28 @@ class Tensor:
 
     def _pair(self, other):
         """(self, other) ready for a binary op: mixed int/float operands meet in the float dtype."""
-        if isinstance(other, Tensor) and other.data.dtype == self.data.dtype:
-            return self, other  # the common case (tensor op tensor, same dtype): nothing to promote
         other = self._operand(other)
         a = self
-        if isinstance(other, Tensor):
+        if isinstance(other, Tensor) and other.data.dtype != self.data.dtype:
             ka, kb = self.data.dtype.kind, other.data.dtype.kind
             if ka == "f" and kb in "biu":
                 other = other.data.astype(self.data.dtype)  # int tensors never need a gradient
             elif kb == "f" and ka in "biu":
-                a = self.data.astype(other.data.dtype)
+                a = Tensor._make(self.data.astype(other.data.dtype))
         elif type(other) is float and self.data.dtype.kind in "biu":
-            a = self.data.astype(np.float32)  # int tensor * 2.5 -> float32 (as PyTorch), not float64
+            a = Tensor._make(self.data.astype(np.float32))  # int tensor * 2.5 -> float32 (as PyTorch)
         return a, other
+
+    def _float_pair(self, other):
+        """Like ``_pair``, but integer / integer becomes float32 (true division, as PyTorch)."""
+        a, b = self._pair(other)
+        a_data = a.data if isinstance(a, Tensor) else a
+        b_data = b.data if isinstance(b, Tensor) else b
+        if np.result_type(a_data, b_data).kind != "f":
+            a = Tensor._make(np.asarray(a_data, dtype=np.float32))  # integer tensors carry no gradient
+            if not isinstance(b, (int, bool)):
+                b = np.asarray(b_data, dtype=np.float32)
+        return a, b
 
     # ---------------------------------------------------------------- arithmetic
     def __add__(self, other):
@@ -919,26 +247,12 @@ class Tensor:
         a, b = self._pair(other)
         return Mul.apply(b, a)
 
-    def _float_pair(self, other):
-        """Like ``_pair``, but integer / integer becomes float32 (true division, as PyTorch)."""
-        a, b = self._pair(other)
-        if (
-            np.result_type(
-                a.data if isinstance(a, Tensor) else a, b.data if isinstance(b, Tensor) else b
-            ).kind
-            != "f"
-        ):
-            a = np.asarray(a.data if isinstance(a, Tensor) else a, dtype=np.float32)
-            if not isinstance(b, (int, bool)):
-                b = np.asarray(b.data if isinstance(b, Tensor) else b, dtype=np.float32)
-        return a, b
-
     def __truediv__(self, other):
         return Div.apply(*self._float_pair(other))
 
     def __rtruediv__(self, other):
         a, b = self._float_pair(other)
-        if not isinstance(b, Tensor) and np.result_type(b, a).kind != "f":
+        if not isinstance(b, Tensor) and np.result_type(b, a.data if isinstance(a, Tensor) else a).kind != "f":
             b = np.asarray(b, dtype=np.float32)
         return Div.apply(b, a)
 
@@ -963,7 +277,7 @@ class Tensor:
 
     def matmul(self, other) -> Tensor:
         """Matrix product (``@``): batched, broadcasting batch dims, 1-D promoted as NumPy."""
-        return MatMul.apply(*self._pair(other))
+        return self @ other
 
     # ---------------------------------------------------------------- comparisons (no grad)
     def _compare(self, other, op) -> Tensor:
@@ -1024,32 +338,6 @@ class Tensor:
 
     clamp = clip
 
-    def relu(self) -> Tensor:
-        """``max(x, 0)`` (fused Function from ``tinytorch.core.activations``)."""
-        from tinytorch.core.activations import relu
-
-        return relu(self)
-
-    def sigmoid(self) -> Tensor:
-        from tinytorch.core.activations import sigmoid
-
-        return sigmoid(self)
-
-    def tanh(self) -> Tensor:
-        from tinytorch.core.activations import tanh
-
-        return tanh(self)
-
-    def softmax(self, dim: int = -1) -> Tensor:
-        from tinytorch.core.activations import softmax
-
-        return softmax(self, dim)
-
-    def log_softmax(self, dim: int = -1) -> Tensor:
-        from tinytorch.core.losses import log_softmax
-
-        return log_softmax(self, dim)
-
     def maximum(self, other) -> Tensor:
         return Maximum.apply(self, self._operand(other))
 
@@ -1071,7 +359,7 @@ class Tensor:
         return Mean.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims)
 
     def var(self, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        """Variance over ``axis``: ``mean((x - mean(x))**2) * n / (n - ddof)``.
+        """Variance over ``axis``: ``sum((x - mean(x))**2) / (n - ddof)``.
 
         Note: ``ddof=0`` (biased, NumPy's default and what layer norm needs);
         PyTorch's ``var`` defaults to the unbiased ``correction=1``.
@@ -1153,7 +441,15 @@ class Tensor:
 
         Example: (N, C, H, W) image padded by 1 pixel: ``x.pad(((0, 0), (0, 0), (1, 1), (1, 1)))``.
         """
-        return Pad.apply(self, pad_width, value)
+        try:
+            widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.data.ndim, 2))
+        except ValueError:
+            raise ValueError(
+                f"pad: argument 'pad_width' {pad_width!r} does not fit a tensor of shape {self.shape}"
+            ) from None
+        if (widths < 0).any():
+            raise ValueError(f"pad: argument 'pad_width' must be non-negative, got {pad_width!r}")
+        return Pad.apply(self, tuple(map(tuple, widths.tolist())), value)
 
     def __getitem__(self, index) -> Tensor:
         if isinstance(index, tuple):
@@ -1169,19 +465,6 @@ class Tensor:
         if isinstance(index, Tensor):
             index = index.data
         self.data[index] = value.data if isinstance(value, Tensor) else value
-
-
-class _Cast(Function):
-    """dtype conversion; backward casts the gradient back."""
-
-    @staticmethod
-    def forward(ctx, x, dtype):
-        ctx.dtype = x.dtype
-        return x.astype(dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.astype(ctx.dtype), None
 
 
 # --------------------------------------------------------------------------- functions
@@ -1226,3 +509,596 @@ def maximum(a, b) -> Tensor:
 def minimum(a, b) -> Tensor:
     """Elementwise minimum with broadcasting."""
     return -maximum(-_as_tensor(a), -_as_tensor(b))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _norm_axis(axis, ndim: int):
+    """Axis argument as a tuple of non-negative ints (None stays None)."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % ndim if ndim else 0)
+    return tuple(out)
+
+
+def _reduced_count(shape: tuple, axis) -> int:
+    """Number of elements folded into each output element by a reduction over ``axis``."""
+    if axis is None:
+        return int(np.prod(shape, dtype=np.int64))
+    return int(np.prod([shape[a] for a in axis], dtype=np.int64))
+
+
+def _expand_reduced(grad: np.ndarray, axis, keepdims: bool) -> np.ndarray:
+    """Re-insert reduced axes (size 1) so ``grad`` broadcasts against the reduction's input."""
+    if keepdims or axis is None:
+        return grad
+    return np.expand_dims(grad, axis)
+
+
+def _is_advanced(index) -> bool:
+    """True when ``index`` uses integer/boolean arrays (NumPy advanced indexing)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (list, np.ndarray)) for p in parts)
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+class Add(Function):
+    """``a + b`` with broadcasting. Backward: each input gets ``grad`` summed to its shape."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (np.shape(a), np.shape(b))
+        ### BEGIN SOLUTION
+        return a + b
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        shape_a, shape_b = ctx.shapes
+        return unbroadcast(grad, shape_a), unbroadcast(grad, shape_b)
+        ### END SOLUTION
+
+
+class Sub(Function):
+    """``a - b`` with broadcasting. Backward: ``grad`` and ``-grad``, summed to each shape."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (np.shape(a), np.shape(b))
+        ### BEGIN SOLUTION
+        return a - b
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        shape_a, shape_b = ctx.shapes
+        return unbroadcast(grad, shape_a), unbroadcast(-grad, shape_b)
+        ### END SOLUTION
+
+
+class Mul(Function):
+    """``a * b`` with broadcasting. Backward: ``d/da = grad * b``, ``d/db = grad * a``."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        ### BEGIN SOLUTION
+        return a * b
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        a, b = ctx.saved_tensors
+        needs_a, needs_b = ctx.needs_input_grad
+        grad_a = unbroadcast(grad * b, np.shape(a)) if needs_a else None
+        grad_b = unbroadcast(grad * a, np.shape(b)) if needs_b else None
+        return grad_a, grad_b
+        ### END SOLUTION
+
+
+class Div(Function):
+    """``a / b`` with broadcasting. Backward: ``grad / b`` and ``-grad * a / b**2``."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        ### BEGIN SOLUTION
+        return a / b
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        a, b = ctx.saved_tensors
+        needs_a, needs_b = ctx.needs_input_grad
+        grad_a = unbroadcast(grad / b, np.shape(a)) if needs_a else None
+        grad_b = unbroadcast(-grad * a / (b * b), np.shape(b)) if needs_b else None
+        return grad_a, grad_b
+        ### END SOLUTION
+
+
+class Neg(Function):
+    """``-x``. Backward: ``-grad``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        return -x
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return -grad
+        ### END SOLUTION
+
+
+class Pow(Function):
+    """``x ** p`` for a constant number ``p``. Backward: ``grad * p * x**(p-1)`` (0 when p = 0)."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        ctx.save_for_backward(x)
+        ctx.p = p
+        ### BEGIN SOLUTION
+        return x**p
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        if ctx.p == 0:
+            return np.zeros_like(grad)  # x**0 is constant (avoids 0 * 0**-1 = nan at x = 0)
+        return grad * ctx.p * x ** (ctx.p - 1)
+        ### END SOLUTION
+
+
+class Exp(Function):
+    """``e**x``. Backward: ``grad * e**x``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        out = np.exp(x)
+        ### END SOLUTION
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (out,) = ctx.saved_tensors
+        return grad * out
+        ### END SOLUTION
+
+
+class Log(Function):
+    """Natural log. Backward: ``grad / x``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        ### BEGIN SOLUTION
+        return np.log(x)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        return grad / x
+        ### END SOLUTION
+
+
+class Sqrt(Function):
+    """Square root. Backward: ``grad / (2 sqrt(x))``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        out = np.sqrt(x)
+        ### END SOLUTION
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (out,) = ctx.saved_tensors
+        return grad / (2 * out)
+        ### END SOLUTION
+
+
+class Abs(Function):
+    """``|x|``. Backward: ``grad * sign(x)`` (0 at 0, as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        ### BEGIN SOLUTION
+        return np.abs(x)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        return grad * np.sign(x)
+        ### END SOLUTION
+
+
+class Clip(Function):
+    """``min(max(x, low), high)``. Backward: ``grad`` where ``low <= x <= high``, else 0."""
+
+    @staticmethod
+    def forward(ctx, x, low, high):
+        ctx.save_for_backward(x)
+        ctx.bounds = (low, high)
+        ### BEGIN SOLUTION
+        return np.clip(x, low, high)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        low, high = ctx.bounds
+        inside = np.ones(x.shape, dtype=bool)
+        if low is not None:
+            inside &= x >= low
+        if high is not None:
+            inside &= x <= high
+        return grad * inside, None, None
+        ### END SOLUTION
+
+
+class Maximum(Function):
+    """Elementwise ``max(a, b)`` with broadcasting. Ties split the gradient equally (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        ### BEGIN SOLUTION
+        return np.maximum(a, b)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        a, b = ctx.saved_tensors
+        needs_a, needs_b = ctx.needs_input_grad
+        # Share of the gradient going to `a`: 1 where a wins, 1/2 on ties, 0 where b wins.
+        share = ((a > b) + 0.5 * (a == b)).astype(grad.dtype)
+        grad_a = unbroadcast(grad * share, np.shape(a)) if needs_a else None
+        grad_b = unbroadcast(grad * (1 - share), np.shape(b)) if needs_b else None
+        return grad_a, grad_b
+        ### END SOLUTION
+
+
+class Where(Function):
+    """``cond ? a : b`` elementwise (``cond`` a constant boolean array). Backward: masked ``grad``."""
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.save_for_backward(cond)
+        ctx.shapes = (np.shape(a), np.shape(b))
+        ### BEGIN SOLUTION
+        return np.where(cond, a, b)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (cond,) = ctx.saved_tensors
+        shape_a, shape_b = ctx.shapes
+        return None, unbroadcast(grad * cond, shape_a), unbroadcast(grad * ~cond, shape_b)
+        ### END SOLUTION
+
+
+class Cast(Function):
+    """dtype conversion (``float()``, ``double()``). Backward: the gradient cast back."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        ### BEGIN SOLUTION
+        return x.astype(dtype)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return grad.astype(ctx.dtype), None
+        ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- matmul
+
+
+class MatMul(Function):
+    """``a @ b`` (NumPy semantics: 1-D promotion, batched, broadcasting batch dims).
+
+    Backward: ``dA = grad @ B^T`` and ``dB = A^T @ grad``, each summed over the
+    batch dimensions that were broadcast. Cost: two matmuls of the forward's size.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        ### BEGIN SOLUTION
+        return np.matmul(a, b)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        a, b = ctx.saved_tensors
+        needs_a, needs_b = ctx.needs_input_grad
+        # Promote 1-D operands to matrices so one formula covers every case.
+        a2 = a[None, :] if a.ndim == 1 else a  # (1, K) or (..., M, K)
+        b2 = b[:, None] if b.ndim == 1 else b  # (K, 1) or (..., K, N)
+        g = grad
+        if a.ndim == 1 and b.ndim == 1:
+            g = np.reshape(grad, (1, 1))
+        elif a.ndim == 1:
+            g = np.expand_dims(grad, -2)  # (..., 1, N)
+        elif b.ndim == 1:
+            g = np.expand_dims(grad, -1)  # (..., M, 1)
+        grad_a = grad_b = None
+        if needs_a:
+            grad_a = unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if needs_b:
+            grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
+        return grad_a, grad_b
+        ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+class Sum(Function):
+    """Sum over ``axis`` (all when None). Backward: ``grad`` broadcast back over the reduced axes."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = x.shape, axis, keepdims
+        ### BEGIN SOLUTION
+        return np.sum(x, axis=axis, keepdims=keepdims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return np.broadcast_to(_expand_reduced(grad, ctx.axis, ctx.keepdims), ctx.shape)
+        ### END SOLUTION
+
+
+class Mean(Function):
+    """Mean over ``axis``. Backward: ``grad / n`` broadcast back, n = elements per mean."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = x.shape, axis, keepdims
+        ### BEGIN SOLUTION
+        return np.mean(x, axis=axis, keepdims=keepdims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        n = _reduced_count(ctx.shape, ctx.axis)
+        return np.broadcast_to(_expand_reduced(grad, ctx.axis, ctx.keepdims) / n, ctx.shape)
+        ### END SOLUTION
+
+
+class Var(Function):
+    """Variance over ``axis`` with ``ddof`` (0: biased, as layer norm uses; 1: unbiased).
+
+    Backward: ``grad * 2 (x - mean) / (n - ddof)`` (nan when n = ddof, like the forward).
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, ddof=0):
+        ctx.save_for_backward(x)
+        ctx.axis, ctx.keepdims, ctx.ddof = axis, keepdims, ddof
+        ### BEGIN SOLUTION
+        return np.var(x, axis=axis, keepdims=keepdims, ddof=ddof)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        n = _reduced_count(x.shape, ctx.axis)
+        centered = x - np.mean(x, axis=ctx.axis, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):  # n == ddof: nan, as the forward
+            scale = np.asarray(2.0, dtype=x.dtype) / (n - ctx.ddof)
+            return _expand_reduced(grad, ctx.axis, ctx.keepdims) * centered * scale
+        ### END SOLUTION
+
+
+class Extremum(Function):
+    """Max (or min) over ``axis``. Backward: ``grad`` to the arg-extreme entries, split among ties."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, use_min=False):
+        ctx.save_for_backward(x)
+        ctx.axis, ctx.keepdims, ctx.use_min = axis, keepdims, use_min
+        ### BEGIN SOLUTION
+        reduce = np.min if use_min else np.max
+        return reduce(x, axis=axis, keepdims=keepdims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        reduce = np.min if ctx.use_min else np.max
+        hit = x == reduce(x, axis=ctx.axis, keepdims=True)  # where the extreme value sits
+        ties = hit.sum(axis=ctx.axis, keepdims=True).astype(grad.dtype)
+        return hit * (_expand_reduced(grad, ctx.axis, ctx.keepdims) / ties)
+        ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- movement
+
+
+class Reshape(Function):
+    """Same elements, new shape (same element order). Backward: reshape ``grad`` back."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        ### BEGIN SOLUTION
+        return np.reshape(x, shape)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return np.reshape(grad, ctx.shape)
+        ### END SOLUTION
+
+
+class Permute(Function):
+    """Reorder dimensions (``dims`` a permutation). Backward: the inverse permutation."""
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        ### BEGIN SOLUTION
+        return np.transpose(x, dims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return np.transpose(grad, np.argsort([d % grad.ndim for d in ctx.dims]))
+        ### END SOLUTION
+
+
+class Transpose(Function):
+    """Swap two dimensions. Backward: swap them back."""
+
+    @staticmethod
+    def forward(ctx, x, dim0, dim1):
+        ctx.dims = (dim0, dim1)
+        ### BEGIN SOLUTION
+        return np.swapaxes(x, dim0, dim1)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return np.swapaxes(grad, *ctx.dims)
+        ### END SOLUTION
+
+
+class Expand(Function):
+    """Broadcast to a larger ``shape`` without copying. Backward: ``unbroadcast``."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        ### BEGIN SOLUTION
+        return np.broadcast_to(x, shape)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return unbroadcast(grad, ctx.shape)
+        ### END SOLUTION
+
+
+class GetItem(Function):
+    """``x[index]`` (ints, slices, None, Ellipsis, integer or boolean arrays).
+
+    Backward: scatter ``grad`` into zeros of the input shape; repeated integer
+    indices accumulate (``np.add.at``), so an embedding lookup gets every use.
+    """
+
+    name = "getitem"
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.shape, ctx.index = x.shape, index
+        ### BEGIN SOLUTION
+        return x[index]
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        if _is_advanced(ctx.index):
+            np.add.at(full, ctx.index, grad)  # an index may repeat: add every use
+        else:
+            full[ctx.index] = grad  # basic indexing never repeats an element
+        return full
+        ### END SOLUTION
+
+
+class Pad(Function):
+    """Constant padding, ``pad_width`` one (before, after) pair per dim. Backward: the inner slice."""
+
+    @staticmethod
+    def forward(ctx, x, pad_width, value=0.0):
+        ctx.window = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape))
+        ### BEGIN SOLUTION
+        return np.pad(x, pad_width, mode="constant", constant_values=value)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return grad[ctx.window], None, None
+        ### END SOLUTION
+
+
+class Concatenate(Function):
+    """Join tensors along an existing ``axis``. Backward: split ``grad`` at the same offsets."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis
+        ctx.offsets = np.cumsum([np.shape(x)[axis] for x in xs])[:-1]
+        ### BEGIN SOLUTION
+        return np.concatenate(xs, axis=axis)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return tuple(np.split(grad, ctx.offsets, axis=ctx.axis))
+        ### END SOLUTION
+
+
+class Stack(Function):
+    """Join same-shape tensors along a new ``axis``. Backward: slice ``grad`` along it."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis
+        ### BEGIN SOLUTION
+        return np.stack(xs, axis=axis)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return tuple(np.moveaxis(grad, ctx.axis, 0))  # one slice per input
+        ### END SOLUTION
