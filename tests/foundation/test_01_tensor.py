@@ -217,7 +217,9 @@ def test_argmax_argmin():
 
 def test_var_unbiased_forward():
     x = RNG.standard_normal((3, 4))
-    np.testing.assert_allclose(Tensor(x, dtype=np.float64).var(axis=1, ddof=1).data, np.var(x, axis=1, ddof=1))
+    np.testing.assert_allclose(
+        Tensor(x, dtype=np.float64).var(axis=1, ddof=1).data, np.var(x, axis=1, ddof=1)
+    )
 
 
 # --------------------------------------------------------------------------- elementwise math

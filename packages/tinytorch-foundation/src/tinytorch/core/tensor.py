@@ -252,7 +252,10 @@ class Tensor:
 
     def __rtruediv__(self, other):
         a, b = self._float_pair(other)
-        if not isinstance(b, Tensor) and np.result_type(b, a.data if isinstance(a, Tensor) else a).kind != "f":
+        if (
+            not isinstance(b, Tensor)
+            and np.result_type(b, a.data if isinstance(a, Tensor) else a).kind != "f"
+        ):
             b = np.asarray(b, dtype=np.float32)
         return Div.apply(b, a)
 
