@@ -117,3 +117,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("check-markers", help="check the solution markers of every package (repository only)")
     p.set_defaults(func=_check_markers, parser=p)
+
+    from tinytorch.milestones.course.wheelhouse import register_command  # tito course wheelhouse
+
+    register_command(sub)
