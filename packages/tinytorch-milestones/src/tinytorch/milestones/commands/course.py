@@ -43,7 +43,9 @@ def _configs(args) -> int:
         ver = version(find_root())
     except RepoNotFound:
         ver = installed_version("milestones") or "VERSION"
-    print(render(ver))
+    from tinytorch.milestones.course.wheelhouse import configured
+
+    print(render(ver, configured()))
     return 0
 
 
