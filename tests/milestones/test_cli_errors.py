@@ -183,3 +183,36 @@ def test_head_of_list_is_quiet():
     shell = f"{' '.join(map(repr, TITO))} milestone list | head -1"
     proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("id") and proc.stderr == ""
+
+
+# ----------------------------------------------------------------------------- missing tools are named
+
+
+def without(monkeypatch, *modules):
+    from tinytorch.milestones import cli
+
+    real = cli.have_module
+    monkeypatch.setattr(cli, "have_module", lambda name: name not in modules and real(name))
+
+
+def test_module_status_without_pytest_says_so(capsys, monkeypatch):
+    without(monkeypatch, "pytest")
+    code, out, err = tito(capsys, "module", "status", "01")
+    assert "pytest is not installed" in err and "pip install pytest hypothesis" in err
+    assert "none ran" not in out and "not run" in out
+    assert code == 0  # module 01 is complete in the reference; the tests were not claimed to pass or fail
+
+
+def test_module_test_without_pytest_is_one_line(capsys, monkeypatch):
+    without(monkeypatch, "pytest")
+    code, _, err = tito(capsys, "module", "test", "01")
+    assert code == 1 and "pip install pytest hypothesis" in one_line(err)
+
+
+def test_course_grade_without_build_is_one_line(capsys, monkeypatch, tmp_path):
+    import shutil as shutil_module
+
+    without(monkeypatch, "build")
+    monkeypatch.setattr(shutil_module, "which", lambda name: None)
+    code, _, err = tito(capsys, "course", "grade", str(tmp_path))
+    assert code == 1 and "pip install build" in one_line(err)

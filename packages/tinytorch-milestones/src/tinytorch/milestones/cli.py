@@ -43,6 +43,36 @@ class UsageError(Exception):
         self.parser = parser
 
 
+class CommandError(RuntimeError):
+    """A failure whose message is written for the user: printed as one line, exit 1."""
+
+
+def have_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def check_tools(args) -> None:
+    """Name a missing tool with its install command before a command needs it.
+
+    * ``tito module status`` without pytest: the static check only, saying so (not "none ran");
+    * ``tito module test`` without pytest, ``tito course grade`` without build (or uv): an error.
+    """
+    import shutil
+
+    action = (args.command, getattr(args, f"{args.command}_command", None))
+    if action == ("module", "status") and not getattr(args, "no_tests", True) and not have_module("pytest"):
+        print("tito module status: pytest is not installed, so the tests do not run "
+              "(pip install pytest hypothesis); the implementation check follows", file=sys.stderr)
+        args.no_tests = True
+    elif action == ("module", "test") and not have_module("pytest"):
+        raise CommandError("running a module's tests needs pytest: pip install pytest hypothesis")
+    elif action == ("course", "grade") and not have_module("build") and not shutil.which("uv"):
+        raise CommandError("grading builds the reference wheels and needs the build package: "
+                           "pip install build (or install uv)")
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors raise :class:`UsageError` instead of exiting.
 
@@ -201,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             # `tito` or `tito milestone` alone: show the help of the level the user reached.
             (getattr(args, "parser", None) or parser).print_help()
             return EXIT_USAGE
+        check_tools(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, not at exit: a reader that closed the pipe is handled below
         return code
@@ -215,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         if json_mode:
             _emit_json_error(f"usage: {exc}", EXIT_USAGE)
         return EXIT_USAGE
+    except CommandError as exc:
+        _say(f"{where}: {exc}")
+        if json_mode:
+            _emit_json_error(str(exc), EXIT_FAILED)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _say(f"{where}: interrupted")
         if json_mode:
