@@ -216,3 +216,15 @@ def test_course_grade_without_build_is_one_line(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(shutil_module, "which", lambda name: None)
     code, _, err = tito(capsys, "course", "grade", str(tmp_path))
     assert code == 1 and "pip install build" in one_line(err)
+
+
+def test_data_errors_raised_anywhere_are_one_line(capsys, monkeypatch):
+    from tinytorch.milestones.data import CacheError
+
+    def broken_cache(*args, **kwargs):
+        raise CacheError("/nowhere/cache", "exists and is not a directory")
+
+    monkeypatch.setattr(runner, "run_milestones", broken_cache)
+    code, _, err = tito(capsys, "milestone", "run", "01")
+    line = one_line(err)
+    assert code == 1 and "cannot use the data cache: /nowhere/cache" in line and "unexpected" not in line

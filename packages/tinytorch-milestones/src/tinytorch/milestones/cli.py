@@ -265,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
             _emit_json_error(describe_os_error(exc), EXIT_FAILED)
         return EXIT_FAILED
     except Exception as exc:  # the last resort: a bug, still without a traceback unless asked for
+        from tinytorch.milestones.data._cache import DataUnavailable, DownloadError
+
+        if isinstance(exc, (DownloadError, DataUnavailable)):  # written for the user (CacheError too)
+            _say(f"{where}: {exc}")
+            if json_mode:
+                _emit_json_error(str(exc), EXIT_FAILED)
+            return EXIT_FAILED
         if os.environ.get(DEBUG_VAR):
             raise
         _say(f"{where}: unexpected error: {type(exc).__name__}: {exc} "
