@@ -168,16 +168,22 @@ def release_check(session: nox.Session) -> None:
         session.error(f"{target}: expected a wheel and an sdist of each of {PACKAGES}, got {files}")
     if len(session.posargs) > 1:
         session.run("python", "scripts/check_version_tag.py", session.posargs[1])
-    session.install("twine>=5", "numpy>=1.24", "tqdm>=4.60", "requests>=2.28", "build", *TEST_DEPS)
+    session.install("twine>=5", "numpy>=1.24", "tqdm>=4.60", "requests>=2.28", "build", "hatchling>=1.24",
+                    *TEST_DEPS)
     session.run("twine", "check", "--strict", *files)
+    # tests/packaging/test_wheelhouse.py imports tito's wheelhouse module: from the files under check
+    checked = [f for f in files if f.endswith(".whl") and ("_foundation-" in f or "_milestones-" in f)]
+    session.install("--force-reinstall", "--no-deps", *checked)
     session.run("pytest", "-q", "tests/packaging", env={"TINYTORCH_DIST": str(target)})
 
 
 @nox.session
 def packaging(session: nox.Session) -> None:
     """Wheel-content guards, version pins, namespace probe, editable installs together."""
-    build_wheels(session)
-    session.install("numpy>=1.24", "tqdm>=4.60", "requests>=2.28", *TEST_DEPS)
+    wheels = build_wheels(session)
+    session.install("numpy>=1.24", "tqdm>=4.60", "requests>=2.28", "build", "hatchling>=1.24", *TEST_DEPS)
+    # test_wheelhouse.py builds a wheelhouse with tito's module and checks its hints
+    session.install("--force-reinstall", "--no-deps", wheels["foundation"], wheels["milestones"])
     session.run("pytest", "-q", "tests/packaging", *session.posargs, env={"TINYTORCH_DIST": str(DIST)})
 
 
