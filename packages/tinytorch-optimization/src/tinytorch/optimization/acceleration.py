@@ -49,11 +49,30 @@ from tinytorch.generation.kv_cache import KVCache
 from tinytorch.optimization.quantization import linear_arrays
 
 __all__ = [
-    "ChannelsLastConv2d", "ChannelsLastConv2dFunction", "FusedGELU", "FusedGELUFunction", "FusedGPTDecoder",
-    "FusedMLP", "Workspace", "accelerate", "col2im_channels_last", "fast_generate", "format_speed_table",
-    "fused_gelu", "gelu_backward_inplace", "gelu_forward_inplace", "im2col_channels_last",
-    "measure_matmul_speed", "naive_gelu", "naive_matmul", "tiled_matmul", "unfused_gelu", "vectorized_matmul",
-]  # fmt: skip
+    "ChannelsLastConv2d",
+    "ChannelsLastConv2dFunction",
+    "ChannelsLastMaxPool2d",
+    "ChannelsLastMaxPool2dFunction",
+    "FusedGELU",
+    "FusedGELUFunction",
+    "FusedGPTDecoder",
+    "FusedMLP",
+    "Workspace",
+    "accelerate",
+    "col2im_channels_last",
+    "fast_generate",
+    "format_speed_table",
+    "fused_gelu",
+    "gelu_backward_inplace",
+    "gelu_forward_inplace",
+    "im2col_channels_last",
+    "measure_matmul_speed",
+    "naive_gelu",
+    "naive_matmul",
+    "tiled_matmul",
+    "unfused_gelu",
+    "vectorized_matmul",
+]
 
 
 # =============================================================================================
@@ -651,6 +670,104 @@ class ChannelsLastConv2d(Module):
         )
 
 
+class ChannelsLastMaxPool2dFunction(Function):
+    """Max over each ``kH x kW`` window of channels-last memory (``-inf`` padding); gradient to the arg-max.
+
+    The plain ``MaxPool2d`` sees ``N*C`` one-channel images, which needs
+    channel-major memory: fed a channels-last convolution output, it would
+    first transpose the whole activation. Here the windows are slices of the
+    ``(N, H, W, C)`` view: the maximum is taken over the ``kH*kW`` kernel
+    offsets, each a vectorized pass over contiguous runs of ``C`` floats, and
+    the offset of each window's first maximum (row-major order, as PyTorch) is
+    kept for backward in one byte per output element. (Compare-and-select in
+    one pass would do the same with masked writes, which NumPy runs far slower
+    than a plain ``np.maximum``.)
+
+    Output ``(N, C, OH, OW)``, a view of ``(N, OH, OW, C)`` memory; backward
+    returns ``dx`` in the same layout.
+
+    Cost: ``kH*kW`` elementwise passes over the output's size, forward and backward.
+    """
+
+    name = "max_pool2d"
+
+    @staticmethod
+    def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+        geo = _conv_geometry(x.shape, kernel, stride, padding)
+        ctx.geo = geo
+        ### BEGIN SOLUTION
+        N, C, H, W, Hp, Wp, OH, OW = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp", "OH", "OW"))
+        (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
+        xl = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory
+        if pH or pW:
+            padded = np.full((N, Hp, Wp, C), -np.inf, dtype=x.dtype)  # a padded pixel never wins
+            padded[:, pH : pH + H, pW : pW + W] = xl
+            xl = padded
+        # Window element k = (i, j) of every output pixel, each an (N, OH, OW, C) strided view.
+        windows = [
+            xl[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW]
+            for i in range(kH)
+            for j in range(kW)
+        ]
+        out = windows[0].copy()
+        for window in windows[1:]:
+            np.maximum(out, window, out=out)
+        # The first maximum in row-major window order takes the gradient: walk the offsets backwards.
+        arg = np.full(out.shape, len(windows) - 1, dtype=np.uint8 if len(windows) <= 256 else np.int32)
+        for k in range(len(windows) - 2, -1, -1):
+            np.copyto(arg, k, where=windows[k] == out)
+        ctx.save_for_backward(arg)
+        return out.transpose(0, 3, 1, 2)  # (N, C, OH, OW) view of (N, OH, OW, C)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        (arg,) = ctx.saved_tensors
+        geo = ctx.geo
+        ### BEGIN SOLUTION
+        N, C, H, W, Hp, Wp, OH, OW = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp", "OH", "OW"))
+        (kH, kW), (sH, sW), (pH, pW) = geo["kernel"], geo["stride"], geo["padding"]
+        g = grad.transpose(0, 2, 3, 1)  # (N, OH, OW, C), a view when grad kept the output's layout
+        dxp = np.zeros((N, Hp, Wp, C), dtype=grad.dtype)
+        for k in range(kH * kW):
+            i, j = divmod(k, kW)
+            # Output pixel (y, x) read input pixel (y*sH + i, x*sW + j) at kernel offset k.
+            dxp[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += np.where(arg == k, g, 0)
+        return dxp[:, pH : pH + H, pW : pW + W].transpose(0, 3, 1, 2)  # (N, C, H, W) view
+        ### END SOLUTION
+
+
+class ChannelsLastMaxPool2d(Module):
+    """Drop-in for ``MaxPool2d`` on channels-last memory (see :class:`ChannelsLastMaxPool2dFunction`).
+
+    Built from a ``MaxPool2d`` (its ``kernel_size``, ``stride``, ``padding``).
+    Shape: ``(N, C, H, W) -> (N, C, OH, OW)``.
+    """
+
+    def __init__(self, pool):
+        super().__init__()
+        self.kernel_size = _pair(pool.kernel_size, "kernel_size")
+        self.stride = _pair(getattr(pool, "stride", None) or pool.kernel_size, "stride")
+        self.padding = _pair(getattr(pool, "padding", 0), "padding")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1:
+            raise ValueError(f"ChannelsLastMaxPool2d: kernel_size and stride must be >= 1, got {pool!r}")
+
+    def forward(self, x) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        (kH, kW), (pH, pW) = self.kernel_size, self.padding
+        if x.ndim != 4 or x.shape[2] + 2 * pH < kH or x.shape[3] + 2 * pW < kW:
+            raise ValueError(
+                f"ChannelsLastMaxPool2d: input of shape {x.shape} (padded by {self.padding}) is not 4-D "
+                f"(N, C, H, W) or is smaller than the kernel {self.kernel_size}"
+            )
+        return ChannelsLastMaxPool2dFunction.apply(
+            x, kernel=self.kernel_size, stride=self.stride, padding=self.padding
+        )
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
 # =============================================================================================
 # 5. Fused decoding: a GPT with a KV cache on raw arrays
 # =============================================================================================
@@ -829,13 +946,15 @@ def _overrides_forward(module, cls) -> bool:
 
 def _accelerated(module, reuse_buffers: bool):
     """The accelerated replacement of ``module`` (sharing its parameters), or None to keep it."""
-    from tinytorch.core.spatial import Conv2d
+    from tinytorch.core.spatial import Conv2d, MaxPool2d
     from tinytorch.models.transformer import MLP
 
     # Exact classes' semantics are what the replacements reproduce: a subclass with its
     # own forward computes something else and is kept.
     if isinstance(module, Conv2d) and not _overrides_forward(module, Conv2d):
         return ChannelsLastConv2d(module, reuse_buffers=reuse_buffers)
+    if isinstance(module, MaxPool2d) and not _overrides_forward(module, MaxPool2d):
+        return ChannelsLastMaxPool2d(module)
     if isinstance(module, GELU) and not _overrides_forward(module, GELU):
         return FusedGELU()
     if isinstance(module, MLP) and not _overrides_forward(module, MLP):
