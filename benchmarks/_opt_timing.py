@@ -21,7 +21,8 @@ Workloads (the shapes of ``benchmarks/``):
 * ``generate``: the same GPT with room for 10 + 256 tokens, greedy decoding of 256 tokens after a 10-token
   prompt: ``no_cache`` (``use_cache=False``), ``kv_cache`` (``enable_kv_cache``) and ``fused``
   (``fast_generate``); tokens/s of one timed run after a 16-token warm-up, and whether the tokens are
-  identical to ``no_cache``'s.
+  identical to ``no_cache``'s;
+* ``generate_d256``: the same with d 256, milestone 06's KV-cache model (its criterion: >= 10x, same tokens).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ VARIANTS = {
     "cifar_cnn": ("plain", "accelerated", "accelerated_no_reuse"),
     "gpt": ("plain", "accelerated"),
     "generate": ("no_cache", "kv_cache", "fused"),
+    "generate_d256": ("no_cache", "kv_cache", "fused"),
 }
 NEW_TOKENS, PROMPT = 256, 10
 
@@ -113,14 +115,14 @@ def child_train(workload, variant, steps):
     return {"ms": 1e3 * statistics.median(times), "first_loss": losses[0], "last_loss": losses[-1]}
 
 
-def child_generate(variant):
+def child_generate(variant, width=128):
     import numpy as np
     from tinytorch.generation.kv_cache import disable_kv_cache, enable_kv_cache
     from tinytorch.models.transformer import GPT
     from tinytorch.optimization.acceleration import fast_generate
 
     np.random.seed(0)
-    model = GPT(65, 128, num_layers=2, num_heads=4, max_seq_len=PROMPT + NEW_TOKENS)
+    model = GPT(65, width, num_layers=2, num_heads=4, max_seq_len=PROMPT + NEW_TOKENS)
     prompt = np.random.default_rng(2).integers(0, 65, (1, PROMPT))
     if variant == "kv_cache":
         enable_kv_cache(model)
@@ -170,7 +172,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         workload, variant = args.child
-        result = child_generate(variant) if workload == "generate" else child_train(workload, variant, args.steps)
+        if workload.startswith("generate"):
+            result = child_generate(variant, 256 if workload == "generate_d256" else 128)
+        else:
+            result = child_train(workload, variant, args.steps)
         print(json.dumps(result))
         return 0
 
@@ -195,16 +200,15 @@ def main(argv=None) -> int:
             ms = [run["ms"] for run in runs]
             med = statistics.median(ms)
             base = base or med
-            if workload == "generate":
+            if workload.startswith("generate"):
                 tps = statistics.median(run["tokens_per_s"] for run in runs)
                 reference = results[workload, "no_cache"][0]["tokens"]
                 same = all(run["tokens"] == reference for run in runs)
                 note = f"{tps:.0f} tokens/s, tokens {'identical' if same else 'DIFFERENT'}"
             else:
                 note = f"loss {runs[0]['first_loss']:.4f} -> {runs[0]['last_loss']:.4f}"
-            print(
-                f"| {workload} | {variant} | {med:.2f} | {min(ms):.2f}-{max(ms):.2f} | {base / med:.2f}x | {note} |"
-            )
+            spread = f"{min(ms):.2f}-{max(ms):.2f}"
+            print(f"| {workload} | {variant} | {med:.2f} | {spread} | {base / med:.2f}x | {note} |")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({f"{w}/{v}": runs for (w, v), runs in results.items()}, handle, indent=1)

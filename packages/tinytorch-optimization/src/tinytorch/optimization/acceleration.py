@@ -908,11 +908,16 @@ class FusedGPTDecoder:
 
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """``x @ W^T + b`` on arrays: the plain ``Linear``'s forward without the Tensor around it."""
-    out = x @ weight.T
+    """``x @ W^T + b`` on arrays: the plain ``Linear``'s arithmetic without the Tensor around it.
+
+    ``x`` is seen as a 2-D ``(rows, in)`` matrix: a 2-D product with the transposed
+    weight *view* goes straight to BLAS (a transposed-operand GEMM), where a 3-D
+    ``(B, T, in) @ W.T`` would first copy ``W.T`` into contiguous memory, every call.
+    """
+    out = x.reshape(-1, x.shape[-1]) @ weight.T  # (rows, in) @ (in, out)
     if bias is not None:
         out += bias
-    return out
+    return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
