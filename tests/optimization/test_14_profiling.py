@@ -162,15 +162,3 @@ def test_backward_profile_rows(profiler):
     assert by_name["0"]["backward_ms"] > 0 and by_name["2"]["backward_ms"] > 0
     assert [r["backward_ms"] for r in rows] == sorted((r["backward_ms"] for r in rows), reverse=True)
     assert all(p.grad is None for p in mlp.parameters())
-
-
-def test_quantized_and_low_rank_layers_counted_once(profiler):
-    from tinytorch.optimization.compression import LowRankLinear
-    from tinytorch.optimization.quantization import quantize_model
-
-    np.random.seed(3)
-    mlp = Sequential(Linear(40, 30), ReLU(), Linear(30, 10))
-    low = Sequential(LowRankLinear(mlp[0], 0.2), ReLU(), mlp[2])  # rank 6
-    assert profiler.count_flops(low, (5, 40)) == 2 * 5 * (40 * 6 + 6 * 30 + 30 * 10)
-    quantize_model(mlp)
-    assert profiler.count_flops(mlp, (5, 40)) == 2 * 5 * (40 * 30 + 30 * 10)

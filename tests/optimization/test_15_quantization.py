@@ -249,3 +249,13 @@ def test_shared_linear_quantized_once():
     assert report["layers_quantized"] == 1
     assert model[0] is model[2] and isinstance(model[0], QuantizedLinear)
     assert report["original_bytes"] == 4 * (64 + 8)
+
+
+def test_profiler_counts_quantized_layers_like_linear_ones():
+    """The profiler (Module 14) recognises a quantized layer by protocol: same FLOPs as the float one."""
+    from tinytorch.profiling.profiler import Profiler
+
+    np.random.seed(3)
+    mlp = Sequential(Linear(40, 30), ReLU(), Linear(30, 10))
+    quantize_model(mlp)
+    assert Profiler().count_flops(mlp, (5, 40)) == 2 * 5 * (40 * 30 + 30 * 10)

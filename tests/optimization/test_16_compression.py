@@ -213,12 +213,20 @@ def test_low_rank_error_is_eckart_young():
 
 
 def test_low_rank_linear_matches_factor_product():
+    from tinytorch.profiling.profiler import Profiler
+
     np.random.seed(7)
     lin = Linear(12, 8)
     lr = LowRankLinear(lin, 1.0)
     x = Tensor(np.random.randn(5, 12).astype(np.float32))
     np.testing.assert_allclose(lr(x).data, lin(x).data, rtol=1e-4, atol=1e-5)  # full rank: exact
     assert len(lr.parameters()) == 3
+    # Rank 3 of 8: the factored layer y = x B^T A^T, and its cost as the profiler counts it.
+    low = LowRankLinear(lin, 3 / 8)
+    a, b, _ = low_rank_approximate(lin.weight, 3 / 8)
+    expected = x.data.astype(np.float64) @ (a.astype(np.float64) @ b).T + lin.bias.data
+    np.testing.assert_allclose(low(x).data, expected, rtol=1e-4, atol=1e-5)
+    assert Profiler().count_flops(low, (5, 12)) == 2 * 5 * (12 * 3 + 3 * 8)
 
 
 def hand_distillation(s, t, y, temp, alpha):

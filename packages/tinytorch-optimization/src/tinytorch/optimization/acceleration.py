@@ -18,7 +18,10 @@ path (to float32 rounding), a user opts into it, and ``benchmarks/`` and
    matrix with one *row* per output pixel and channels innermost, so the one
    GEMM ``cols @ W`` yields ``(N*OH*OW, O)``: the output already in
    channels-last memory (returned as an ``(N, O, OH, OW)`` view, no transposing
-   copy), and every patch row the copy moves is a run of ``kW*C`` neighbouring floats.
+   copy), and every patch row the copy moves is a run of ``kW*C`` neighbouring
+   floats. :class:`ChannelsLastMaxPool2dFunction` pools that memory as it is
+   (the plain pooling would transpose it back first), and ReLU keeps the layout,
+   so a CNN stays channels-last from one convolution to the next.
 4. **Buffer reuse.** A :class:`Workspace` per convolution hands the im2col
    matrix of one step to the next, so the largest array of the layer is
    allocated (and page-faulted) once instead of every step.
@@ -44,8 +47,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tinytorch.core.activations import GELU, GELU_C, GELU_K, GELUFunction, SoftmaxFunction
 from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Dropout, Module
+from tinytorch.core.spatial import Conv2d, MaxPool2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.generation.kv_cache import KVCache
+from tinytorch.models.transformer import MLP, LayerNormFunction, sample_next_token
 from tinytorch.optimization.quantization import linear_arrays
 
 __all__ = [
@@ -284,9 +289,11 @@ def gelu_forward_inplace(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``(y, t)``, both of ``x``'s shape and dtype: the output, and the tanh
         that the backward pass needs (saving it avoids a second ``tanh``).
 
-    Cost: two allocations and 9 passes over memory, where the plain expression
-    makes about 8 allocations.
+    Cost: two allocations and 9 in-place passes over memory, where the plain
+    expression allocates a fresh array for each of its 8 operations.
     """
+    if x.dtype.kind != "f":
+        x = x.astype(np.float32)  # the in-place updates below need a float buffer
     ### BEGIN SOLUTION
     t = np.multiply(x, x, out=np.empty_like(x))  # out=: stays an array even for 0-d x
     t *= GELU_K
@@ -901,7 +908,7 @@ class FusedGPTDecoder:
         new = out[:, :T0]  # the prompt first, then one token per step
         for n in range(T0, T0 + max_new_tokens):
             logits = self.step(new, cache)[:, -1]  # (B, V)
-            out[:, n] = _sample_next_token(logits, temperature, top_k, rng)
+            out[:, n] = sample_next_token(logits, temperature, top_k, rng)  # the model's own sampler
             new = out[:, n : n + 1]
         ### END SOLUTION
         return out[0] if squeeze else out
@@ -922,16 +929,7 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.nd
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
     """The architecture tier's LayerNorm forward, called on arrays (one implementation of the math)."""
-    from tinytorch.models.transformer import LayerNormFunction
-
     return LayerNormFunction.forward(LayerNormFunction(), x, weight, bias, eps=eps)
-
-
-def _sample_next_token(logits: np.ndarray, temperature: float, top_k, rng) -> np.ndarray:
-    """The architecture tier's token sampler (greedy at temperature 0)."""
-    from tinytorch.models.transformer import sample_next_token
-
-    return sample_next_token(logits, temperature, top_k, rng)
 
 
 def fast_generate(model, prompt_tokens, max_new_tokens: int, temperature: float = 1.0,
@@ -951,9 +949,6 @@ def _overrides_forward(module, cls) -> bool:
 
 def _accelerated(module, reuse_buffers: bool):
     """The accelerated replacement of ``module`` (sharing its parameters), or None to keep it."""
-    from tinytorch.core.spatial import Conv2d, MaxPool2d
-    from tinytorch.models.transformer import MLP
-
     # Exact classes' semantics are what the replacements reproduce: a subclass with its
     # own forward computes something else and is kept.
     if isinstance(module, Conv2d) and not _overrides_forward(module, Conv2d):
