@@ -86,8 +86,14 @@ def test_softmax_dim_and_scalar():
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"])
 def test_values_against_torch(torch, name):
     x = RNG.standard_normal((4, 6)) * 3
-    ours = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "gelu": gelu, "softmax": softmax,
-            "log_softmax": log_softmax}[name]
+    ours = {
+        "relu": relu,
+        "sigmoid": sigmoid,
+        "tanh": tanh,
+        "gelu": gelu,
+        "softmax": softmax,
+        "log_softmax": log_softmax,
+    }[name]
     theirs = {
         "relu": torch.relu,
         "sigmoid": torch.sigmoid,

@@ -5,7 +5,7 @@ Linear's values and weight layout. The derivatives (Linear backward) are Module 
 import numpy as np
 import pytest
 from tinytorch.core.activations import ReLU
-from tinytorch.core.layers import Dropout, Linear, LinearFunction, Module, Parameter, Sequential
+from tinytorch.core.layers import Dropout, Linear, Module, Parameter, Sequential
 from tinytorch.core.tensor import Tensor
 
 RNG = np.random.default_rng(3)
@@ -57,8 +57,11 @@ def test_linear_matches_torch_values_and_layout(torch):
     layer = Linear(6, 4)
     layer.load_state_dict({k: v.numpy() for k, v in tl.state_dict().items()})
     x = RNG.standard_normal((5, 6))
-    np.testing.assert_allclose(layer.to(np.float64)(Tensor(x, dtype=np.float64)).data,
-                               tl(torch.tensor(x)).detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        layer.to(np.float64)(Tensor(x, dtype=np.float64)).data,
+        tl(torch.tensor(x)).detach().numpy(),
+        rtol=1e-12,
+    )
     back = torch.nn.Linear(6, 4).double()
     back.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
     np.testing.assert_array_equal(back.weight.detach().numpy(), tl.weight.detach().numpy())

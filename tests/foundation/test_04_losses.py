@@ -101,9 +101,11 @@ def test_binary_losses_match_torch(torch):
     x = RNG.standard_normal(6) * 2
     t = (RNG.random(6) > 0.5).astype(float)
     theirs = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(t))
-    np.testing.assert_allclose(BCEWithLogitsLoss()(Tensor(x, dtype=np.float64), t).item(), theirs.item(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        BCEWithLogitsLoss()(Tensor(x, dtype=np.float64), t).item(), theirs.item(), rtol=1e-12
+    )
     p = RNG.random(6) * 0.8 + 0.1
     theirs = torch.nn.functional.binary_cross_entropy(torch.tensor(p), torch.tensor(t))
-    np.testing.assert_allclose(BinaryCrossEntropyLoss()(Tensor(p, dtype=np.float64), t).item(), theirs.item(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        BinaryCrossEntropyLoss()(Tensor(p, dtype=np.float64), t).item(), theirs.item(), rtol=1e-12
+    )

@@ -301,7 +301,14 @@ def test_pow_zero_has_zero_gradient_at_zero():
 
 @pytest.mark.parametrize(
     ("sa", "sb"),
-    [((2, 3), (3, 4)), ((2, 2, 3), (3, 2)), ((2, 1, 2, 3), (3, 3, 2)), ((3,), (3, 2)), ((2, 3), (3,)), ((3,), (3,))],
+    [
+        ((2, 3), (3, 4)),
+        ((2, 2, 3), (3, 2)),
+        ((2, 1, 2, 3), (3, 3, 2)),
+        ((3,), (3, 2)),
+        ((2, 3), (3,)),
+        ((3,), (3,)),
+    ],
 )
 def test_matmul_gradient(sa, sb):
     assert gradcheck(lambda x, y: x @ y, [t64(sa), t64(sb)])
@@ -529,8 +536,14 @@ def test_activation_gradients_finite_at_extreme_inputs():
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"])
 def test_activation_gradients_match_torch(torch, name):
     x = t64((4, 6), scale=2.0)
-    ours = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "gelu": gelu, "softmax": softmax,
-            "log_softmax": log_softmax}[name]
+    ours = {
+        "relu": relu,
+        "sigmoid": sigmoid,
+        "tanh": tanh,
+        "gelu": gelu,
+        "softmax": softmax,
+        "log_softmax": log_softmax,
+    }[name]
     theirs = {
         "relu": torch.relu,
         "sigmoid": torch.sigmoid,

@@ -171,3 +171,89 @@ def test_argument_errors_name_the_argument():
         SGD([p], weight_decay=-1.0)
     with pytest.raises(ValueError, match="'params'"):
         SGD([], lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (lambda p: SGD([p], lr=float("nan")), "lr"),
+        (lambda p: SGD([p], lr=float("inf")), "lr"),
+        (lambda p: SGD([p], lr="0.1"), "lr"),
+        (lambda p: SGD([p], lr=True), "lr"),
+        (lambda p: SGD([p], momentum=float("nan")), "momentum"),
+        (lambda p: SGD([p], weight_decay=float("inf")), "weight_decay"),
+        (lambda p: SGD([p], momentum=0.9, nesterov="yes"), "nesterov"),
+        (lambda p: Adam([p], eps=float("nan")), "eps"),
+        (lambda p: Adam([p], eps=0.0), "eps"),
+        (lambda p: Adam([p], betas=(0.9, float("nan"))), "betas"),
+        (lambda p: Adam([p], betas=(0.9,)), "betas"),
+        (lambda p: AdamW([p], weight_decay=-0.01), "weight_decay"),
+        (lambda p: SGD([{"params": [p], "lr": -1.0}], lr=0.1), "lr"),
+        (lambda p: SGD([{"params": [p], "betas": (0.9, 0.9)}], lr=0.1), "unknown"),
+        (lambda p: SGD([p, p], lr=0.1), "more than one"),
+    ],
+)
+def test_non_finite_and_out_of_range_hyperparameters_are_refused(make, argument):
+    with pytest.raises(ValueError, match=argument):
+        make(param([1.0]))
+
+
+def test_setting_lr_is_validated_too():
+    opt = SGD([param([1.0])], lr=0.1)
+    with pytest.raises(ValueError, match="'lr'"):
+        opt.lr = float("nan")
+    assert opt.lr == 0.1
+
+
+def test_parameter_groups_have_their_own_hyperparameters_as_torch(torch):
+    rng = np.random.default_rng(3)
+    body, head = rng.standard_normal((3, 2)), rng.standard_normal(2)
+    ours = [param(body), param(head)]
+    theirs = [torch.tensor(body, requires_grad=True), torch.tensor(head, requires_grad=True)]
+    opt = SGD(
+        [{"params": [ours[0]]}, {"params": [ours[1]], "lr": 0.01, "momentum": 0.5}], lr=0.1, momentum=0.9
+    )
+    topt = torch.optim.SGD(
+        [{"params": [theirs[0]]}, {"params": [theirs[1]], "lr": 0.01, "momentum": 0.5}], lr=0.1, momentum=0.9
+    )
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01]
+    for _ in range(4):
+        for p, tp in zip(ours, theirs):
+            g = rng.standard_normal(p.shape)
+            set_grad(p, g)
+            tp.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+    for p, tp in zip(ours, theirs):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12)
+
+
+def test_parameter_groups_by_hand_and_lr_setter():
+    a, b = param([1.0]), param([1.0])
+    opt = SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    set_grad(a, [1.0])
+    set_grad(b, [1.0])
+    opt.step()
+    np.testing.assert_allclose([a.data[0], b.data[0]], [0.9, 0.5])
+    opt.lr = 0.2  # the convenience setter sets every group
+    assert [g["lr"] for g in opt.param_groups] == [0.2, 0.2]
+
+
+def test_load_state_dict_refuses_bad_hyperparameters_and_changes_nothing():
+    p = param([1.0, 2.0])
+    opt = Adam([p], lr=0.1)
+    good = opt.state_dict()
+    for key, value in (
+        ("group.0.lr", -1.0),
+        ("group.0.lr", float("nan")),
+        ("group.0.betas", np.array([0.9])),
+        ("group.0.eps", 0.0),
+        ("group.0.lr", np.array(["x"])),
+        ("step_count", -3),
+    ):
+        bad = dict(good, **{key: value})
+        with pytest.raises(ValueError):
+            opt.load_state_dict(bad)
+        assert opt.lr == 0.1 and opt.param_groups[0]["betas"] == (0.9, 0.999) and opt.step_count == 0
+    with pytest.raises(ValueError, match="missing key 'group.0.lr'"):
+        opt.load_state_dict({k: v for k, v in good.items() if k != "group.0.lr"})

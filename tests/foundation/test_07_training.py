@@ -170,3 +170,103 @@ def test_trainer_argument_errors():
         Trainer(model, SGD(model.parameters()), MSELoss(), grad_clip_norm=-1.0)
     with pytest.raises(ValueError, match="batches"):
         Trainer(model, SGD(model.parameters()), MSELoss()).train_epoch([])
+
+
+def _corrupt(tmp_path, name, transform):
+    """A checkpoint of a fresh trainer, its arrays passed through ``transform`` and saved as ``name``."""
+    good = tmp_path / "good.npz"
+    make_trainer(seed=1).save_checkpoint(good)
+    with np.load(good, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays = transform(arrays)
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "transform", "message"),
+    [
+        ("epoch.npz", lambda a: {**a, "meta/epoch": np.array("three")}, "meta/epoch"),
+        ("negative-epoch.npz", lambda a: {**a, "meta/epoch": np.array(-1)}, "meta/epoch"),
+        ("version.npz", lambda a: {**a, "meta/version": np.array(99)}, "version"),
+        (
+            "string-param.npz",
+            lambda a: {**a, "model/0.weight": np.full(a["model/0.weight"].shape, "x")},
+            "0.weight",
+        ),
+        ("betas.npz", lambda a: {**a, "optimizer/group.0.betas": np.array([0.9, 2.0])}, "betas"),
+        ("negative-lr.npz", lambda a: {**a, "optimizer/group.0.lr": np.array(-1.0)}, "lr"),
+        (
+            "no-meta.npz",
+            lambda a: {k: v for k, v in a.items() if not k.startswith("meta/")},
+            "not a TinyTorch",
+        ),
+    ],
+)
+def test_a_malformed_checkpoint_changes_nothing(tmp_path, name, transform, message):
+    path = _corrupt(tmp_path, name, transform)
+    trainer = make_trainer(seed=5)
+    model_before = trainer.model.state_dict()
+    optim_before = trainer.optimizer.state_dict()
+    with pytest.raises(ValueError, match=message) as info:
+        trainer.load_checkpoint(path)
+    assert str(path) in str(info.value)
+    for k, v in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(v, model_before[k])
+    assert trainer.optimizer.state_dict().keys() == optim_before.keys()
+    assert trainer.optimizer.lr == optim_before["group.0.lr"] and trainer.epoch == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty file"), (b"hello, this is text\n", "not a .npz"), (None, "damaged or truncated")],
+)
+def test_unreadable_checkpoint_files_are_named(tmp_path, content, message):
+    path = tmp_path / "bad.npz"
+    if content is None:  # a real checkpoint cut in half
+        make_trainer().save_checkpoint(path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as info:
+        make_trainer().load_checkpoint(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(ValueError, match="cannot read"):
+        make_trainer().load_checkpoint(tmp_path / "missing.npz")
+
+
+def test_checkpoint_file_mode_follows_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        make_trainer().save_checkpoint(tmp_path / "a.npz")
+        os.umask(0o077)
+        make_trainer().save_checkpoint(tmp_path / "b.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.npz").stat().st_mode & 0o777 == 0o600
+
+
+def test_schedule_and_trainer_refuse_non_finite_values():
+    for kwargs in (
+        {"max_lr": float("nan")},
+        {"min_lr": float("inf")},
+        {"total_epochs": 2.5},
+        {"max_lr": 0.1, "min_lr": 0.2},
+    ):
+        with pytest.raises(ValueError):
+            CosineSchedule(**kwargs)
+    model = Sequential(Linear(2, 2))
+    with pytest.raises(ValueError, match="grad_clip_norm"):
+        Trainer(model, SGD(model.parameters()), MSELoss(), grad_clip_norm=float("nan"))
+
+
+def test_scheduler_sets_every_parameter_group():
+    model = Sequential(Linear(2, 2), Linear(2, 2))
+    opt = SGD([{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 1.0}], lr=0.5)
+    trainer = Trainer(model, opt, MSELoss(), scheduler=CosineSchedule(0.3, 0.0, 4))
+    x = np.ones((4, 2), dtype=np.float32)
+    trainer.train_epoch([(x, x)])
+    assert [g["lr"] for g in opt.param_groups] == [0.3, 0.3] and trainer.history["lr"] == [0.3]

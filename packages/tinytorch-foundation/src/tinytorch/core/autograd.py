@@ -388,7 +388,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     weights = np.random.default_rng(1234).standard_normal(out.shape)
     (out * weights).sum().backward()
     analytic = [
-        np.zeros_like(inputs[i].data) if inputs[i].grad is None else inputs[i].grad.data.copy() for i in checked
+        np.zeros_like(inputs[i].data) if inputs[i].grad is None else inputs[i].grad.data.copy()
+        for i in checked
     ]
     for i, g in zip(checked, saved):
         inputs[i].grad = g

@@ -43,10 +43,9 @@ def _array(target) -> np.ndarray:
 
 
 def _same_shape(op: str, prediction: Tensor, target, what: str = "prediction") -> None:
-    if tuple(prediction.shape) != tuple(np.shape(target)):
-        raise ValueError(
-            f"{op}: {what} shape {tuple(prediction.shape)} does not match target shape {tuple(np.shape(target))}"
-        )
+    have, want = tuple(prediction.shape), tuple(np.shape(target))
+    if have != want:
+        raise ValueError(f"{op}: {what} shape {have} does not match target shape {want}")
 
 
 def mse_loss(prediction, target) -> Tensor:
@@ -81,7 +80,9 @@ def cross_entropy(logits, target) -> Tensor:
             f"expected target shape {logits.shape[:-1]}{hint}"
         )
     if t.dtype.kind not in "iu":
-        raise ValueError(f"CrossEntropyLoss: argument 'target' must hold integer class indices, got {t.dtype}")
+        raise ValueError(
+            f"CrossEntropyLoss: argument 'target' must hold integer class indices, got {t.dtype}"
+        )
     classes = logits.shape[-1]
     if t.size and (t.min() < 0 or t.max() >= classes):
         raise ValueError(f"CrossEntropyLoss: argument 'target' has class indices outside [0, {classes})")

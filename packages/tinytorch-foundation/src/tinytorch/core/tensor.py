@@ -27,6 +27,10 @@ import numbers
 import numpy as np
 from tinytorch.core.autograd import Function, is_grad_enabled, unbroadcast
 from tinytorch.core.autograd import backward as _run_backward
+from tinytorch.core.memory import keep_freed_memory
+
+# Once per process: keep freed memory for the next training step (see tinytorch/core/memory.py).
+keep_freed_memory()
 
 __all__ = ["Tensor", "concatenate", "cat", "stack", "where", "maximum", "minimum"]
 
@@ -252,7 +256,10 @@ class Tensor:
 
     def __rtruediv__(self, other):
         a, b = self._float_pair(other)
-        if not isinstance(b, Tensor) and np.result_type(b, a.data if isinstance(a, Tensor) else a).kind != "f":
+        if (
+            not isinstance(b, Tensor)
+            and np.result_type(b, a.data if isinstance(a, Tensor) else a).kind != "f"
+        ):
             b = np.asarray(b, dtype=np.float32)
         return Div.apply(b, a)
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 from tinytorch.core.autograd import no_grad
+from tinytorch.core.optimizers import check_hyperparameter
 from tinytorch.core.tensor import Tensor
 
 __all__ = ["Trainer", "CosineSchedule", "clip_grad_norm"]
@@ -39,14 +41,16 @@ class CosineSchedule:
     """
 
     def __init__(self, max_lr: float = 0.1, min_lr: float = 0.01, total_epochs: int = 100) -> None:
-        if total_epochs < 1:
-            raise ValueError(f"CosineSchedule: argument 'total_epochs' must be >= 1, got {total_epochs}")
-        if not 0.0 <= min_lr <= max_lr:
+        if (
+            isinstance(total_epochs, bool)
+            or not isinstance(total_epochs, (int, np.integer))
+            or total_epochs < 1
+        ):
             raise ValueError(
-                f"CosineSchedule: need 0 <= min_lr <= max_lr, got min_lr={min_lr}, max_lr={max_lr}"
+                f"CosineSchedule: argument 'total_epochs' must be an int >= 1, got {total_epochs!r}"
             )
-        self.max_lr = float(max_lr)
-        self.min_lr = float(min_lr)
+        self.max_lr = check_hyperparameter("CosineSchedule", "max_lr", max_lr)
+        self.min_lr = check_hyperparameter("CosineSchedule", "min_lr", min_lr, high=self.max_lr)
         self.total_epochs = int(total_epochs)
 
     def get_lr(self, epoch: int) -> float:
@@ -103,7 +107,8 @@ class Trainer:
         model: a Module.
         optimizer: an Optimizer over ``model.parameters()``.
         loss_fn: callable ``loss_fn(output, target) -> scalar Tensor``.
-        scheduler: optional object with ``get_lr(epoch)``; sets ``optimizer.lr`` at each epoch start.
+        scheduler: optional object with ``get_lr(epoch)``; at each epoch start it sets the learning
+            rate of every parameter group (``optimizer.param_groups[i]["lr"]``).
         grad_clip_norm: optional max global gradient norm (see :func:`clip_grad_norm`).
 
     Attributes:
@@ -112,8 +117,8 @@ class Trainer:
     """
 
     def __init__(self, model, optimizer, loss_fn, scheduler=None, grad_clip_norm=None) -> None:
-        if grad_clip_norm is not None and not grad_clip_norm > 0:
-            raise ValueError(f"Trainer: argument 'grad_clip_norm' must be > 0 or None, got {grad_clip_norm}")
+        if grad_clip_norm is not None:
+            grad_clip_norm = check_hyperparameter("Trainer", "grad_clip_norm", grad_clip_norm, low_open=True)
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -130,7 +135,7 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         if self.grad_clip_norm is not None:
-            clip_grad_norm(self.optimizer.params, self.grad_clip_norm)
+            clip_grad_norm(self.model.parameters(), self.grad_clip_norm)
         self.optimizer.step()
         return float(loss.data)
         ### END SOLUTION
@@ -142,7 +147,9 @@ class Trainer:
         """
         ### BEGIN SOLUTION
         if self.scheduler is not None:
-            self.optimizer.lr = self.scheduler.get_lr(self.epoch)
+            lr = check_hyperparameter("Trainer", "scheduler learning rate", self.scheduler.get_lr(self.epoch))
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
         self.model.train()
         total, count = 0.0, 0
         for x, y in batches:
@@ -154,7 +161,7 @@ class Trainer:
         mean_loss = total / count
         self.epoch += 1
         self.history["train_loss"].append(mean_loss)
-        self.history["lr"].append(self.optimizer.lr)
+        self.history["lr"].append(self.optimizer.param_groups[0]["lr"])
         return mean_loss
         ### END SOLUTION
 
@@ -194,7 +201,12 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path) -> None:
-        """Write model and optimizer state and the epoch to ``path`` (.npz), atomically."""
+        """Write model and optimizer state and the epoch to ``path`` (.npz), atomically.
+
+        The archive is written to a temporary file in the same directory and renamed over
+        ``path``: a crash leaves the old checkpoint or the new one, never half of one. The file
+        gets the permissions of any file the user creates (0666 minus the umask).
+        """
         ### BEGIN SOLUTION
         arrays = {"meta/version": np.asarray(_CHECKPOINT_VERSION), "meta/epoch": np.asarray(self.epoch)}
         for name, value in self.model.state_dict().items():
@@ -209,6 +221,7 @@ class Trainer:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
             os.replace(tmp, path)  # atomic on POSIX and Windows
         except BaseException:
             if os.path.exists(tmp):
@@ -217,25 +230,66 @@ class Trainer:
         ### END SOLUTION
 
     def load_checkpoint(self, path) -> None:
-        """Restore model, optimizer and epoch from ``path``.
+        """Restore model, optimizer and epoch from ``path``, all or nothing.
+
+        The whole file is read and checked first (format, version, epoch, then the model's and
+        the optimizer's own validation); if anything is wrong, neither the model nor the
+        optimizer nor the epoch changes.
 
         Raises:
-            ValueError: the checkpoint does not match the model or optimizer; then
-                neither is changed.
+            ValueError: naming ``path`` and every problem found.
         """
         ### BEGIN SOLUTION
-        with np.load(os.fspath(path), allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-        if "meta/epoch" not in arrays:
-            raise ValueError(f"load_checkpoint: {path} is not a TinyTorch checkpoint (no meta/epoch)")
+        path = os.fspath(path)
+        arrays = read_checkpoint(path)
+        version, epoch = arrays.get("meta/version"), arrays.get("meta/epoch")
+        if version is None or epoch is None:
+            raise ValueError(
+                f"load_checkpoint: {path} is not a TinyTorch checkpoint (no meta/version or meta/epoch)"
+            )
+        if version.ndim or version.dtype.kind not in "iu" or int(version) != _CHECKPOINT_VERSION:
+            raise ValueError(
+                f"load_checkpoint: {path} has checkpoint version {version.tolist()!r}; "
+                f"this TinyTorch reads version {_CHECKPOINT_VERSION}"
+            )
+        if epoch.ndim or epoch.dtype.kind not in "iu" or int(epoch) < 0:
+            raise ValueError(
+                f"load_checkpoint: {path}: meta/epoch must be an integer >= 0, got {epoch.tolist()!r}"
+            )
         model_state = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
         optim_state = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
         backup = self.model.state_dict()
-        self.model.load_state_dict(model_state)  # validates first; unchanged if it raises
         try:
-            self.optimizer.load_state_dict(optim_state)
-        except Exception:
+            self.model.load_state_dict(model_state)  # validates first; unchanged if it raises
+            self.optimizer.load_state_dict(optim_state)  # the same
+        except ValueError as exc:
             self.model.load_state_dict(backup)  # keep the pair consistent: undo the model load
-            raise
-        self.epoch = int(arrays["meta/epoch"])
+            raise ValueError(f"load_checkpoint: {path}: {exc}") from None
+        self.epoch = int(epoch)
         ### END SOLUTION
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_checkpoint(path) -> dict:
+    """Every array of the ``.npz`` checkpoint at ``path`` (no pickle), or a ValueError naming the file."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ValueError(f"load_checkpoint: cannot read {path}: {exc.strerror or exc}") from None
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        what = "an empty file" if not magic else "not a .npz archive"
+        raise ValueError(f"load_checkpoint: {path} is not a TinyTorch checkpoint ({what})")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as exc:
+        raise ValueError(
+            f"load_checkpoint: {path} is damaged or truncated ({type(exc).__name__}: {exc})"
+        ) from None

@@ -1,9 +1,9 @@
-"""Small helpers the milestones share: mini-batches, a training loop, accuracy, summaries.
+"""Small helpers the milestones share: mini-batches, training with Module 07's Trainer, accuracy, summaries.
 
-Only the foundation tier is used here (Tensor, losses, optimizers, no_grad), and
-it is imported inside the functions so importing this file never needs a tier.
-The training loop is written out on purpose: it is the five lines every course
-teaches (forward, loss, zero_grad, backward, step).
+Only the foundation tier is used here (Tensor, losses, optimizers, Trainer,
+CosineSchedule, no_grad), and it is imported inside the functions so importing
+this file never needs a tier. Every classifier milestone trains through the same
+``Trainer`` a student writes in Module 07, so the milestones prove it end to end.
 """
 
 from __future__ import annotations
@@ -19,20 +19,39 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None):
         yield order[start : start + batch_size]
 
 
-def set_lr(optimizer, lr: float) -> None:
-    """Set the learning rate of a tinytorch optimizer (attribute ``lr``, or PyTorch-style param_groups)."""
-    while "optimizer" in getattr(optimizer, "__dict__", {}):  # unwrap a wrapper such as MaskedOptimizer
-        optimizer = optimizer.__dict__["optimizer"]
-    if hasattr(optimizer, "param_groups"):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-    if hasattr(optimizer, "lr"):
-        optimizer.lr = lr
+def fit(
+    ctx,
+    model,
+    epoch_batches,
+    *,
+    epochs: int,
+    lr: float,
+    min_lr: float | None = None,
+    desc: str = "training",
+    optimizer=None,
+) -> list[float]:
+    """Train ``model`` for ``epochs`` with Module 07's Trainer; returns the mean loss of each epoch.
 
+    Cross-entropy loss; Adam (or ``optimizer``, e.g. one that keeps pruned weights at zero);
+    the learning rate follows Module 07's ``CosineSchedule`` from ``lr`` at the first epoch to
+    ``min_lr`` (default lr/20) at the last, which makes the final accuracy much less sensitive
+    to the seed. ``epoch_batches()`` returns one epoch's iterable of ``(x, y)`` batches.
+    """
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import Adam
+    from tinytorch.core.training import CosineSchedule, Trainer
 
-def cosine_lr(max_lr: float, min_lr: float, epoch: int, total: int) -> float:
-    """Cosine decay from max_lr (epoch 0) to min_lr (last epoch)."""
-    return min_lr + 0.5 * (max_lr - min_lr) * (1 + np.cos(np.pi * epoch / max(total - 1, 1)))
+    min_lr = lr / 20 if min_lr is None else min_lr
+    schedule = CosineSchedule(max_lr=lr, min_lr=min_lr, total_epochs=max(epochs - 1, 1))  # min at the last
+    trainer = Trainer(
+        model, optimizer or Adam(model.parameters(), lr=lr), CrossEntropyLoss(), scheduler=schedule
+    )
+    bar = ctx.progress(total=epochs, desc=desc)
+    for _ in bar:
+        loss = trainer.train_epoch(epoch_batches())
+        ctx.curve(f"{desc} loss", loss, x_label="epoch")
+        bar.set_postfix_str(f"loss {loss:.3f}", refresh=False)
+    return trainer.history["train_loss"]
 
 
 def train_classifier(
@@ -46,42 +65,15 @@ def train_classifier(
     batch_size: int = 64,
     desc: str = "training",
     min_lr: float | None = None,
-    wrap_optimizer=None,
+    optimizer=None,
 ) -> list[float]:
-    """Adam + cross-entropy over shuffled mini-batches; returns the mean loss of each epoch.
-
-    The learning rate follows a cosine decay to ``min_lr`` (default lr/20), which
-    makes the final accuracy much less sensitive to the seed. ``wrap_optimizer``
-    (optional) wraps the Adam instance, e.g. to keep pruned weights at zero.
-    """
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
-    from tinytorch.core.tensor import Tensor
-
+    """:func:`fit` over shuffled mini-batches of in-memory arrays (a new order every epoch)."""
     rng = np.random.default_rng(ctx.seed)
-    loss_fn = CrossEntropyLoss()
-    optimizer = Adam(model.parameters(), lr=lr)
-    if wrap_optimizer is not None:
-        optimizer = wrap_optimizer(optimizer)
-    min_lr = lr / 20 if min_lr is None else min_lr
-    model.train()
-    history = []
-    bar = ctx.progress(total=epochs, desc=desc)
-    for epoch in bar:
-        set_lr(optimizer, cosine_lr(lr, min_lr, epoch, epochs))
-        total, count = 0.0, 0
-        for idx in batches(len(x_train), batch_size, rng):
-            logits = model(Tensor(x_train[idx]))
-            loss = loss_fn(logits, Tensor(y_train[idx]))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.item()) * len(idx)
-            count += len(idx)
-        history.append(total / count)
-        ctx.curve(f"{desc} loss", history[-1], x_label="epoch")
-        bar.set_postfix_str(f"loss {history[-1]:.3f}", refresh=False)
-    return history
+
+    def epoch_batches():
+        return ((x_train[idx], y_train[idx]) for idx in batches(len(x_train), batch_size, rng))
+
+    return fit(ctx, model, epoch_batches, epochs=epochs, lr=lr, min_lr=min_lr, desc=desc, optimizer=optimizer)
 
 
 def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -28,16 +28,16 @@ def part1_forward(ctx) -> Outcome:
 
     np.random.seed(ctx.seed)  # Linear draws its initial weights from NumPy's global generator
     perceptron = Linear(2, 1)
-    w = np.asarray(perceptron.weight.data, dtype=np.float64)  # (2, 1)
+    w = np.asarray(perceptron.weight.data, dtype=np.float64)  # (1, 2): (out_features, in_features)
     b = np.asarray(perceptron.bias.data, dtype=np.float64)  # (1,)
     ctx.say(
         "    An untrained perceptron: y = step(x . w + b), weights drawn at random.",
-        f"    w = [{w[0, 0]:+.3f}, {w[1, 0]:+.3f}]   b = {b[0]:+.3f}",
+        f"    w = [{w[0, 0]:+.3f}, {w[0, 1]:+.3f}]   b = {b[0]:+.3f}",
         "",
     )
     x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-0.5, 0.7]], dtype=np.float32)
     z = perceptron(Tensor(x)).data  # (5, 1): TinyTorch's forward pass
-    by_hand = x.astype(np.float64) @ w + b  # the same sum computed directly, as the oracle
+    by_hand = x.astype(np.float64) @ w.T + b  # the same sum computed directly, as the oracle
     ctx.say("       x1     x2  |  x.w + b  (TinyTorch)  x.w + b  (by hand)  ->  step")
     for (x1, x2), zi, hi in zip(x, z[:, 0], by_hand[:, 0]):
         ctx.say(f"    {x1:+5.2f}  {x2:+5.2f}  |  {zi:+19.4f}  {hi:+17.4f}  ->  {int(zi > 0)}")
@@ -81,7 +81,7 @@ def part2_train(ctx) -> Outcome:
         optimizer.step()
         ctx.curve("training loss", loss.item())
     test_acc = float(((perceptron(Tensor(x_test)).data[:, 0] > 0).astype(np.int64) == y_test).mean())
-    w = perceptron.weight.data[:, 0]
+    w = perceptron.weight.data[0]
     b = float(perceptron.bias.data[0])
     ctx.say(
         f"    learned boundary: {w[0]:+.2f} x1 {w[1]:+.2f} x2 {b:+.2f} = 0"

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from tinytorch.milestones._common import (
-    accuracy_outcome,
-    cosine_lr,
-    load_dataset,
-    set_lr,
-    summary_lines,
-)
+from tinytorch.milestones._common import accuracy_outcome, fit, load_dataset, summary_lines
 from tinytorch.milestones.runner import Milestone, Outcome, Part
 
 
@@ -39,8 +33,6 @@ def train_with_loader(
     ctx, model, x_train, y_train, *, epochs: int, lr: float, batch_size: int, transform=None
 ):
     """Mini-batch training through the architecture tier's DataLoader; returns per-epoch mean losses."""
-    from tinytorch.core.losses import CrossEntropyLoss
-    from tinytorch.core.optimizers import Adam
     from tinytorch.data.loader import DataLoader, TensorDataset
 
     loader = DataLoader(
@@ -50,25 +42,7 @@ def train_with_loader(
         seed=ctx.seed,
         transform=transform,
     )
-    loss_fn = CrossEntropyLoss()
-    optimizer = Adam(model.parameters(), lr=lr)
-    model.train()
-    history = []
-    bar = ctx.progress(total=epochs, desc="training")
-    for epoch in bar:
-        set_lr(optimizer, cosine_lr(lr, lr / 20, epoch, epochs))
-        total, count = 0.0, 0
-        for xb, yb in loader:
-            loss = loss_fn(model(xb), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.item()) * len(yb.data)
-            count += len(yb.data)
-        history.append(total / count)
-        ctx.curve("training loss", history[-1], x_label="epoch")
-        bar.set_postfix_str(f"loss {history[-1]:.3f}", refresh=False)
-    return history
+    return fit(ctx, model, lambda: loader, epochs=epochs, lr=lr, desc="training")
 
 
 def part1_tinydigits(ctx) -> Outcome:

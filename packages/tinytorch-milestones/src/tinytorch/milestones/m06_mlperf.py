@@ -26,6 +26,7 @@ def int8_weight_bytes(model) -> int:
 
 def part1_pipeline(ctx) -> Outcome:
     from tinytorch.benchmarking.benchmark import Benchmark
+    from tinytorch.core.optimizers import Adam
     from tinytorch.core.tensor import Tensor
     from tinytorch.milestones._common import train_classifier
     from tinytorch.milestones.m03_mlp import train_tinydigits_mlp
@@ -82,7 +83,7 @@ def part1_pipeline(ctx) -> Outcome:
         epochs=3,
         lr=1e-3,
         desc="fine-tuning",
-        wrap_optimizer=lambda opt: MaskedOptimizer(opt, pruned),
+        optimizer=MaskedOptimizer(Adam(pruned.parameters(), lr=1e-3), pruned),
     )
     sparsity = float(measure_sparsity(pruned))
     p_acc = accuracy(pruned, x_test, y_test)
