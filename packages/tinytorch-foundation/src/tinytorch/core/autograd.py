@@ -166,8 +166,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _is_tensor(value) -> bool:
-    """Tensors are recognised by what they carry: an array and a slot for their graph node."""
-    return hasattr(value, "_ctx") and hasattr(value, "data")
+    """Tensors are recognised by what they carry: a slot for the graph node that produced them."""
+    return hasattr(value, "_ctx")
 
 
 def _op_error(cls, arrays, error: Exception) -> Exception:
@@ -238,20 +238,27 @@ class Function:
 
         Cost: O(number of inputs) Python work on top of ``forward``.
         """
-        tensors = [x for x in inputs if _is_tensor(x)]
-        if not tensors:
-            raise TypeError(f"{cls.__name__}.apply: needs at least one Tensor input")
         ctx = cls()
         grad_on = _GradMode.enabled
-        ctx.needs_input_grad = tuple(grad_on and _is_tensor(x) and x.requires_grad for x in inputs)
-        arrays = [x.data if _is_tensor(x) else x for x in inputs]
+        arrays, needs, like = [], [], None
+        for x in inputs:
+            if _is_tensor(x):
+                like = x if like is None else like
+                arrays.append(x.data)
+                needs.append(grad_on and x.requires_grad)
+            else:  # a constant: a number, an array, an axis
+                arrays.append(x)
+                needs.append(False)
+        if like is None:
+            raise TypeError(f"{cls.__name__}.apply: needs at least one Tensor input")
+        ctx.needs_input_grad = tuple(needs)
         try:
             data = cls.forward(ctx, *arrays, **options)
         except (ValueError, IndexError) as error:
             raise _op_error(cls, arrays, error) from None
-        record = any(ctx.needs_input_grad)
+        record = any(needs)
         # autograd.py imports nothing from tensor.py: the inputs' own class builds the result.
-        out = tensors[0]._make(data, record)
+        out = like._make(data, record)
         if record:
             ### BEGIN SOLUTION
             ctx.parents = inputs  # what backward hands the input gradients to

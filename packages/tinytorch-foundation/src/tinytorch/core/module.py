@@ -94,15 +94,19 @@ class Module:
 
     # ---------------------------------------------------------------- calling and hooks
     def __call__(self, *args, **kwargs):
-        for hook in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
-            changed = hook(self, args)
-            if changed is not None:
-                args = changed if isinstance(changed, tuple) else (changed,)
+        pre_hooks = self.__dict__.get("_forward_pre_hooks")
+        if pre_hooks:
+            for hook in list(pre_hooks.values()):  # a copy: a hook may remove itself
+                changed = hook(self, args)
+                if changed is not None:
+                    args = changed if isinstance(changed, tuple) else (changed,)
         output = self.forward(*args, **kwargs)
-        for hook in list(self.__dict__.get("_forward_hooks", {}).values()):
-            changed = hook(self, args, output)
-            if changed is not None:
-                output = changed
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks:
+            for hook in list(hooks.values()):
+                changed = hook(self, args, output)
+                if changed is not None:
+                    output = changed
         return output
 
     def _hooks(self, kind: str) -> dict:

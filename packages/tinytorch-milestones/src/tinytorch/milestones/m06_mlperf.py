@@ -140,11 +140,13 @@ EMBED_DIM = 256  # wide enough that the full recomputation is arithmetic-bound, 
 
 
 def part2_kv_cache(ctx) -> Outcome:
+    from tinytorch.generation.kv_cache import enable_kv_cache
     from tinytorch.models.transformer import GPT
 
     np.random.seed(ctx.seed)
     vocab = 65
     model = GPT(vocab, EMBED_DIM, num_layers=2, num_heads=4, max_seq_len=PROMPT_LEN + NEW_TOKENS)
+    enable_kv_cache(model)  # Module 17: GPT.generate(use_cache=True) now has a cache to use
     prompt = np.random.default_rng(ctx.seed).integers(0, vocab, size=(1, PROMPT_LEN))
     ctx.say(
         f"    GPT(vocab {vocab}, d {EMBED_DIM}, 2 layers, 4 heads), batch 1, {PROMPT_LEN}-token prompt, "
