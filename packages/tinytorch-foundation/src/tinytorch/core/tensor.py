@@ -554,17 +554,17 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
         """Index of the (first) maximum along ``dim``, or in the flattened tensor (int64, no gradient)."""
-        dim = _alias("argmax", "dim", dim, "axis", axis)
-        if dim is None:
-            return Tensor._make(np.argmax(self.data), False)
-        return _select(self, "argmax", dim, _keep(keepdim, keepdims), np.argmax).indices
+        dim, keep = _alias("argmax", "dim", dim, "axis", axis), _keep(keepdim, keepdims)
+        if dim is None:  # an index into the flattened tensor
+            return Tensor._make(np.argmax(self.data).reshape((1,) * self.ndim if keep else ()), False)
+        return _select(self, "argmax", dim, keep, np.argmax).indices
 
     def argmin(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
         """Index of the (first) minimum along ``dim``, or in the flattened tensor (int64, no gradient)."""
-        dim = _alias("argmin", "dim", dim, "axis", axis)
-        if dim is None:
-            return Tensor._make(np.argmin(self.data), False)
-        return _select(self, "argmin", dim, _keep(keepdim, keepdims), np.argmin).indices
+        dim, keep = _alias("argmin", "dim", dim, "axis", axis), _keep(keepdim, keepdims)
+        if dim is None:  # an index into the flattened tensor
+            return Tensor._make(np.argmin(self.data).reshape((1,) * self.ndim if keep else ()), False)
+        return _select(self, "argmin", dim, keep, np.argmin).indices
 
     def all(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
         """True where every element along ``dim`` is nonzero (a bool tensor, no gradient)."""
@@ -1111,6 +1111,8 @@ def _split_index(index) -> tuple:
         else:  # Ellipsis (anything else is left for NumPy to reject)
             basic.append(part)
             advanced.append(part)
+    if Ellipsis not in basic:
+        basic.append(Ellipsis)  # so that x[basic] is an array view even when every dim is an int
     return tuple(basic), (tuple(advanced) if has_array else None)
 
 
