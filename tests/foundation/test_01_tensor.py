@@ -431,10 +431,8 @@ def test_squeeze_with_a_tuple_of_dims():
         t.squeeze((0, 5))
 
 
-def test_reductions_and_softmax_over_a_0d_tensor():
-    """As PyTorch: dim 0 or -1 of a scalar is the scalar itself."""
-    from tinytorch.core.activations import log_softmax, softmax
-
+def test_reductions_over_a_0d_tensor():
+    """As PyTorch: dim 0 or -1 of a scalar is the scalar itself (softmax: Module 02's tests)."""
     s = Tensor(3.0)
     for dim in (0, -1):
         for keepdim in (False, True):
@@ -445,7 +443,6 @@ def test_reductions_and_softmax_over_a_0d_tensor():
         assert values.item() == 3.0 and indices.item() == 0 and values.shape == indices.shape == ()
         assert s.argmax(dim).item() == 0 and s.var(dim, unbiased=False).item() == 0.0
         assert s.sort(dim).values.item() == 3.0 and s.flip(dim).item() == 3.0
-        assert softmax(s, dim).item() == 1.0 and log_softmax(s, dim).item() == 0.0
     with pytest.raises(ValueError, match="dim"):
         s.sum(1)
 
