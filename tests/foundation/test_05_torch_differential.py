@@ -51,7 +51,7 @@ pytestmark = [
 F = torch.nn.functional
 
 RTOL, ATOL = 1e-7, 1e-9
-EXAMPLES = 15  # per op
+EXAMPLES = 20  # per op
 PROFILE = settings(
     max_examples=EXAMPLES,
     derandomize=True,
@@ -410,7 +410,7 @@ def test_movement_and_selection(op, data):
 def _index(draw, shape, kind: str):
     """A random index for ``shape``: ints, slices, None and ``...``, plus integer arrays or one mask."""
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    parts, ellipsis_used = [], False
+    parts, ellipsis_used, emitted_after = [], False, False
     special = draw(st.integers(0, len(shape) - 1))  # a dim that gets an array (or the mask)
     k = draw(st.integers(1, 3))  # the common length of every integer array
     for d, n in enumerate(shape):
@@ -420,8 +420,9 @@ def _index(draw, shape, kind: str):
             parts.append(Ellipsis)  # stands for this dim and perhaps later ones
             ellipsis_used = True
             continue
-        if ellipsis_used and d != special and draw(st.booleans()):
-            continue  # covered by the ellipsis
+        if ellipsis_used and not emitted_after and d != special and draw(st.booleans()):
+            continue  # covered by the ellipsis (only dims right after it: the rest align to the end)
+        emitted_after = ellipsis_used
         choice = draw(st.sampled_from(["int", "slice"] + (["array"] if kind == "arrays" else [])))
         if d == special and kind != "ints_slices":
             choice = "mask" if kind == "mask" else "array"
@@ -437,13 +438,32 @@ def _index(draw, shape, kind: str):
     return tuple(parts)
 
 
-@pytest.mark.parametrize("op", ["ints_slices", "arrays", "mask"])
+def _int_gap_array(draw, shape):
+    """The pattern where NumPy and PyTorch place dims differently: an int, then a slice, None or
+    ``...``, then an integer array or a mask (``x[0, :, [0, 1]]``), the rest random."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    parts = [int(rng.integers(-shape[0], shape[0]))]
+    gap = draw(st.sampled_from(["slice", "none", "ellipsis"]))
+    parts += {"slice": [slice(None)], "none": [None, slice(None)], "ellipsis": [Ellipsis]}[gap]
+    last = shape[-1] if gap == "ellipsis" else shape[2]
+    array = (
+        rng.random(last) > 0.3 if draw(st.booleans()) else rng.integers(-last, last, draw(st.integers(1, 3)))
+    )
+    parts.append(array)
+    return tuple(parts)
+
+
+@pytest.mark.parametrize("op", ["ints_slices", "arrays", "mask", "int_gap_array"])
 @PROFILE
 @given(data=st.data())
 def test_indexing_placed_as_pytorch(op, data):
     draw = data.draw
-    shape = draw(shapes(min_dims=1, max_dims=4, max_side=4))
-    index = _index(draw, shape, op)
+    if op == "int_gap_array":
+        shape = draw(hnp.array_shapes(min_dims=3, max_dims=4, min_side=2, max_side=4))
+        index = _int_gap_array(draw, shape)
+    else:
+        shape = draw(shapes(min_dims=1, max_dims=4, max_side=4))
+        index = _index(draw, shape, op)
     torch_index = tuple(torch.tensor(p) if isinstance(p, np.ndarray) else p for p in index)
     compare("indexing", op, lambda x: x[index], lambda x: x[torch_index], [values(draw, shape)], seed(draw))
 
@@ -523,7 +543,7 @@ def test_every_op_of_every_family_was_exercised():
         "reduction": REDUCTIONS,
         "movement": MOVEMENT,
         "activation": ACTIVATIONS,
-        "indexing": ["ints_slices", "arrays", "mask"],
+        "indexing": ["ints_slices", "arrays", "mask", "int_gap_array"],
         "matmul": ["vector_vector", "vector_matrix", "matrix_vector", "batched"],
         "loss": ["cross_entropy", "mse", "bce", "bce_with_logits"],
     }

@@ -104,7 +104,7 @@ class Tensor:
     Example:
         >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]])
         >>> (x @ x + 1).sum()
-        Tensor(55.)
+        Tensor(58.)
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
