@@ -96,37 +96,130 @@ def tests(session: nox.Session, tiers: str) -> None:
 # PyTorch is the optional oracle of many tests. Only this exact CPU build is
 # installed: any other version pulls gigabytes of CUDA packages.
 TORCH = "torch==2.13.0"
+# PyTorch's own index of CPU-only wheels. Used as an *extra* index: its `2.13.0+cpu` sorts above
+# PyPI's `2.13.0` (a local version label), so pip takes the CPU build, and the dependencies of
+# torch still come from the usual index.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def install_torch(session: nox.Session) -> bool:
+    """Install the CPU build of TORCH with pip; False when it cannot be had.
+
+    A machine that already has the wheel where pip looks without an index (its configured
+    find-links, e.g. a wheel on local disk) installs that one, with no download. Any other
+    machine gets it from PyTorch's CPU index, never PyPI's default (CUDA) build.
+    """
+    try:  # resolve torch alone from local locations only: no download, no index
+        session.run("python", "-m", "pip", "install", "--dry-run", "--quiet", "--no-deps", "--no-index",
+                    "--only-binary=:all:", TORCH, silent=True)
+        local = True
+    except nox.command.CommandFailed:
+        local = False
+    extra = [] if local else ["--extra-index-url", TORCH_CPU_INDEX]
+    session.log(f"{TORCH}: " + ("from this machine's local wheels" if local else f"from {TORCH_CPU_INDEX}"))
+    try:
+        session.install(TORCH, "--only-binary=:all:", *extra, silent=True)
+    except nox.command.CommandFailed:
+        return False
+    return True
 
 
 @nox.session(venv_backend="virtualenv")
 def oracle(session: nox.Session) -> None:
     """Every tier's tests with PyTorch installed, so the PyTorch comparisons run instead of skipping.
 
-    Uses pip (virtualenv backend) because pip honours the machine's configured
-    wheel locations for the CPU build of torch; uv would resolve a CUDA build.
+    Uses pip (virtualenv backend): pip honours the machine's configured wheel locations and
+    the extra CPU index (install_torch); uv would resolve a CUDA build.
     """
     install_wheels(session, (*TIERS, "milestones"))
-    try:
-        session.install(TORCH, "--only-binary=:all:", silent=True)
-    except nox.command.CommandFailed:
+    if not install_torch(session):
         session.skip(f"{TORCH} could not be installed here; the PyTorch comparisons stay skipped")
     tier_tests = [f"tests/{tier}" for tier in TIERS]
     session.run("pytest", "-q", *tier_tests, *session.posargs)
 
 
+WHEELHOUSE = DIST / "wheelhouse"
+
+
+@nox.session
+def wheelhouse(session: nox.Session) -> None:
+    """`tito course wheelhouse`: the four sdists, wheels built from them, a PEP 503 index (dist/wheelhouse/).
+
+    ``nox -s wheelhouse -- --url https://course.example.org/tinytorch`` bakes the hosting URL
+    into index.html. Not a default session: the release workflow and instructors run it.
+    """
+    wheels = build_wheels(session)
+    session.install("numpy>=1.24", "tqdm>=4.60", "requests>=2.28", "build", "hatchling>=1.24")
+    session.install("--force-reinstall", "--no-deps", wheels["foundation"], wheels["milestones"])
+    shutil.rmtree(WHEELHOUSE, ignore_errors=True)
+    session.run("tito", "course", "wheelhouse", "--out", str(WHEELHOUSE), "--no-isolation", *session.posargs)
+
+
+@nox.session
+def release_check(session: nox.Session) -> None:
+    """Check built distributions before a release: metadata (twine check) and the packaging guards.
+
+    ``nox -s release_check -- DIR [TAG]``: DIR holds one wheel and one sdist per distribution
+    (default dist/wheelhouse); with TAG (v1.2.3) the tag must match packages/VERSION.
+    """
+    target = Path(session.posargs[0]).resolve() if session.posargs else WHEELHOUSE
+    files = sorted(str(p) for p in target.iterdir() if p.suffix == ".whl" or p.name.endswith(".tar.gz"))
+    if len(files) != 2 * len(PACKAGES):
+        session.error(f"{target}: expected a wheel and an sdist of each of {PACKAGES}, got {files}")
+    if len(session.posargs) > 1:
+        session.run("python", "scripts/check_version_tag.py", session.posargs[1])
+    session.install("twine>=5", "numpy>=1.24", "tqdm>=4.60", "requests>=2.28", "build", "hatchling>=1.24",
+                    *TEST_DEPS)
+    session.run("twine", "check", "--strict", *files)
+    # tests/packaging/test_wheelhouse.py imports tito's wheelhouse module: from the files under check
+    checked = [f for f in files if f.endswith(".whl") and ("_foundation-" in f or "_milestones-" in f)]
+    session.install("--force-reinstall", "--no-deps", *checked)
+    session.run("pytest", "-q", "tests/packaging", env={"TINYTORCH_DIST": str(target)})
+
+
 @nox.session
 def packaging(session: nox.Session) -> None:
     """Wheel-content guards, version pins, namespace probe, editable installs together."""
-    build_wheels(session)
-    session.install("numpy>=1.24", "tqdm>=4.60", "requests>=2.28", *TEST_DEPS)
+    wheels = build_wheels(session)
+    session.install("numpy>=1.24", "tqdm>=4.60", "requests>=2.28", "build", "hatchling>=1.24", *TEST_DEPS)
+    # test_wheelhouse.py builds a wheelhouse with tito's module and checks its hints
+    session.install("--force-reinstall", "--no-deps", wheels["foundation"], wheels["milestones"])
     session.run("pytest", "-q", "tests/packaging", *session.posargs, env={"TINYTORCH_DIST": str(DIST)})
+
+
+# The oldest Python the distributions declare (requires-python = ">=3.10").
+MIN_PYTHON = "3.10"
+LINT_PATHS = ("packages", "tests", "benchmarks", "scripts", "noxfile.py")
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the whole repository."""
-    session.install("ruff")
+    """ruff over the whole repository; vermin: no file needs a Python newer than MIN_PYTHON.
+
+    vermin reads each file statically and reports the newest Python a construct or import
+    needs (``import tomllib``: 3.11). A fallback import inside ``try``/``except ImportError``
+    is exempt only when its line says so (``# novm``); ``sys.version_info`` checks are understood.
+    """
+    session.install("ruff", "vermin>=1.6")
     session.run("ruff", "check", ".")
+    session.run("vermin", f"--target={MIN_PYTHON}-", "--violations", "--no-tips", "--quiet", *LINT_PATHS)
+
+
+# The oldest NumPy the distributions declare (numpy>=1.24); 1.24.4 has wheels up to Python 3.11.
+NUMPY_FLOOR = "numpy==1.24.4"
+
+
+@nox.session(python="3.11")
+def numpy_floor(session: nox.Session) -> None:
+    """The tier tests and every milestone on the oldest declared NumPy."""
+    wheels = build_wheels(session)
+    session.install(NUMPY_FLOOR, "tqdm>=4.60", "requests>=2.28", "threadpoolctl", *TEST_DEPS)
+    session.install("--force-reinstall", "--no-deps", *(wheels[n] for n in (*TIERS, "milestones")))
+    version = NUMPY_FLOOR.split("==")[1]
+    session.run("python", "-c", f"import numpy; assert numpy.__version__ == {version!r}, numpy.__version__; "
+                "print('numpy', numpy.__version__)")
+    session.run("pytest", "--tier-check", "-q", *(f"tests/{t}" for t in TIERS), *session.posargs)
+    session.run("tito", "milestone", "run", "all", "--no-progress")
 
 
 # --- course: a student release of one tier against the other tiers' reference wheels ------------
@@ -286,8 +379,6 @@ def bench(session: nox.Session) -> None:
     """
     install_wheels(session, (*TIERS, "milestones"))
     session.install("threadpoolctl")  # lets the suite give NumPy's BLAS and PyTorch the same thread count
-    try:
-        session.install(TORCH, "--only-binary=:all:", silent=True)
-    except nox.command.CommandFailed:
+    if not install_torch(session):
         session.warn(f"{TORCH} could not be installed here: the torch columns will be null")
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -45,8 +45,31 @@ def tier_installed(tier: str) -> bool:
     return True
 
 
+def install_command(dist: str) -> str:
+    """A pip command installing ``dist`` that works here (the distributions are not on PyPI).
+
+    tito's rule when tinytorch-milestones is importable (the course's wheelhouse, else the
+    package directory of this checkout, else --find-links); without it, the same rule in short.
+    """
+    try:
+        from tinytorch.milestones.course.wheelhouse import install_command as tito_rule
+    except ImportError:
+        pass
+    else:
+        return tito_rule(dist)
+    wheelhouse = os.environ.get("TINYTORCH_WHEELHOUSE", "").strip()
+    if wheelhouse:
+        simple = wheelhouse.rstrip("/") if "://" in wheelhouse else Path(wheelhouse).resolve().as_uri()
+        simple = simple if simple.endswith("/simple") else simple + "/simple"
+        return f"pip install --extra-index-url {simple} {dist}"
+    package = TESTS.parent / "packages" / dist
+    if package.is_dir():
+        return f"pip install {package}"
+    return f"pip install --find-links WHEELHOUSE {dist} (WHEELHOUSE: your course's wheelhouse URL or folder)"
+
+
 def absent_reason(tier: str) -> str:
-    return f"tinytorch-{tier} is not installed: pip install tinytorch-{tier}"
+    return f"tinytorch-{tier} is not installed: {install_command(f'tinytorch-{tier}')}"
 
 
 def require_tier(tier: str) -> None:

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from tinytorch.core.activations import relu
 from tinytorch.core.autograd import gradcheck, no_grad
 from tinytorch.core.spatial import (
     AvgPool2d,
@@ -15,7 +16,9 @@ from tinytorch.core.spatial import (
     Flatten,
     MaxPool2d,
     avg_pool2d,
+    col2im,
     conv2d,
+    im2col,
     max_pool2d,
 )
 from tinytorch.core.tensor import Tensor
@@ -63,7 +66,7 @@ def naive_conv_grads(x, w, g, stride, padding):
 
 def naive_pool(x, k, s, p, op):
     N, C, H, W = x.shape
-    xp = np.full((N, C, H + 2 * p, W + 2 * p), -np.inf)
+    xp = np.full((N, C, H + 2 * p, W + 2 * p), -np.inf if op == "max" else 0.0)
     xp[:, :, p : p + H, p : p + W] = x
     OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
     out = np.zeros((N, C, OH, OW))
@@ -88,6 +91,33 @@ def naive_maxpool_grad(x, g, k, s, p):
 
 def t64(a, grad=False):
     return Tensor(np.asarray(a, dtype=np.float64), requires_grad=grad, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# im2col / col2im
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [((3, 3), (1, 1), (1, 1)), ((2, 3), (2, 1), (0, 2))])
+def test_im2col_vs_loop_and_col2im_is_its_adjoint(kernel, stride, padding):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 5))
+    (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
+    cols = im2col(x, kernel, stride, padding)
+    xp = np.zeros((2, 3, 6 + 2 * pH, 5 + 2 * pW))
+    xp[:, :, pH : pH + 6, pW : pW + 5] = x
+    OH, OW = (6 + 2 * pH - kH) // sH + 1, (5 + 2 * pW - kW) // sW + 1
+    assert cols.shape == (3 * kH * kW, 2 * OH * OW)
+    for c, i, j, n, y, x_ in itertools.product(
+        range(3), range(kH), range(kW), range(2), range(OH), range(OW)
+    ):
+        row, col = (c * kH + i) * kW + j, (n * OH + y) * OW + x_
+        assert cols[row, col] == xp[n, c, y * sH + i, x_ * sW + j]
+    # Adjoint (dot-product test): <im2col(x), d> == <x, col2im(d)> for every x and d.
+    d = rng.standard_normal(cols.shape)
+    back = col2im(d, x.shape, kernel, stride, padding)
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.sum(cols * d), np.sum(x * back), rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +243,8 @@ def test_conv_errors_name_shapes():
         (dict(in_channels=2, out_channels=2, kernel_size=3, stride=0), "stride"),
         (dict(in_channels=2, out_channels=2, kernel_size=3, padding=-1), "padding"),
         (dict(in_channels=2, out_channels=2, kernel_size=(1, 2, 3)), "kernel_size"),
+        (dict(in_channels=2, out_channels=2, kernel_size=3, padding="same"), "padding.*'same'"),
+        (dict(in_channels=2, out_channels=2, kernel_size=(2.5, 2)), "kernel_size"),
     ]:
         with pytest.raises(ValueError, match=name):
             Conv2d(**kwargs)
@@ -248,13 +280,13 @@ def test_maxpool_ties_route_gradient_to_first_maximum():
     np.testing.assert_array_equal(X.grad.data[0, 0], expected)
 
 
-@pytest.mark.parametrize("k,s", [(2, 2), (3, 1), (3, 2), (2, 3)])
-def test_avgpool_vs_naive_and_gradcheck(k, s):
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 1, 0), (3, 2, 1), (2, 3, 1)])
+def test_avgpool_vs_naive_and_gradcheck(k, s, p):
     rng = np.random.default_rng(k * 7 + s)
     x = rng.standard_normal((2, 2, 7, 6))
-    y = avg_pool2d(t64(x), k, s)
-    np.testing.assert_allclose(y.data, naive_pool(x, k, s, 0, "avg"), atol=1e-12)
-    assert gradcheck(lambda a: avg_pool2d(a, k, s), [t64(x[:1, :1], True)])
+    y = avg_pool2d(t64(x), k, s, p)
+    np.testing.assert_allclose(y.data, naive_pool(x, k, s, p, "avg"), atol=1e-12)
+    assert gradcheck(lambda a: avg_pool2d(a, k, s, p), [t64(x[:1, :2], True)])
 
 
 def test_maxpool_gradcheck():
@@ -270,6 +302,7 @@ def test_pool_modules_match_torch(torch):
         (MaxPool2d(3, stride=2, padding=1), torch.nn.MaxPool2d(3, stride=2, padding=1)),
         (AvgPool2d(2), torch.nn.AvgPool2d(2)),
         (AvgPool2d(3, stride=1), torch.nn.AvgPool2d(3, stride=1)),
+        (AvgPool2d(3, stride=2, padding=1), torch.nn.AvgPool2d(3, stride=2, padding=1)),
     ]:
         X, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
         y, ty = ours(X), ref(tx)
@@ -296,17 +329,52 @@ def test_pool_errors():
 # ---------------------------------------------------------------------------
 
 
+def batch_norm_with_batch_stats(x, gamma, beta):
+    """Training-mode batch norm: the statistics are recomputed from x (so finite differences move them)."""
+    mean, var = x.data.mean(axis=(0, 2, 3)), x.data.var(axis=(0, 2, 3))
+    return BatchNorm2dFunction.apply(x, gamma, beta, mean, var, eps=1e-5, batch_stats=True)
+
+
 def test_batchnorm_train_forward_closed_form_and_gradcheck():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 3, 2, 5)) * 3 + 1
     gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
-    y = BatchNorm2dFunction.apply(t64(x), t64(gamma), t64(beta), eps=1e-5)
+    y = batch_norm_with_batch_stats(t64(x), t64(gamma), t64(beta))
     mu = x.mean(axis=(0, 2, 3), keepdims=True)
     var = x.var(axis=(0, 2, 3), keepdims=True)
     ref = (x - mu) / np.sqrt(var + 1e-5) * gamma.reshape(1, 3, 1, 1) + beta.reshape(1, 3, 1, 1)
     np.testing.assert_allclose(y.data, ref, atol=1e-10)
     inputs = [t64(x[:2, :, :, :3], True), t64(gamma, True), t64(beta, True)]
-    assert gradcheck(lambda a, g, b: BatchNorm2dFunction.apply(a, g, b, eps=1e-5), inputs)
+    assert gradcheck(batch_norm_with_batch_stats, inputs)
+
+
+def test_batchnorm_fixed_statistics_gradcheck():
+    rng = np.random.default_rng(1)
+    mean, var = rng.standard_normal(3), rng.random(3) + 0.5
+    inputs = [
+        t64(rng.standard_normal((2, 3, 2, 3)), True),
+        t64(rng.standard_normal(3), True),
+        t64(np.ones(3), True),
+    ]
+    assert gradcheck(
+        lambda a, g, b: BatchNorm2dFunction.apply(a, g, b, mean, var, eps=1e-5, batch_stats=False), inputs
+    )
+
+
+def test_batchnorm_float64_running_statistics_in_float64():
+    """After .to(float64) the running statistics are updated in float64 (not rounded to float32)."""
+    bn = BatchNorm2d(2, momentum=0.3).to(np.float64)
+    x = np.random.default_rng(5).standard_normal((3, 2, 2, 2)) * 1e-3 + 1 / 3
+    bn(t64(x))
+    assert bn.running_mean.dtype == np.float64 and bn.running_var.dtype == np.float64
+    m = 3 * 2 * 2
+    np.testing.assert_allclose(bn.running_mean, 0.3 * x.mean(axis=(0, 2, 3)), rtol=1e-14)
+    np.testing.assert_allclose(bn.running_var, 0.7 + 0.3 * x.var(axis=(0, 2, 3)) * m / (m - 1), rtol=1e-14)
+    bn.eval()
+    y = bn(t64(x))
+    assert y.dtype == np.float64
+    ref = (x - bn.running_mean.reshape(1, 2, 1, 1)) / np.sqrt(bn.running_var.reshape(1, 2, 1, 1) + 1e-5)
+    np.testing.assert_allclose(y.data, ref, rtol=1e-12)
 
 
 def test_batchnorm_matches_torch_train_and_eval(torch):
@@ -382,7 +450,7 @@ def test_flatten():
         Flatten(7)(x)
 
 
-def test_conv_relu_pool_chain_matches_torch_with_channel_major_layouts(torch):
+def test_conv_relu_pool_chain_matches_torch(torch):
     """Conv outputs are strided views (channel-major memory); pooling and gradients must not care."""
     rng = np.random.default_rng(11)
     conv = Conv2d(3, 4, 3, padding=1)
@@ -392,7 +460,7 @@ def test_conv_relu_pool_chain_matches_torch_with_channel_major_layouts(torch):
         ref.bias.copy_(torch.from_numpy(conv.bias.data))
     x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
     X, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    y = MaxPool2d(2)((conv(X) * 1.0).relu())
+    y = MaxPool2d(2)(relu(conv(X) * 1.0))
     ty = torch.nn.functional.max_pool2d(torch.relu(ref(tx)), 2)
     np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
     g = rng.standard_normal(y.shape).astype(np.float32)
@@ -415,34 +483,8 @@ def test_maxpool_on_transposed_memory_layout_vs_naive():
     np.testing.assert_allclose(X.grad.data, naive_maxpool_grad(base, g, 2, 2, 0), atol=1e-12)
 
 
-@pytest.mark.parametrize(
-    "kernel,stride,padding",
-    [((3, 3), (1, 1), (1, 1)), ((2, 3), (2, 1), (0, 2)), ((1, 1), (1, 1), (0, 0)), ((3, 2), (2, 2), (1, 0))],
-)
-def test_channels_last_conv_path_vs_naive(kernel, stride, padding):
-    from tinytorch.core.spatial import CHANNELS_LAST_MIN
-
-    O = CHANNELS_LAST_MIN  # wide enough for the channels-last im2col and GEMM
-    rng = np.random.default_rng(11)
-    x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((O, 3, *kernel)), rng.standard_normal(O)
-    X, Wt, B = t64(x, True), t64(w, True), t64(b, True)
-    y = conv2d(X, Wt, B, stride=stride, padding=padding)
-    np.testing.assert_allclose(y.data, naive_conv(x, w, b, stride, padding), atol=1e-10)
-    # The output is a (N, O, OH, OW) view of channels-last memory (channels innermost).
-    assert y.data.strides[1] == y.data.itemsize
-    g = rng.standard_normal(y.shape)
-    y.backward(t64(g))
-    dx, dw, db = naive_conv_grads(x, w, g, stride, padding)
-    np.testing.assert_allclose(X.grad.data, dx, atol=1e-10)
-    np.testing.assert_allclose(Wt.grad.data, dw, atol=1e-10)
-    np.testing.assert_allclose(B.grad.data, db, atol=1e-10)
-    # A second wide conv reads the first one's channels-last output (the CNN case).
-    w2 = rng.standard_normal((O, O, 3, 3))
-    y2 = conv2d(y.detach(), t64(w2), None, padding=1)
-    np.testing.assert_allclose(y2.data, naive_conv(y.data, w2, None, (1, 1), (1, 1)), atol=1e-9)
-
-
 def test_maxpool_channels_last_memory_with_uncovered_border_vs_naive():
+    """Any memory layout of the input, and rows/columns no window covers (9 x 7 pooled by 2)."""
     rng = np.random.default_rng(13)
     base = np.round(rng.standard_normal((2, 5, 9, 7)))  # integer values: ties are common
     x = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels-last memory

@@ -187,3 +187,87 @@ def test_bpe_errors(tmp_path, bpe):
     bad.write_text(json.dumps({"type": "bpe", "merges": "nope"}))
     with pytest.raises(ValueError, match="merges"):
         BPETokenizer.load(bad)
+
+
+# ---------------------------------------------------------------- tokenizer files are bounded
+
+
+def test_bpe_load_refuses_exploding_merges_before_allocating(tmp_path):
+    # 40 merges, each joining the previous token with itself: token 256+k is 2**(k+1) bytes, so
+    # the file (a few hundred bytes) describes a 2**40-byte token. It must be refused from the
+    # integer lengths alone; building the bytes would need about a terabyte.
+    merges = [[97, 97]] + [[256 + k, 256 + k] for k in range(39)]
+    bad = tmp_path / "bomb.json"
+    bad.write_text(json.dumps({"type": "bpe", "vocab_size": 296, "merges": merges}))
+    assert bad.stat().st_size < 1024
+    with pytest.raises(ValueError, match=r"bomb\.json.*MiB of token bytes"):
+        BPETokenizer.load(bad)
+
+
+def test_bpe_load_accepts_long_but_bounded_tokens(tmp_path):
+    # 16 doublings: a 65,536-byte token of 'a' is large but legal (a corpus of long runs can make it).
+    merges = [[97, 97]] + [[256 + k, 256 + k] for k in range(15)]
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"type": "bpe", "vocab_size": 272, "merges": merges}))
+    tok = BPETokenizer.load(path)
+    assert tok.vocab[-1] == b"a" * 2**16
+    assert tok.decode([271]) == "a" * 2**16  # oracle: the run the chain of doublings spells
+
+
+@pytest.mark.parametrize(
+    "payload, match",
+    [
+        ({"type": "bpe", "vocab_size": "512", "merges": []}, "vocab_size"),
+        ({"type": "bpe", "vocab_size": 2**40, "merges": []}, "vocab_size"),
+        ({"type": "bpe", "vocab_size": 300.5, "merges": []}, "vocab_size"),
+        ({"type": "bpe", "merges": [[True, 1]]}, "merges"),
+        ({"type": "bpe", "merges": [[1.0, 2]]}, "merges"),
+    ],
+)
+def test_bpe_load_rejects_bad_fields_naming_the_file(tmp_path, payload, match):
+    bad = tmp_path / "tok.json"
+    bad.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=match) as err:
+        BPETokenizer.load(bad)
+    assert "tok.json" in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b"\xff\xfe\x00", b"[1, 2]"])
+def test_tokenizer_load_rejects_non_json_naming_the_file(tmp_path, content):
+    bad = tmp_path / "garbage.json"
+    bad.write_bytes(content)
+    for cls in (BPETokenizer, CharTokenizer):
+        with pytest.raises(ValueError, match="garbage.json.*not a saved"):
+            cls.load(bad)
+
+
+def test_tokenizer_load_rejects_oversized_file_without_parsing(tmp_path, monkeypatch):
+    from tinytorch.text import tokenization
+
+    monkeypatch.setattr(tokenization, "MAX_FILE_BYTES", 1000)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"type": "bpe", "merges": [[97, 98]] * 200}))
+    assert big.stat().st_size > 1000
+    with pytest.raises(ValueError, match="larger than"):
+        BPETokenizer.load(big)
+
+
+def test_char_load_rejects_duplicates_and_bad_unk(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"type": "char", "chars": ["a", "a"]}))
+    with pytest.raises(ValueError, match="twice"):
+        CharTokenizer.load(bad)
+    bad.write_text(json.dumps({"type": "char", "chars": ["a"], "unk_token": 5}))
+    with pytest.raises(ValueError, match="unk_token"):
+        CharTokenizer.load(bad)
+
+
+def test_tokenizer_save_respects_umask(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        CharTokenizer(["ab"]).save(tmp_path / "c.json")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.json").stat().st_mode & 0o777 == 0o640  # 0666 minus the umask, like open()

@@ -8,10 +8,8 @@ from tinytorch.core.autograd import gradcheck
 from tinytorch.core.tensor import Tensor
 from tinytorch.text.embeddings import (
     Embedding,
-    EmbeddingFunction,
     EmbeddingLayer,
     PositionalEncoding,
-    scatter_add_rows,
     sinusoidal_positional_encoding,
 )
 
@@ -41,21 +39,13 @@ def test_embedding_backward_repeated_indices_accumulate():
     assert np.all(emb.weight.grad.data[[2, 3, 5]] == 0)
 
 
-@pytest.mark.parametrize("num_rows,m", [(5, 0), (5, 1), (7, 40), (300, 64)])
-def test_scatter_add_rows_vs_loop(num_rows, m):
-    rng = np.random.default_rng(m)
-    ids = rng.integers(0, num_rows, m)
-    rows = rng.standard_normal((m, 3))
-    expected = np.zeros((num_rows, 3))
-    for i, r in zip(ids, rows):
-        expected[i] += r
-    np.testing.assert_allclose(scatter_add_rows(ids, rows, num_rows), expected, atol=1e-12)
-
-
 def test_embedding_gradcheck():
-    w = Tensor(np.random.default_rng(1).standard_normal((5, 3)), requires_grad=True, dtype=np.float64)
+    emb = Embedding(5, 3).to(np.float64)
     ids = np.array([[0, 2, 2], [4, 2, 0]])
-    assert gradcheck(lambda t: EmbeddingFunction.apply(t, ids), [w])
+    assert gradcheck(lambda t: emb(ids), [emb.weight])
+    layer = EmbeddingLayer(5, 3, max_seq_len=4).to(np.float64)
+    weights = [layer.token_embedding.weight, layer.position_embedding.weight]
+    assert gradcheck(lambda a, b: layer(ids, offset=1), weights)
 
 
 def test_embedding_matches_torch(torch):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from tinytorch.models.transformer import (
     LayerNormFunction,
     TransformerBlock,
     create_causal_mask,
+    sample_next_token,
 )
 
 
@@ -83,20 +84,25 @@ def test_layernorm_errors():
 
 def test_mlp_closed_form():
     mlp = MLP(6)
-    assert mlp.fc1.weight.shape == (6, 24) and mlp.fc2.weight.shape == (24, 6)
+    assert mlp.fc1.weight.shape == (24, 6) and mlp.fc2.weight.shape == (6, 24)  # (out, in) as PyTorch
     x = np.random.default_rng(2).standard_normal((2, 3, 6)).astype(np.float32)
-    h = gelu_tanh(x @ mlp.fc1.weight.data + mlp.fc1.bias.data)
-    ref = h @ mlp.fc2.weight.data + mlp.fc2.bias.data
+    h = gelu_tanh(x @ mlp.fc1.weight.data.T + mlp.fc1.bias.data)
+    ref = h @ mlp.fc2.weight.data.T + mlp.fc2.bias.data
     np.testing.assert_allclose(mlp(Tensor(x)).data, ref, rtol=1e-4, atol=1e-5)
-    assert MLP(6, hidden_dim=10).fc1.weight.shape == (6, 10)
+    assert MLP(6, hidden_dim=10).fc1.weight.shape == (10, 6)
+    mlp = mlp.to(np.float64)
+    assert gradcheck(lambda a: mlp(a), [t64(x[:1, :2], True)])
 
 
 def test_causal_mask():
-    np.testing.assert_array_equal(create_causal_mask(4).data, np.tril(np.ones((4, 4))))
+    m = create_causal_mask(4)
+    assert m.dtype == bool and m.shape == (4, 4)
+    np.testing.assert_array_equal(m.data, np.tril(np.ones((4, 4), dtype=bool)))
     m = create_causal_mask(2, offset=3).data  # 2 new queries after 3 cached positions
     np.testing.assert_array_equal(m, [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
-    with pytest.raises(ValueError):
-        create_causal_mask(0)
+    for bad in (dict(seq_len=0), dict(seq_len=2, offset=-1), dict(seq_len=2.0)):
+        with pytest.raises(ValueError, match="seq_len|offset"):
+            create_causal_mask(**bad)
 
 
 def torch_block(torch, blk, E, H):
@@ -107,17 +113,15 @@ def torch_block(torch, blk, E, H):
     def forward(x, mask):
         B, T, _ = x.shape
         h = F.layer_norm(x, (E,), P["ln1.weight"], P["ln1.bias"])
-        q, k, v = (
-            (h @ P[f"attn.{n}_proj.weight"] + P[f"attn.{n}_proj.bias"])
-            .reshape(B, T, H, E // H)
-            .transpose(1, 2)
-            for n in "qkv"
-        )
+        qkv = F.linear(h, P["attn.in_proj.weight"], P["attn.in_proj.bias"])  # (B, T, 3E)
+        q, k, v = (t.reshape(B, T, H, E // H).transpose(1, 2) for t in qkv.split(E, dim=-1))
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + a.transpose(1, 2).reshape(B, T, E) @ P["attn.out_proj.weight"] + P["attn.out_proj.bias"]
+        x = x + F.linear(
+            a.transpose(1, 2).reshape(B, T, E), P["attn.out_proj.weight"], P["attn.out_proj.bias"]
+        )
         h = F.layer_norm(x, (E,), P["ln2.weight"], P["ln2.bias"])
-        h = F.gelu(h @ P["mlp.fc1.weight"] + P["mlp.fc1.bias"], approximate="tanh")
-        return x + h @ P["mlp.fc2.weight"] + P["mlp.fc2.bias"]
+        h = F.gelu(F.linear(h, P["mlp.fc1.weight"], P["mlp.fc1.bias"]), approximate="tanh")
+        return x + F.linear(h, P["mlp.fc2.weight"], P["mlp.fc2.bias"])
 
     return forward, P
 
@@ -155,26 +159,20 @@ def test_gpt_shapes_and_parameter_names():
     assert model(tokens).shape == (3, 7, 13)
     names = [n for n, _ in model.named_parameters()]
     assert names[:2] == ["embedding.token_embedding.weight", "embedding.position_embedding.weight"]
-    assert "blocks.1.attn.q_proj.weight" in names and "blocks.0.mlp.fc2.bias" in names
+    assert "blocks.1.attn.in_proj.weight" in names and "blocks.0.mlp.fc2.bias" in names
     assert names[-4:] == ["ln_f.weight", "ln_f.bias", "head.weight", "head.bias"]
-    assert model.kv_cache_enabled is False
+    assert model.head.weight.shape == (13, 16)
+    assert model.kv_cache_factory is None
 
 
-def test_no_grad_fast_paths_equal_the_graph_path():
-    """Under no_grad the MLP and attention skip the graph; their outputs must not change."""
+def test_no_grad_gives_the_same_logits():
     model = small_gpt()
-    model.eval()
     tokens = np.random.default_rng(3).integers(0, 13, (2, 9))
     with_graph = model(tokens)
     with no_grad():
         without_graph = model(tokens)
     assert with_graph.requires_grad and not without_graph.requires_grad
-    np.testing.assert_allclose(without_graph.data, with_graph.data, rtol=1e-5, atol=1e-6)
-    mlp = model.blocks[0].mlp
-    x = Tensor(np.random.default_rng(4).standard_normal((2, 9, mlp.fc1.weight.shape[0])).astype(np.float32))
-    with no_grad():
-        fast = mlp(x)
-    np.testing.assert_allclose(fast.data, mlp(x).data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(without_graph.data, with_graph.data)
 
 
 def test_gpt_is_causal():
@@ -252,6 +250,41 @@ def test_generate_sampling_seeded_and_top_k():
     assert model.training  # generate restores the mode it found
 
 
+def test_sample_next_token_greedy_top_k_and_distribution():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((4, 7))
+    np.testing.assert_array_equal(sample_next_token(logits, temperature=0), logits.argmax(-1))
+    np.testing.assert_array_equal(sample_next_token(Tensor(logits), 1.3, top_k=1, rng=rng), logits.argmax(-1))
+    a = sample_next_token(logits, 0.8, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(a, sample_next_token(logits, 0.8, rng=np.random.default_rng(5)))
+    assert a.shape == (4,) and a.dtype.kind == "i"
+    # Empirical frequencies over many rows match softmax(logits / T) restricted to the top k.
+    row = np.array([2.0, 0.5, -1.0, 1.0, 0.0])
+    n, T, k = 40_000, 0.7, 3
+    draws = sample_next_token(np.tile(row, (n, 1)), T, top_k=k, rng=np.random.default_rng(1))
+    top = np.argsort(row)[-k:]
+    p = np.zeros(5)
+    p[top] = np.exp(row[top] / T) / np.exp(row[top] / T).sum()
+    freq = np.bincount(draws, minlength=5) / n
+    np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(0.25 / n))  # 4 standard deviations
+    assert set(np.unique(draws)) == set(top.tolist())
+
+
+def test_sample_next_token_errors():
+    logits = np.zeros((2, 3))
+    for kwargs, name in [
+        (dict(temperature=-1.0), "temperature"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(temperature=float("inf")), "temperature"),
+        (dict(top_k=0), "top_k"),
+        (dict(top_k=1.5), "top_k"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            sample_next_token(logits, **kwargs)
+    with pytest.raises(ValueError, match=r"logits.*\(3,\)"):
+        sample_next_token(np.zeros(3))
+
+
 class ProtocolCache:
     """A protocol-conforming KV cache written for the test (the real one is in tinytorch-optimization)."""
 
@@ -280,21 +313,20 @@ class ProtocolCache:
         self.new = 0
 
 
-@pytest.fixture
-def fake_kv_module(monkeypatch):
-    module = types.ModuleType("tinytorch.generation.kv_cache")
-    module.KVCache = ProtocolCache
-    monkeypatch.setitem(sys.modules, "tinytorch.generation.kv_cache", module)
+def protocol_cache_factory(model):
+    """What Module 17's enable_kv_cache does: a factory of caches sized for the model."""
     ProtocolCache.instances = []
-    return module
+    return lambda batch_size: ProtocolCache(
+        batch_size, model.max_seq_len, model.num_layers, model.num_heads, model.head_dim
+    )
 
 
-def test_forward_with_cache_equals_full_forward(fake_kv_module):
+def test_forward_with_cache_equals_full_forward():
     model = small_gpt(seed=4)
     tokens = np.random.default_rng(4).integers(0, 13, (2, 9))
     with no_grad():
         full = model(tokens).data
-        cache = ProtocolCache(2, 12, 2, 2, 8)
+        cache = protocol_cache_factory(model)(2)
         parts = [model(tokens[:, :4], cache=cache).data]
         assert cache.seq_len == 4
         parts += [model(tokens[:, 4:6], cache=cache).data]  # a multi-token chunk at an offset
@@ -306,29 +338,51 @@ def test_forward_with_cache_equals_full_forward(fake_kv_module):
 
 
 @pytest.mark.parametrize("prompt_len", [1, 4, 11, 12, 14])
-def test_cached_generation_gives_the_same_tokens(fake_kv_module, prompt_len):
+def test_cached_generation_gives_the_same_tokens(prompt_len):
     model = small_gpt(seed=5)
     prompt = np.random.default_rng(prompt_len).integers(0, 13, (2, prompt_len))
     plain = model.generate(prompt, 10, temperature=0, use_cache=False)
+    model.kv_cache_factory = protocol_cache_factory(model)
     cached = model.generate(prompt, 10, temperature=0, use_cache=True)
     np.testing.assert_array_equal(cached, plain)
     if prompt_len < 12:
         cache = ProtocolCache.instances[-1]
-        assert cache.updates[0] == prompt_len  # prefill: the whole prompt once per layer
+        assert cache.updates[:2] == [prompt_len] * 2  # prefill: the whole prompt once per layer
         assert set(cache.updates[2:]) == {1}  # then exactly one new token per step
-    # use_cache=None follows the model's flag
-    model.kv_cache_enabled = True
+    # use_cache=None: use the cache when a factory is set, recompute when it is not
     count = len(ProtocolCache.instances)
     np.testing.assert_array_equal(model.generate(prompt, 3, temperature=0), plain[:, : prompt_len + 3])
     assert len(ProtocolCache.instances) == count + 1
+    model.kv_cache_factory = None
+    np.testing.assert_array_equal(model.generate(prompt, 3, temperature=0), plain[:, : prompt_len + 3])
+    assert len(ProtocolCache.instances) == count + 1
+    # sampled (not greedy) tokens are identical too: the same draws from the same logits
+    model.kv_cache_factory = protocol_cache_factory(model)
+    cached = model.generate(prompt, 8, temperature=1.0, top_k=5, seed=3, use_cache=True)
+    np.testing.assert_array_equal(
+        cached, model.generate(prompt, 8, temperature=1.0, top_k=5, seed=3, use_cache=False)
+    )
 
 
-def test_cached_generation_without_optimization_tier(monkeypatch):
-    monkeypatch.setitem(sys.modules, "tinytorch.generation.kv_cache", None)  # import fails
+def test_use_cache_without_a_factory_names_enable_kv_cache():
     model = small_gpt()
-    with pytest.raises(ImportError, match="pip install tinytorch-optimization"):
+    with pytest.raises(ValueError, match=r"enable_kv_cache.*tinytorch-optimization"):
         model.generate(np.array([[1, 2]]), 2, use_cache=True)
     model.generate(np.array([[1, 2]]), 2, use_cache=None)  # default: no cache needed
+
+
+def test_architecture_tier_imports_no_higher_tier():
+    """Module order: importing every architecture module loads nothing of the optimization tier."""
+    code = (
+        "import sys, tinytorch.models.transformer, tinytorch.core.spatial, tinytorch.data.loader, "
+        "tinytorch.text.tokenization; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[:2] in (['tinytorch', 'generation'], "
+        "['tinytorch', 'optimization'], ['tinytorch', 'profiling'], ['tinytorch', 'benchmarking'], "
+        "['tinytorch', 'applications'], ['tinytorch', 'milestones'])); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_generate_builds_no_graph():

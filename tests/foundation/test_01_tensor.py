@@ -1,6 +1,7 @@
 """Module 01 - Tensor: construction, dtype rules, every op's forward value (against NumPy, closed forms
 and naive loops) and its errors. Values only: the derivatives of these ops are Module 05's tests."""
 
+import os
 import subprocess
 import sys
 
@@ -376,6 +377,22 @@ def test_results_record_nothing_without_requires_grad():
     a, b = Tensor(np.ones((2, 3))), Tensor(np.ones(3))
     for y in (a + b, a * b, a @ b, a.sum(axis=0), a.reshape(3, 2), a[0], (a - b).exp()):
         assert y.requires_grad is False and y.is_leaf
+
+
+def test_importing_tensor_keeps_freed_memory_unless_told_not_to():
+    """The allocator setting is made once at import (glibc only) and can be switched off."""
+    import platform
+
+    code = (
+        "from tinytorch.core.memory import allocator_settings as s\nimport tinytorch.core.tensor\nprint(s())"
+    )
+    env = dict(os.environ, TINYTORCH_MALLOC="default")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    assert "'tuned': False" in out.stdout and "TINYTORCH_MALLOC=default" in out.stdout
+    env.pop("TINYTORCH_MALLOC")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert "'tuned': True" in out.stdout and "'mmap_threshold': 268435456" in out.stdout
 
 
 # --------------------------------------------------------------------------- PyTorch's names and layouts

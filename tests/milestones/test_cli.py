@@ -35,8 +35,11 @@ def test_list_shows_every_milestone_and_readiness(capsys, monkeypatch):
     lines = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
     assert lines["01"].rstrip().endswith("ready")
     for mid in ("04", "05"):
-        assert "pip install tinytorch-architecture" in lines[mid]
-    assert "pip install tinytorch-optimization" in lines["06"]
+        assert lines[mid].rstrip().endswith("needs tinytorch-architecture")
+    assert "tinytorch-optimization" in lines["06"]
+    # One install line for what is missing; in this checkout, the package directories.
+    assert "to install what is missing: pip install ./packages/tinytorch-architecture" in out
+    assert "pip install tinytorch-" not in out  # never the bare name: it is not on PyPI
 
 
 def test_info_explains_a_milestone(capsys):
@@ -69,8 +72,10 @@ def test_json_mode_one_object_per_part_on_stdout(capsys):
     code, out, err = tito(capsys, "milestone", "run", "01", "--part", "1", "--json")
     assert code == 0
     lines = [line for line in out.splitlines() if line.strip()]
-    assert len(lines) == 1  # nothing but JSON on stdout
+    assert len(lines) == 2  # nothing but JSON on stdout: the part, then the summary
     record = json.loads(lines[0])
+    assert json.loads(lines[1]) == {"summary": True, "passed": 1, "failed": 0, "skipped": 0,
+                                    "seconds": record["seconds"], "exit_code": 0}
     assert JSON_KEYS <= set(record)
     assert record["milestone"] == "01" and record["part"] == 1 and record["passed"] is True
     assert record["metrics"]["max_abs_error"] < 1e-5
@@ -88,19 +93,23 @@ def test_failing_part_exits_1(capsys, monkeypatch):
     )
     code, out, _ = tito(capsys, "milestone", "run", "01", "--part", "2", "--json", "--no-progress")
     assert code == 1
-    record = json.loads(out.strip().splitlines()[-1])
+    record, summary = [json.loads(line) for line in out.strip().splitlines()]
     assert record["passed"] is False and record["metrics"]["test_accuracy"] < 0.8
+    assert summary["failed"] == 1 and summary["exit_code"] == 1
 
 
 def test_missing_tier_names_the_distribution(capsys, monkeypatch):
     only_foundation(monkeypatch)
     code, out, err = tito(capsys, "milestone", "run", "04", "--json")
     assert code == 3  # a single milestone asked for, nothing could run
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    *records, summary = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert summary == {"summary": True, "passed": 0, "failed": 0, "skipped": 2, "seconds": 0, "exit_code": 3}
     assert [r["part"] for r in records] == [1, 2]
     for r in records:
         assert r["skipped"] is True and "passed" not in r
-        assert "tinytorch-architecture is not installed: pip install tinytorch-architecture" in r["reason"]
+        assert "tinytorch-architecture is not installed: pip install ./packages/tinytorch-architecture" in r[
+            "reason"
+        ]
     assert "SKIP" in err
 
 
@@ -108,8 +117,9 @@ def test_download_part_skips_without_data(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("TINYTORCH_DATA", str(tmp_path))  # an empty cache: MNIST is not there
     code, out, _ = tito(capsys, "milestone", "run", "03", "--part", "2", "--json")
     assert code == 3
-    (record,) = [json.loads(line) for line in out.splitlines() if line.strip()]
+    record, summary = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert record["skipped"] is True and "download" in record["reason"]
+    assert summary["summary"] is True and summary["exit_code"] == 3
     assert not list(tmp_path.rglob("*.gz"))  # nothing is downloaded without --download
 
 
@@ -151,7 +161,8 @@ def test_doctor_reports_missing_foundation(capsys, monkeypatch):
     monkeypatch.setattr(tiers, "is_installed", lambda tier: False)
     code, out, _ = tito(capsys, "system", "doctor")
     assert code == 1
-    assert "not installed (pip install tinytorch-foundation)" in out
+    assert "tinytorch-foundation" in out and "not installed" in out
+    assert "to install" in out and "./packages/tinytorch-foundation" in out
 
 
 def test_run_all_with_foundation_only_runs_what_it_can_and_exits_0(capsys, monkeypatch, tmp_path):
@@ -159,7 +170,8 @@ def test_run_all_with_foundation_only_runs_what_it_can_and_exits_0(capsys, monke
     monkeypatch.setenv("TINYTORCH_DATA", str(tmp_path))  # no MNIST / CIFAR in the cache
     code, out, err = tito(capsys, "milestone", "run", "all", "--json", "--no-progress")
     assert code == 0  # everything that ran passed; skipped parts do not fail `all`
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    *records, summary = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert summary["passed"] == 5 and summary["skipped"] == 7 and summary["exit_code"] == 0
     expected = [(m.id, p.number) for m in runner.all_milestones() for p in m.parts]
     assert [(r["milestone"], r["part"]) for r in records] == expected
     ran = {(r["milestone"], r["part"]) for r in records if not r.get("skipped")}

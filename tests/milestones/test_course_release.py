@@ -284,5 +284,6 @@ def test_configs_lists_every_configuration_with_its_commands(capsys):
         assert name in out
     section = out.split("Architecture focus:")[1].split("Optimization focus:")[0]
     assert "tito course release --tier architecture" in section
-    assert "pip install dist/tinytorch_foundation-" in section and "-e ./student-architecture" in section
-    assert "dist/tinytorch_architecture-" not in section  # the students build it
+    assert "--extra-index-url URL/simple tinytorch-foundation==" in section
+    assert "-e ./student-architecture" in section
+    assert "tinytorch-architecture==" not in section  # the students build it

@@ -41,8 +41,11 @@ def cache(tmp_path, monkeypatch):
 
 
 def files_under(path):
-    """Every file (hidden ones included) below ``path``; [] if it does not exist."""
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
+    """Every file (hidden ones included) below ``path``, except the empty ``.lock`` files that
+    serialize downloads into a directory; [] if it does not exist."""
+    if not path.exists():
+        return []
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.name != ".lock")
 
 
 class Server:
@@ -62,7 +65,12 @@ class Server:
                 n = server.hits.get(self.path, 0)
                 server.hits[self.path] = n + 1
                 responses = server.routes.get(self.path, [(404, b"not found")])
-                status, body, *announced = responses[min(n, len(responses) - 1)]
+                response = responses[min(n, len(responses) - 1)]
+                if callable(response):  # a handler of its own: streams, trickles, lies
+                    response(self)
+                    self.close_connection = True
+                    return
+                status, body, *announced = response
                 self.send_response(status)
                 self.send_header("Content-Length", str(announced[0] if announced else len(body)))
                 self.end_headers()
@@ -172,7 +180,7 @@ def test_server_error_is_retried_with_exponential_backoff_then_fails(server, cac
     assert server.hits["/f.bin"] == 4
     assert waits == [0.25, 0.5, 1.0]  # backoff * 2**attempt between attempts, none after the last
     assert "attempt 4/4" in str(err.value)
-    assert files_under(cache) == [] and not (cache / "ds").exists()
+    assert files_under(cache) == []
 
 
 def test_server_error_then_recovery(server, cache):
@@ -344,7 +352,8 @@ def test_load_cifar10_download_end_to_end(server, monkeypatch, cache):
     np.testing.assert_array_equal(d["y_train"], train_labels)
     np.testing.assert_array_equal(d["y_test"], content["test_batch"][1])
     # Only the extracted batches remain: no archive, no staging directory.
-    assert files_under(cache) == sorted(f"cifar10/cifar-10-batches-bin/{n}.bin" for n in content)
+    expected = [f"cifar10/cifar-10-batches-bin/{n}.bin" for n in content]
+    assert files_under(cache) == sorted([*expected, "cifar10/cifar-10-batches-bin/.verified.json"])
     assert datasets.is_cached("cifar10")
 
 
@@ -377,3 +386,375 @@ def test_data_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr("sys.platform", "linux")
     assert data_dir() == tmp_path / "xdg" / "tinytorch"
+
+
+# ----------------------------------------------------------------------------- bounds: size, time, options
+
+
+def endless(sent: list, limit: int = 64 << 20, announce: int | None = None):
+    """A handler that streams zeros until the client hangs up (at most ``limit``); counts what it sent."""
+
+    def handler(h):
+        h.send_response(200)
+        if announce is not None:
+            h.send_header("Content-Length", str(announce))
+        h.end_headers()
+        block = b"\0" * 65536
+        try:
+            while sent[0] < limit:
+                h.wfile.write(block)
+                sent[0] += len(block)
+        except OSError:  # the client stopped reading and closed: what we want
+            pass
+
+    return handler
+
+
+def test_a_mirror_streaming_without_end_is_cut_at_the_pinned_size(server, cache):
+    sent = [0]
+    server.routes["/f.bin"] = [endless(sent)]  # no Content-Length, 64 MiB of zeros on offer
+    remote = remote_for(PAYLOAD, [server.url("/f.bin")])
+    with pytest.raises(DownloadError, match="too many bytes"):
+        fetch(remote, cache / "ds", retries=1, **FAST)
+    assert files_under(cache) == []
+    # The client hung up right after the pinned size: far less than the 64 MiB offered
+    # (the server may have pushed a few socket buffers more before it noticed).
+    assert sent[0] < 16 << 20
+
+
+def test_announced_size_other_than_pinned_is_refused_before_the_body(server, cache):
+    sent = [0]
+    server.routes["/f.bin"] = [endless(sent, announce=64 << 20)]
+    remote = remote_for(PAYLOAD, [server.url("/f.bin")])
+    with pytest.raises(DownloadError, match="announces 67108864 bytes, the pinned size is 179200"):
+        fetch(remote, cache / "ds", retries=3, **FAST)
+    assert server.hits["/f.bin"] == 1  # permanent for this mirror: not retried
+    assert files_under(cache) == []
+
+
+def test_unpinned_file_is_cut_at_the_announced_size(server, cache):
+    body = PAYLOAD + b"extra bytes past the announced length"
+
+    def lying(h):
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(PAYLOAD)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    server.routes["/f.bin"] = [lying]
+    remote = remote_for(PAYLOAD, [server.url("/f.bin")], size=False)
+    assert fetch(remote, cache / "ds", **FAST).read_bytes() == PAYLOAD  # HTTP framing stops at the length
+
+
+class FakeClock:
+    """Time that advances ``step`` seconds each time it is read: deadlines without waiting."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_trickling_server_meets_the_deadline(server, cache):
+    # One byte at a time, each well within the between-bytes timeout: only an overall deadline
+    # stops this. The handler is bounded (200 bytes), so a regression fails instead of hanging.
+    import time
+
+    sent = [0]
+
+    def trickle(h):
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(PAYLOAD)))
+        h.end_headers()
+        try:
+            for i in range(200):
+                h.wfile.write(PAYLOAD[i : i + 1])
+                h.wfile.flush()
+                sent[0] += 1
+                time.sleep(0.005)
+        except OSError:
+            pass
+
+    server.routes["/f.bin"] = [trickle]
+    remote = remote_for(PAYLOAD, [server.url("/f.bin"), server.url("/f.bin")])
+    clock = FakeClock(step=1.0)  # each read of the clock: one second later
+    with pytest.raises(DownloadError, match="deadline") as err:
+        fetch(remote, cache / "ds", retries=3, backoff=0.0, timeout=5.0, deadline=20.0, progress=False,
+              clock=clock, sleep=lambda s: None)
+    assert "gave up at the deadline of 20 s" in str(err.value)
+    assert sent[0] < 200  # stopped while the server was still trickling
+    assert files_under(cache) == []
+
+
+@pytest.mark.parametrize("option, value", [
+    ("timeout", 0), ("timeout", -1), ("timeout", float("nan")), ("timeout", float("inf")),
+    ("deadline", 0), ("deadline", float("nan")), ("retries", True), ("retries", 1.5),
+    ("backoff", float("nan")), ("backoff", -0.5),
+])
+def test_bad_options_are_refused_before_anything_is_written(cache, option, value):
+    remote = remote_for(PAYLOAD, [closed_port_url()])
+    with pytest.raises(ValueError, match=option):
+        fetch(remote, cache / "ds", **{option: value})
+    with pytest.raises(ValueError, match=option if option != "backoff" else "."):
+        if option != "backoff":
+            datasets.download_dataset("mnist", **{option: value})
+        else:
+            raise ValueError("download_dataset has no backoff to check here")
+    assert not cache.exists()  # not even an empty directory
+
+
+# ----------------------------------------------------------------------------- local errors
+
+
+def test_disk_full_is_reported_as_local_without_retries(server, cache, monkeypatch):
+    import errno
+    import os as os_module
+
+    from tinytorch.milestones.data import download
+
+    real_fdopen = os_module.fdopen
+
+    class FullDisk:
+        """A file whose writes fail as on a full disk, after the first 64 KiB."""
+
+        def __init__(self, fh):
+            self.fh, self.written = fh, 0
+
+        def write(self, data):
+            if self.written + len(data) > 65536:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.fh.__exit__(*exc)
+
+    monkeypatch.setattr(download.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    server.routes["/a/f.bin"] = [(200, PAYLOAD)]
+    server.routes["/b/f.bin"] = [(200, PAYLOAD)]
+    remote = remote_for(PAYLOAD, [server.url("/a/f.bin"), server.url("/b/f.bin")])
+    with pytest.raises(download.CacheError, match="No space left on device.*free some disk space"):
+        fetch(remote, cache / "ds", retries=3, **FAST)
+    assert server.hits == {"/a/f.bin": 1}  # no retry, no second mirror blamed
+    assert files_under(cache) == []
+
+
+def mount_tmpfs(where, options: str):
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        return False
+    where.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+    return result.returncode == 0
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 128 KiB file system (tmpfs) at tmp_path/tiny: a real full disk. Needs root and mount."""
+    import subprocess
+
+    where = tmp_path / "tiny"
+    if not mount_tmpfs(where, "size=128k"):
+        pytest.skip("optional oracle: a real tiny file system needs root and tmpfs mounts")
+    yield where
+    subprocess.run(["umount", str(where)], check=False)
+
+
+def test_disk_full_on_a_real_tiny_file_system(server, tiny_fs, monkeypatch):
+    big = PAYLOAD * 2  # 358,400 bytes: does not fit in 128 KiB
+    server.routes["/f.bin"] = [(200, big)]
+    remote = remote_for(big, [server.url("/f.bin")])
+    with pytest.raises(download_module().CacheError, match="No space left") as err:
+        fetch(remote, tiny_fs / "ds", retries=3, **FAST)
+    assert server.hits["/f.bin"] == 1
+    assert "TINYTORCH_DATA" in str(err.value)
+    assert files_under(tiny_fs) == []  # the partial file was removed; the space is free again
+
+
+def download_module():
+    from tinytorch.milestones.data import download
+
+    return download
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory this process cannot write: chmod 555, or for root a read-only tmpfs."""
+    import os
+    import subprocess
+
+    where = tmp_path / "ro"
+    if os.geteuid() != 0:
+        where.mkdir()
+        where.chmod(0o555)
+        yield where
+        where.chmod(0o755)
+        return
+    if not mount_tmpfs(where, "size=64k,ro"):
+        pytest.skip("optional oracle: as root, a read-only directory needs a read-only tmpfs mount")
+    yield where
+    subprocess.run(["umount", str(where)], check=False)
+
+
+def test_read_only_cache_is_one_clear_error_without_network(server, read_only_dir):
+    server.routes["/f.bin"] = [(200, PAYLOAD)]
+    remote = remote_for(PAYLOAD, [server.url("/f.bin")])
+    with pytest.raises(download_module().CacheError, match="cannot use the data cache") as err:
+        fetch(remote, read_only_dir / "ds", **FAST)
+    assert "TINYTORCH_DATA" in str(err.value)
+    assert server.hits == {}  # nothing fetched that could not be kept
+
+
+def test_cli_read_only_cache_and_bad_data_dir_are_one_line(read_only_dir, tmp_path, monkeypatch, capsys):
+    from tinytorch.milestones.cli import main
+
+    monkeypatch.setenv("TINYTORCH_DATA", str(read_only_dir / "cache"))
+    assert main(["data", "download", "mnist", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "TINYTORCH_DATA" in err and "Traceback" not in err
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    monkeypatch.setenv("TINYTORCH_DATA", str(a_file))
+    assert main(["data", "download", "mnist", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not a directory" in err.lower()
+
+
+def test_cli_timeout_options_are_usage_errors(cache, capsys):
+    from tinytorch.milestones.cli import main
+
+    for value in ("0", "-1", "nan", "inf", "soon"):
+        assert main(["data", "download", "mnist", "--timeout", value]) == 2
+        err = capsys.readouterr().err
+        assert "usage: tito data download" in err and "--timeout" in err and "Traceback" not in err
+    assert main(["data", "download", "mnist", "--retries", "0"]) == 2
+    assert main(["data", "download", "mnist", "--deadline", "-5"]) == 2
+    capsys.readouterr()
+    assert not cache.exists()  # nothing created, not even an empty directory
+
+
+# ----------------------------------------------------------------------------- stale files, concurrency
+
+
+def test_stale_partial_files_are_cleaned_under_the_lock(server, cache):
+    (cache / "ds").mkdir(parents=True)
+    for name in (".f.bin.abc123.part", ".f.bin.zz.part"):
+        (cache / "ds" / name).write_bytes(b"\0" * 1000)  # left by a killed run
+    (cache / "ds" / ".other.bin.q.part").write_bytes(b"x")  # another file's: not ours to judge here
+    server.routes["/f.bin"] = [(200, PAYLOAD)]
+    fetch(remote_for(PAYLOAD, [server.url("/f.bin")]), cache / "ds", **FAST)
+    assert files_under(cache) == ["ds/.other.bin.q.part", "ds/f.bin"]
+
+
+def test_stale_cifar_staging_is_cleaned(server, monkeypatch, cache):
+    body, _ = cifar_archive()
+    server.routes["/c.tgz"] = [(200, body)]
+    pin_cifar(monkeypatch, body, [server.url("/c.tgz")])
+    for stale in (".cifar-extract", ".cifar-extract-k1ll3d"):  # fixed name of old versions, unique of new
+        (cache / "cifar10" / stale / "cifar-10-batches-bin").mkdir(parents=True)
+        (cache / "cifar10" / stale / "cifar-10-batches-bin" / "data_batch_1.bin").write_bytes(b"\0" * 3073)
+    datasets.download_dataset("cifar10", **FAST)
+    assert not [p for p in files_under(cache) if "extract" in p]
+
+
+CONCURRENT_SCRIPT = r"""
+import dataclasses, json, sys
+from tinytorch.milestones.data import datasets
+from tinytorch.milestones.data.download import RemoteFile
+pin = json.loads(sys.argv[1])
+remote = RemoteFile(pin["name"], pin["sha256"], tuple(pin["urls"]), size=pin["size"], md5=pin["md5"])
+datasets.DATASETS["cifar10"] = dataclasses.replace(datasets.DATASETS["cifar10"], files=(remote,))
+datasets.download_dataset("cifar10", backoff=0.0, timeout=10.0, progress=False)
+d = datasets.load_cifar10()
+print(json.dumps({"train": len(d["y_train"]), "test": len(d["y_test"])}))
+"""
+
+
+def test_concurrent_cifar_downloads_by_several_processes(server, monkeypatch, cache):
+    import json
+    import subprocess
+    import sys
+    import time
+
+    body, content = cifar_archive()
+
+    def slow(h):  # slow enough that the three processes overlap
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        for start in range(0, len(body), 4096):
+            h.wfile.write(body[start : start + 4096])
+            time.sleep(0.01)
+
+    server.routes["/c.tgz"] = [slow]
+    remote = remote_for(body, [server.url("/c.tgz")], name="cifar-10-binary.tar.gz")
+    pin = json.dumps({"name": remote.filename, "sha256": remote.sha256, "urls": list(remote.urls),
+                      "size": remote.size, "md5": remote.md5})
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_SCRIPT, pin], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err
+        assert json.loads(out) == {"train": 10, "test": 2}
+    assert server.hits["/c.tgz"] == 1  # one process downloaded; the others waited and found it done
+    expected = [f"cifar10/cifar-10-batches-bin/{n}.bin" for n in content]
+    assert files_under(cache) == sorted([*expected, "cifar10/cifar-10-batches-bin/.verified.json"])
+
+
+# ----------------------------------------------------------------------------- extracted files re-verified
+
+
+@pytest.fixture
+def cifar_cached(server, monkeypatch, cache):
+    body, content = cifar_archive()
+    server.routes["/c.tgz"] = [(200, body)]
+    pin_cifar(monkeypatch, body, [server.url("/c.tgz")])
+    load_cifar10(download=True)
+    return cache / "cifar10" / "cifar-10-batches-bin", content
+
+
+def test_cifar_batch_truncated_at_a_record_boundary_is_refused(cifar_cached):
+    batches, _ = cifar_cached
+    data = (batches / "data_batch_3.bin").read_bytes()
+    (batches / "data_batch_3.bin").write_bytes(data[:3073])  # one whole record of two: still a multiple
+    with pytest.raises(DataUnavailable, match="data_batch_3.bin has 3073 bytes.*truncated"):
+        load_cifar10()
+
+
+def test_cifar_batch_zero_filled_is_refused(cifar_cached):
+    batches, _ = cifar_cached
+    size = (batches / "test_batch.bin").stat().st_size
+    (batches / "test_batch.bin").write_bytes(b"\0" * size)  # same size, labels 0 and black images
+    with pytest.raises(DataUnavailable, match="test_batch.bin changed since it was extracted"):
+        load_cifar10()
+
+
+def test_cifar_batches_without_a_verified_record_are_not_trusted(cifar_cached):
+    batches, _ = cifar_cached
+    (batches / ".verified.json").unlink()  # e.g. files copied in by hand
+    assert not datasets.is_cached("cifar10")
+    with pytest.raises(DataUnavailable, match="not in the cache"):
+        load_cifar10()
+
+
+def test_cifar_extraction_size_limit(server, monkeypatch, cache):
+    huge = tarfile.TarInfo("cifar-10-batches-bin/readme.html")
+    huge.size = 4 << 20  # 4 MiB of zeros: compresses to a few KB
+    body, _ = cifar_archive(extra_members=[(huge, b"\0" * huge.size)])
+    assert len(body) < 100_000
+    server.routes["/c.tgz"] = [(200, body)]
+    pin_cifar(monkeypatch, body, [server.url("/c.tgz")])
+    monkeypatch.setattr(datasets, "CIFAR10_EXTRACT_LIMIT", 1 << 20)
+    with pytest.raises(DownloadError, match="would extract to more than 1,048,576 bytes"):
+        load_cifar10(download=True)
+    assert files_under(cache) == []  # archive removed, nothing extracted

@@ -124,7 +124,8 @@ def test_skip_reports_reason_and_missing_tier(monkeypatch):
     monkeypatch.setattr(tiers, "is_installed", lambda tier: tier == "foundation")
     record = run("05", 1)
     assert record["skipped"] is True
-    assert "pip install tinytorch-architecture" in record["reason"]
+    assert "tinytorch-architecture is not installed: pip install " in record["reason"]
+    assert "pip install tinytorch-architecture" not in record["reason"]  # not on PyPI: never the bare name
     assert "passed" not in record
 
 

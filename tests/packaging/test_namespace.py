@@ -26,7 +26,7 @@ def test_probe_on_pythonpath_joins_the_namespace(wheels, make_venv, tmp_path):
 
 def test_editable_installs_of_all_four_import_together(make_venv, tmp_path):
     venv = make_venv()
-    venv.install("numpy", "hatchling>=1.21", "editables")
+    venv.install("numpy", "hatchling>=1.24", "editables")
     editables = [arg for p in (*TIERS, "milestones") for arg in ("-e", ROOT / "packages" / f"tinytorch-{p}")]
     venv.install("--no-deps", "--no-build-isolation", *editables)
     result = venv.python_ok(f"{ALL_IMPORTS}; print('ok')", cwd=tmp_path)

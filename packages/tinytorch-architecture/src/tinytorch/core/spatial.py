@@ -1,34 +1,27 @@
 """Module 09: spatial layers, convolution, pooling, batch normalization.
 
-Convolution slides a small filter over an image. Written as loops it is
-seven nested loops; written for a CPU it is **im2col + one matrix multiply**:
+Convolution slides a small filter over an image. Written as loops it is seven
+nested loops (batch, output channel, output row, output column, input channel,
+kernel row, kernel column); written for a CPU it is **im2col + one matrix
+multiply**:
 
-1. *im2col*: gather, for every output pixel, the ``C x kH x kW`` input patch it
+1. *im2col*: copy, for every output pixel, the ``C x kH x kW`` input patch it
    sees into one column of a matrix ``cols`` of shape ``(C*kH*kW, N*OH*OW)``.
-   NumPy builds this as a strided *view* of the (padded) input (no Python loop)
-   and copies it once into contiguous memory.
-2. *one GEMM*: ``out = W.reshape(O, C*kH*kW) @ cols`` gives every output
+   NumPy's ``sliding_window_view`` shows every patch of the padded input as a
+   strided *view* (no copy, no Python loop); one reshape copies them into ``cols``.
+2. *one matmul*: ``out = W.reshape(O, C*kH*kW) @ cols`` gives every output
    channel of every pixel of the whole batch at once.
 
-The backward pass is two more GEMMs, ``dW = dout @ cols.T`` and
-``dcols = W.T @ dout``, then *col2im*: every column of ``dcols`` is added back
-onto the input pixels it came from. Patches overlap, so col2im is a sum; it
-loops over the ``kH*kW`` kernel offsets only, each iteration one vectorized add
-over the whole batch.
+The backward pass is two more matmuls, ``dW = dout @ cols.T`` and
+``dcols = W.T @ dout``, then *col2im*, the adjoint of im2col: every column of
+``dcols`` is added back onto the input pixels it was copied from. Patches
+overlap, so col2im is a sum; it loops over the ``kH*kW`` kernel offsets only,
+each iteration one vectorized add over the whole batch.
 
-Stride 1 (the common case) uses the "wide row" layout: the padded image is
-flattened so that output pixel ``(oh, ow)`` and kernel offset ``(i, j)`` read
-the flat position ``(oh + i) * Wp + (ow + j)``. Computing outputs for every
-``ow < Wp`` (the ``kW - 1`` extra columns per row are thrown away) turns each
-patch row into one long contiguous slice, which makes the im2col copy and the
-col2im adds several times faster than 2-D strided slices.
-
-Wide layers (``O >= CHANNELS_LAST_MIN`` filters) use the transposed layout
-instead: patches as *rows* ``(N*OH*OW, kH*kW*C)`` of a channels-last copy, so
-``cols @ W`` is the output already in channels-last memory, returned as an
-``(N, O, OH, OW)`` view. ReLU, pooling and the next convolution then all
-stream over contiguous runs of channels (the memory layout changes, the
-public NCHW semantics do not).
+Pooling reduces each window to one number (its maximum or mean) and needs no
+matmul: the same ``sliding_window_view`` shows the windows, and the backward
+pass routes the gradient back with the same loop over kernel offsets as col2im.
+Batch normalization standardizes every channel with the statistics of the batch.
 
 Costs for input ``(N, C, H, W)``, ``O`` filters of ``kH x kW``, output
 ``OH x OW``: forward ``2 N OH OW O C kH kW`` flops and an im2col buffer of
@@ -40,7 +33,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.lib.stride_tricks import sliding_window_view
 from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Module, Parameter
 from tinytorch.core.tensor import Tensor
@@ -54,22 +47,35 @@ __all__ = [
     "conv2d",
     "max_pool2d",
     "avg_pool2d",
+    "im2col",
+    "col2im",
+    "Conv2dFunction",
+    "MaxPool2dFunction",
+    "AvgPool2dFunction",
+    "BatchNorm2dFunction",
 ]
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; validates non-negative ints."""
+# ---------------------------------------------------------------------------
+# Argument checks (given code)
+# ---------------------------------------------------------------------------
+
+
+def _pair(value, name: str, op: str = "spatial") -> tuple[int, int]:
+    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; non-negative ints only, else a ValueError naming ``name``."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
     else:
         try:
-            pair = tuple(int(v) for v in value)
+            pair = tuple(value)
         except TypeError:
-            raise ValueError(f"argument '{name}' must be an int or a pair of ints, got {value!r}") from None
-        if len(pair) != 2:
-            raise ValueError(f"argument '{name}' must be an int or a pair of ints, got {value!r}")
+            pair = ()
+        ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
+        if len(pair) != 2 or not ints:
+            raise ValueError(f"{op}: argument '{name}' must be an int or a pair of ints, got {value!r}")
+        pair = (int(pair[0]), int(pair[1]))
     if min(pair) < 0:
-        raise ValueError(f"argument '{name}' must be non-negative, got {value!r}")
+        raise ValueError(f"{op}: argument '{name}' must be non-negative, got {value!r}")
     return pair
 
 
@@ -92,258 +98,125 @@ def _check_input(op: str, x: np.ndarray, channels: int | None, kernel, padding) 
         )
 
 
+def _pad(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
+    """``x (N, C, H, W)`` with ``padding = (pH, pW)`` rows/columns of ``value`` added on each side."""
+    pH, pW = padding
+    if pH == pW == 0:
+        return x  # nothing to add
+    return np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)), constant_values=value)
+
+
+def _output_hw(x_shape: tuple, kernel, stride, padding) -> tuple[int, int]:
+    """``(OH, OW)``: output height and width of windows ``kernel`` sliding by ``stride`` over padded ``x``."""
+    return tuple(_out_size(n, k, s, p) for n, k, s, p in zip(x_shape[2:], kernel, stride, padding))
+
+
 # ---------------------------------------------------------------------------
 # im2col / col2im
 # ---------------------------------------------------------------------------
 
 
 def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]):
-    """Unfold every ``kH x kW`` patch of ``x`` into a column.
+    """Unfold every ``kH x kW`` patch of ``x`` into a column of a matrix.
 
     Args:
         x: input ``(N, C, H, W)``.
-        kernel, stride, padding: pairs ``(h, w)``.
+        kernel, stride, padding: pairs ``(h, w)``; zero padding on each side.
 
     Returns:
-        ``(cols, geometry)``: ``cols`` of shape ``(C*kH*kW, N*L)`` (rows ordered
-        ``c, i, j``, columns ``n, then output position``) and the dict of sizes
-        ``col2im`` needs. For stride 1, ``L = OH * Wp`` ("wide" rows that include
-        ``kW - 1`` throw-away positions per output row); otherwise ``L = OH * OW``.
+        ``cols`` of shape ``(C*kH*kW, N*OH*OW)``: rows ordered ``(c, i, j)`` (the
+        order of ``weight.reshape(O, C*kH*kW)``), columns ordered ``(n, y, x)``;
+        ``cols[(c, i, j), (n, y, x)] = xpad[n, c, y*sH + i, x*sW + j]``.
 
-    Cost: one copy of ``C kH kW N L`` elements; no Python loop.
+    Cost: one copy of the padded input and one of ``C kH kW N OH OW`` elements; no Python loop.
     """
     ### BEGIN SOLUTION
-    N, C, H, W = x.shape
-    (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
-    Hp, Wp = H + 2 * pH, W + 2 * pW
-    OH, OW = _out_size(H, kH, sH, pH), _out_size(W, kW, sW, pW)
-    geo = dict(N=N, C=C, H=H, W=W, Hp=Hp, Wp=Wp, OH=OH, OW=OW, kernel=kernel, stride=stride, padding=padding)
-    if (sH, sW) == (1, 1):
-        # Channel-major, flattened, padded image with kW-1 slack elements so the
-        # last wide row may read past the end of the image.
-        flat = Hp * Wp + kW - 1
-        buf = np.zeros((C, N, flat), dtype=x.dtype)
-        buf[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)[:, :, pH : pH + H, pW : pW + W] = x.transpose(1, 0, 2, 3)
-        L = OH * Wp
-        it = buf.itemsize
-        # cols[c, i, j, n, m] = buf[c, n, i*Wp + j + m]: a strided view, then one contiguous copy.
-        view = as_strided(buf, shape=(C, kH, kW, N, L), strides=(N * flat * it, Wp * it, it, flat * it, it))
-        cols = np.ascontiguousarray(view).reshape(C * kH * kW, N * L)
-        geo["L"] = L
-        return cols, geo
-    xp = np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW))) if (pH or pW) else x
-    win = sliding_window_view(xp, (kH, kW), axis=(2, 3))  # (N, C, Hp-kH+1, Wp-kW+1, kH, kW)
-    win = win[:, :, ::sH, ::sW][:, :, :OH, :OW]  # (N, C, OH, OW, kH, kW)
-    cols = np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3))  # (C, kH, kW, N, OH, OW)
-    geo["L"] = OH * OW
-    return cols.reshape(C * kH * kW, N * OH * OW), geo
+    N, C = x.shape[:2]
+    (kH, kW), (sH, sW) = kernel, stride
+    # Every kH x kW window of the padded input, as a view: windows[n, c, y, x] has its
+    # top-left corner at xpad[n, c, y*sH, x*sW]. No copy yet.
+    windows = sliding_window_view(_pad(x, padding), kernel, axis=(2, 3))[:, :, ::sH, ::sW]
+    OH, OW = windows.shape[2:4]  # windows: (N, C, OH, OW, kH, kW)
+    # (N, C, OH, OW, kH, kW) -> (C, kH, kW, N, OH, OW) -> (C*kH*kW, N*OH*OW): the one copy
+    return windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * kH * kW, N * OH * OW)
     ### END SOLUTION
 
 
-def col2im(dcols: np.ndarray, geo: dict) -> np.ndarray:
+def col2im(cols: np.ndarray, x_shape: tuple, kernel, stride, padding) -> np.ndarray:
     """Adjoint of :func:`im2col`: add every column back onto the pixels of its patch.
 
     Args:
-        dcols: ``(C*kH*kW, N*L)`` gradient w.r.t. ``cols``.
-        geo: the geometry returned by ``im2col``.
+        cols: ``(C*kH*kW, N*OH*OW)``, e.g. the gradient w.r.t. im2col's output.
+        x_shape: ``(N, C, H, W)``, the shape of im2col's input.
+        kernel, stride, padding: the pairs im2col was called with.
 
     Returns:
-        ``dx`` of shape ``(N, C, H, W)`` (padding cropped away).
+        ``dx`` of shape ``(N, C, H, W)`` (the padding cropped away): each input
+        pixel receives the sum of the entries of every patch that contains it.
 
-    Cost: ``kH*kW`` vectorized adds of ``C N L`` elements (a loop over kernel offsets only).
+    Cost: ``kH*kW`` vectorized adds of ``N C OH OW`` elements (a loop over
+    kernel offsets only, never over pixels or the batch).
     """
     ### BEGIN SOLUTION
-    N, C, H, W, Hp, Wp = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp"))
-    OH, OW, L = geo["OH"], geo["OW"], geo["L"]
-    (kH, kW), (sH, sW), (pH, pW) = geo["kernel"], geo["stride"], geo["padding"]
-    if (sH, sW) == (1, 1):
-        d = dcols.reshape(C, kH, kW, N, L)
-        buf = np.zeros((C, N, Hp * Wp + kW - 1), dtype=dcols.dtype)
-        for i in range(kH):
-            for j in range(kW):
-                off = i * Wp + j
-                buf[:, :, off : off + L] += d[:, i, j]  # one contiguous run per (c, n)
-        dxp = buf[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)
-    else:
-        d = dcols.reshape(C, kH, kW, N, OH, OW)
-        dxp = np.zeros((C, N, Hp, Wp), dtype=dcols.dtype)
-        for i in range(kH):
-            for j in range(kW):
-                dxp[:, :, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += d[:, i, j]
-    # (C, N, Hp, Wp) -> crop the padding -> (N, C, H, W), a strided view (no copy)
-    return dxp[:, :, pH : pH + H, pW : pW + W].transpose(1, 0, 2, 3)
-    ### END SOLUTION
-
-
-def _cols_to_output(out: np.ndarray, geo: dict) -> np.ndarray:
-    """GEMM result ``(O, N*L)`` -> output ``(N, O, OH, OW)`` (drops the wide-row extras).
-
-    Returns a strided *view*: the memory stays channel-major ``(O, N, OH, .)``.
-    NumPy ops downstream work on any strides, and the backward pass wants this
-    layout back, so copying into ``(N, O, OH, OW)`` order would cost two passes for nothing.
-    """
-    O = out.shape[0]
-    N, OH, OW, L = geo["N"], geo["OH"], geo["OW"], geo["L"]
-    out = out.reshape(O, N, OH, L // OH)[:, :, :, :OW]  # (O, N, OH, OW)
-    return out.transpose(1, 0, 2, 3)  # (N, O, OH, OW) view
-
-
-def _output_to_cols(grad: np.ndarray, geo: dict) -> np.ndarray:
-    """Adjoint of :func:`_cols_to_output`: ``(N, O, OH, OW)`` -> ``(O, N*L)`` (zeros on wide extras)."""
-    N, O, OH, OW = grad.shape
-    width = geo["L"] // OH
-    g = grad.transpose(1, 0, 2, 3)  # (O, N, OH, OW)
-    if width != OW:
-        wide = np.zeros((O, N, OH, width), dtype=grad.dtype)
-        wide[..., :OW] = g
-        g = wide
-    return np.ascontiguousarray(g).reshape(O, N * geo["L"])
-
-
-def im2col_channels_last(
-    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]
-):
-    """Unfold every ``kH x kW`` patch of ``x`` into one row of a matrix.
-
-    Args:
-        x: input ``(N, C, H, W)``, any memory layout (channels-last memory, which
-            :class:`Conv2dFunction` outputs, makes the copy fastest).
-        kernel, stride, padding: pairs ``(h, w)``.
-
-    Returns:
-        ``(cols, geometry)``: ``cols`` of shape ``(N*OH*OW, kH*kW*C)``, one row per
-        output pixel (ordered ``n, oh, ow``), columns ordered ``i, j, c`` (kernel
-        row, kernel column, channel), and the dict of sizes ``col2im`` needs.
-
-    Layout (why channels-last): with channels innermost every patch row is a
-    run of ``kW*C`` neighbouring floats, so the one copy moves contiguous
-    blocks; the GEMM ``cols @ W`` then yields ``(N*OH*OW, O)``, which *is* the
-    output in channels-last memory, with no transposing copy.
-
-    Cost: one copy of ``N OH OW kH kW C`` elements (plus one of the input when
-    padding); no Python loop.
-    """
-    ### BEGIN SOLUTION
-    N, C, H, W = x.shape
+    N, C, H, W = x_shape
     (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
-    Hp, Wp = H + 2 * pH, W + 2 * pW
-    OH, OW = _out_size(H, kH, sH, pH), _out_size(W, kW, sW, pW)
-    geo = dict(N=N, C=C, H=H, W=W, Hp=Hp, Wp=Wp, OH=OH, OW=OW, kernel=kernel, stride=stride, padding=padding)
-    xl = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a view
-    if pH or pW:
-        padded = np.zeros((N, Hp, Wp, C), dtype=x.dtype)
-        padded[:, pH : pH + H, pW : pW + W] = xl
-        xl = padded
-    win = sliding_window_view(xl, (kH, kW), axis=(1, 2))  # (N, Hp-kH+1, Wp-kW+1, C, kH, kW), a view
-    if (sH, sW) != (1, 1):
-        win = win[:, ::sH, ::sW]  # (N, OH, OW, C, kH, kW)
-    cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(N * OH * OW, kH * kW * C)  # the one copy
-    return cols, geo
-    ### END SOLUTION
-
-
-def col2im_channels_last(dcols: np.ndarray, geo: dict) -> np.ndarray:
-    """Adjoint of :func:`im2col_channels_last`: add every row back onto the pixels of its patch.
-
-    Args:
-        dcols: ``(N*OH*OW, kH*kW*C)`` gradient w.r.t. ``cols``.
-        geo: the geometry returned by ``im2col_channels_last``.
-
-    Returns:
-        ``dx`` of shape ``(N, C, H, W)`` (padding cropped away), a view with
-        channels-last memory.
-
-    Cost: ``kH*kW`` vectorized adds of ``N OH OW C`` elements (a loop over kernel
-    offsets only); each add moves contiguous runs of ``C`` floats.
-    """
-    ### BEGIN SOLUTION
-    N, C, H, W, Hp, Wp = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp"))
-    OH, OW = geo["OH"], geo["OW"]
-    (kH, kW), (sH, sW), (pH, pW) = geo["kernel"], geo["stride"], geo["padding"]
-    d = dcols.reshape(N, OH, OW, kH, kW, C)
-    dxp = np.zeros((N, Hp, Wp, C), dtype=dcols.dtype)
+    OH, OW = _output_hw(x_shape, kernel, stride, padding)
+    patches = cols.reshape(C, kH, kW, N, OH, OW)
+    dxp = np.zeros((N, C, H + 2 * pH, W + 2 * pW), dtype=cols.dtype)
     for i in range(kH):
         for j in range(kW):
-            # kernel offset (i, j) of output pixel (oh, ow) read input pixel (oh*sH + i, ow*sW + j)
-            dxp[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += d[:, :, :, i, j]
-    # crop the padding; (N, H, W, C) -> (N, C, H, W) as a view (no copy)
-    return dxp[:, pH : pH + H, pW : pW + W].transpose(0, 3, 1, 2)
+            # Kernel offset (i, j) of output pixel (y, x) read input pixel (y*sH + i, x*sW + j).
+            dxp[:, :, i : i + sH * OH : sH, j : j + sW * OW : sW] += patches[:, i, j].transpose(1, 0, 2, 3)
+    return dxp[:, :, pH : pH + H, pW : pW + W]
     ### END SOLUTION
 
 
-# Convolutions with at least this many output channels use the channels-last im2col:
-# the GEMM result (N*OH*OW, O) is then the output in channels-last memory, and the
-# ReLU, pooling and next convolution downstream all stream over runs of O contiguous
-# floats. With few channels those runs are too short (every NumPy inner loop restarts
-# every O elements), so narrow layers keep the channel-major "wide row" layout, whose
-# runs span whole image rows (LeNet's 6 and 16 channels vs the CIFAR CNN's 32 and 64).
-CHANNELS_LAST_MIN = 32
-
-
-def _weight_matrix(weight: np.ndarray) -> np.ndarray:
-    """``(O, C, kH, kW)`` filters -> ``(kH*kW*C, O)``, rows in :func:`im2col_channels_last`'s column order."""
-    O = weight.shape[0]
-    return weight.transpose(2, 3, 1, 0).reshape(-1, O)
+# ---------------------------------------------------------------------------
+# Convolution
+# ---------------------------------------------------------------------------
 
 
 class Conv2dFunction(Function):
-    """Fused 2-D cross-correlation: ``y[n,o] = b[o] + sum_c W[o,c] (*) x[n,c]``.
+    """2-D cross-correlation ``y[n, o] = b[o] + sum_c W[o, c] (*) x[n, c]`` as im2col + one matmul.
 
     Inputs ``x (N, C, H, W)``, ``weight (O, C, kH, kW)``, ``bias (O,)`` or None;
     keywords ``stride``, ``padding`` (pairs). Output ``(N, O, OH, OW)``.
+
+    Backward, with ``g = grad`` as an ``(O, N*OH*OW)`` matrix:
+    ``dW = g @ cols.T``, ``db = g summed over its columns``, ``dx = col2im(W^T @ g)``.
     """
+
+    name = "conv2d"
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride=(1, 1), padding=(0, 0)):
+        ctx.x_shape, ctx.stride, ctx.padding = x.shape, stride, padding
         ### BEGIN SOLUTION
-        O = weight.shape[0]
-        ctx.channels_last = O >= CHANNELS_LAST_MIN
-        ctx.has_bias = bias is not None
-        if ctx.channels_last:
-            cols, geo = im2col_channels_last(x, weight.shape[2:], stride, padding)  # (N*OH*OW, kH*kW*C)
-            out = cols @ _weight_matrix(weight)  # (N*OH*OW, O): the one GEMM
-            if bias is not None:
-                out += bias
-            # (N, OH, OW, O) memory seen as (N, O, OH, OW): a view, channels-last underneath.
-            out = out.reshape(geo["N"], geo["OH"], geo["OW"], O).transpose(0, 3, 1, 2)
-        else:
-            cols, geo = im2col(x, weight.shape[2:], stride, padding)  # (C*kH*kW, N*L)
-            out = weight.reshape(O, -1) @ cols  # (O, N*L): the one GEMM
-            if bias is not None:
-                out += bias.reshape(O, 1)
-            out = _cols_to_output(out, geo)
-        ctx.save_for_backward(cols, weight)
-        ctx.geo = geo
-        return out
+        N, (O, C, kH, kW) = x.shape[0], weight.shape
+        cols = im2col(x, (kH, kW), stride, padding)  # (C*kH*kW, N*OH*OW)
+        out = weight.reshape(O, C * kH * kW) @ cols  # (O, N*OH*OW): the one matmul
+        if bias is not None:
+            out += bias.reshape(O, 1)
+        OH, OW = _output_hw(x.shape, (kH, kW), stride, padding)
+        out = out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)  # (N, O, OH, OW), a view
         ### END SOLUTION
+        ctx.save_for_backward(cols, weight)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        ### BEGIN SOLUTION
         cols, weight = ctx.saved_tensors
-        O = weight.shape[0]
-        needs_x, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        needs_x, needs_w, needs_b = ctx.needs_input_grad
+        ### BEGIN SOLUTION
+        O, C, kH, kW = weight.shape
+        g = grad.transpose(1, 0, 2, 3).reshape(O, -1)  # (N, O, OH, OW) -> (O, N*OH*OW)
         dx = dw = db = None
-        if ctx.channels_last:
-            # (N, O, OH, OW) -> (N*OH*OW, O): a view when grad kept the output's memory layout.
-            g = grad.transpose(0, 2, 3, 1).reshape(-1, O)
-            if needs_x:
-                dx = col2im_channels_last(g @ _weight_matrix(weight).T, ctx.geo)
-            if needs_w:
-                kH, kW = ctx.geo["kernel"]
-                dw = (cols.T @ g).reshape(kH, kW, -1, O).transpose(3, 2, 0, 1)  # (O, C, kH, kW)
-                dw = np.ascontiguousarray(dw)
-            if ctx.has_bias and ctx.needs_input_grad[2]:
-                db = g.sum(axis=0)
-            return dx, dw, db
-        g = _output_to_cols(grad, ctx.geo)  # (O, N*L)
         if needs_x:
-            dx = col2im(weight.reshape(O, -1).T @ g, ctx.geo)
+            dcols = weight.reshape(O, -1).T @ g  # (C*kH*kW, N*OH*OW)
+            dx = col2im(dcols, ctx.x_shape, (kH, kW), ctx.stride, ctx.padding)
         if needs_w:
-            # (cols @ g.T).T rather than g @ cols.T: the same product, but BLAS runs the long
-            # N*L reduction faster with the small (O) operand on the right.
-            dw = (cols @ g.T).T.reshape(weight.shape)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+            dw = (g @ cols.T).reshape(O, C, kH, kW)
+        if needs_b:
             db = g.sum(axis=1)
         return dx, dw, db
         ### END SOLUTION
@@ -363,7 +236,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     Shape: ``(N, C, H, W) -> (N, O, (H + 2pH - kH)//sH + 1, (W + 2pW - kW)//sW + 1)``.
     """
     x = x if isinstance(x, Tensor) else Tensor(x)
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = _pair(stride, "stride", "conv2d"), _pair(padding, "padding", "conv2d")
     if min(stride) < 1:
         raise ValueError(f"conv2d: argument 'stride' must be >= 1, got {stride}")
     if weight.ndim != 4:
@@ -380,9 +253,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 
 
 class Conv2d(Module):
-    """2-D convolution layer.
-
-    ``y = conv2d(x, weight, bias, stride, padding)``, see :func:`conv2d`.
+    """2-D convolution layer (as ``torch.nn.Conv2d``): ``y = conv2d(x, weight, bias, stride, padding)``.
 
     Args:
         in_channels: channels ``C`` of the input.
@@ -397,7 +268,7 @@ class Conv2d(Module):
             ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in = C*kH*kW`` (PyTorch's default).
         bias: ``(out_channels,)`` with the same bound, or None.
 
-    Shape: ``(N, C, H, W) -> (N, O, OH, OW)``.
+    Shape: ``(N, C, H, W) -> (N, O, OH, OW)``. Cost: see :class:`Conv2dFunction`.
     """
 
     def __init__(
@@ -407,10 +278,16 @@ class Conv2d(Module):
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"Conv2d: argument '{name}' must be a positive int, got {v!r}")
+        if isinstance(padding, str):
+            raise ValueError(
+                f"Conv2d: argument 'padding' must be an int or a pair of ints, got {padding!r} "
+                "(string modes such as 'same' are not supported: for stride 1 and an odd kernel k, "
+                "padding=(k - 1) // 2 keeps the size)"
+            )
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = _pair(stride, "stride", "Conv2d")
+        self.padding = _pair(padding, "padding", "Conv2d")
         if min(self.kernel_size) < 1:
             raise ValueError(f"Conv2d: argument 'kernel_size' must be >= 1, got {kernel_size!r}")
         if min(self.stride) < 1:
@@ -445,143 +322,95 @@ class Conv2d(Module):
 # ---------------------------------------------------------------------------
 
 
-def _window_slices(i: int, j: int, OH: int, OW: int, stride) -> tuple:
-    """Index selecting, for kernel offset (i, j), the input pixel of every output position."""
-    sH, sW = stride
-    return (
-        slice(None),
-        slice(None),
-        slice(i, i + sH * (OH - 1) + 1, sH),
-        slice(j, j + sW * (OW - 1) + 1, sW),
-    )
-
-
-def _empty_in_layout(shape: tuple, order: tuple, dtype, zero: bool) -> np.ndarray:
-    """An array of ``shape`` whose memory runs along axes ``order`` (outermost first).
-
-    Gradients written in the memory order of the arrays they are computed from
-    stream through the cache; a mismatched layout (e.g. a C-contiguous result
-    built from channel-major inputs) makes every write a cache miss.
-    """
-    make = np.zeros if zero else np.empty
-    buf = make(tuple(shape[a] for a in order), dtype=dtype)
-    return buf.transpose(np.argsort(order))
-
-
-def _memory_order(x: np.ndarray) -> tuple:
-    """Axes of ``x`` from the largest stride to the smallest (its memory layout)."""
-    return tuple(int(a) for a in np.argsort([-abs(s) for s in x.strides], kind="stable"))
-
-
-def _first_argmax(views: list) -> tuple[np.ndarray, np.ndarray]:
-    """Elementwise max over same-shape arrays, and the index of the *first* array attaining it.
-
-    A strict ``>`` keeps the earliest maximum on ties (PyTorch's choice). Because the
-    index only grows, "arg = t where better" is ``arg = max(arg, better * t)``: branch-free
-    and much faster than a boolean-mask assignment. Cost: ~4 passes per extra view.
-    """
-    if len(views) == 1:
-        return views[0].copy(), np.zeros(views[0].shape, dtype=np.uint8)
-    best = np.maximum(views[0], views[1])
-    arg = (views[1] > views[0]).view(np.uint8)
-    for t in range(2, len(views)):
-        better = views[t] > best
-        np.maximum(best, views[t], out=best)
-        np.maximum(arg, better * np.uint8(t), out=arg)
-    return best, arg
-
-
 class MaxPool2dFunction(Function):
-    """Max over each ``kH x kW`` window; the gradient goes to the (first) arg-max of each window.
+    """Max over each ``kH x kW`` window (``-inf`` padding); the gradient goes to the window's arg-max.
 
-    Non-overlapping windows (stride == kernel, no padding, the usual ``MaxPool2d(2)``)
-    reduce over the ``kH*kW`` window offsets in one stage, each offset one strided
-    view of the input (any memory layout); the backward writes each offset's gradient
-    straight into its strided slab of ``dx``, in the input's memory layout. Other
-    cases scan all ``kH*kW`` offsets of a padded input. No Python loop over pixels.
+    Pooling works on every channel of every image alone, so the input is seen
+    as ``N*C`` one-channel images; :func:`im2col` then lays every window out as
+    one column of ``cols (kH*kW, N*C*OH*OW)``. The forward pass takes each
+    column's maximum; the backward pass puts each window's gradient on the row
+    of its maximum and adds the columns back with :func:`col2im`.
+    Ties: the first maximum in row-major window order takes the whole gradient (PyTorch's rule).
+
+    Cost: one im2col copy of ``N C OH OW kH kW`` elements and one argmax; backward one col2im.
     """
+
+    name = "max_pool2d"
 
     @staticmethod
     def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+        ctx.x_shape, ctx.kernel, ctx.stride, ctx.padding = x.shape, kernel, stride, padding
         ### BEGIN SOLUTION
-        (kH, kW), (pH, pW) = kernel, padding
         N, C, H, W = x.shape
-        OH, OW = _out_size(H, kH, stride[0], pH), _out_size(W, kW, stride[1], pW)
-        ctx.geo = (x.shape, OH, OW, kernel, stride, padding)
-        ctx.order = _memory_order(x)
-        if tuple(stride) == tuple(kernel) and (pH, pW) == (0, 0):
-            xc = x[:, :, : OH * kH, : OW * kW]  # drop the rows/columns no window covers
-            # One strided view per window offset, row-major (first maximum = PyTorch's tie rule).
-            out, arg = _first_argmax([xc[:, :, i::kH, j::kW] for i in range(kH) for j in range(kW)])
-            ctx.save_for_backward(arg)  # (N, C, OH, OW) window offsets i*kW + j
-            ctx.tiled = True
-            return out
-        xp = np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)), constant_values=-np.inf) if (pH or pW) else x
-        out, arg = _first_argmax(
-            [xp[_window_slices(t // kW, t % kW, OH, OW, stride)] for t in range(kH * kW)]
-        )
+        xp = _pad(x, padding, -np.inf)  # a padded pixel never wins the max
+        xp = xp.reshape(N * C, 1, *xp.shape[2:])  # (N*C, 1, Hp, Wp): one image per channel
+        cols = im2col(xp, kernel, stride, (0, 0))  # (kH*kW, N*C*OH*OW): one window per column
+        out = cols.max(axis=0).reshape(N, C, *_output_hw(x.shape, kernel, stride, padding))  # (N, C, OH, OW)
+        arg = cols.argmax(axis=0)  # (N*C*OH*OW,): row (window offset) of each window's first maximum
+        ### END SOLUTION
         ctx.save_for_backward(arg)
         return out
-        ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
+        (arg,) = ctx.saved_tensors
         ### BEGIN SOLUTION
-        shape, OH, OW, (kH, kW), stride, (pH, pW) = ctx.geo
-        saved = ctx.saved_tensors
-        if getattr(ctx, "tiled", False):  # non-overlapping windows
-            (arg,) = saved
-            covered = shape[2] == OH * kH and shape[3] == OW * kW  # else the uncovered border stays zero
-            dx = _empty_in_layout(shape, ctx.order, grad.dtype, zero=not covered)
-            if _memory_order(grad) != ctx.order:
-                # One copy of the (small) pooled gradient into the input's layout, so every
-                # pass below streams through memory in the same order.
-                g = _empty_in_layout(grad.shape, ctx.order, grad.dtype, zero=False)
-                g[...] = grad
-                grad = g
-            for t in range(kH * kW):
-                i, j = divmod(t, kW)
-                np.multiply(grad, arg == t, out=dx[:, :, i : OH * kH : kH, j : OW * kW : kW])
-            return dx
-        (arg,) = saved
-        dxp = np.zeros((shape[0], shape[1], shape[2] + 2 * pH, shape[3] + 2 * pW), dtype=grad.dtype)
-        for t in range(kH * kW):
-            dxp[_window_slices(t // kW, t % kW, OH, OW, stride)] += grad * (arg == t)
-        return dxp[:, :, pH : pH + shape[2], pW : pW + shape[3]]
+        N, C, H, W = ctx.x_shape
+        (kH, kW), (pH, pW) = ctx.kernel, ctx.padding
+        # dcols[t, m] = the gradient of window m if its maximum sat at offset t, else 0
+        dcols = (arg == np.arange(kH * kW)[:, None]) * grad.reshape(1, -1)  # (kH*kW, N*C*OH*OW)
+        padded = (N * C, 1, H + 2 * pH, W + 2 * pW)
+        dxp = col2im(dcols, padded, ctx.kernel, ctx.stride, (0, 0)).reshape(N, C, *padded[2:])
+        return dxp[:, :, pH : pH + H, pW : pW + W]
         ### END SOLUTION
 
 
 class AvgPool2dFunction(Function):
-    """Mean over each ``kH x kW`` window; the gradient is spread evenly over the window."""
+    """Mean over each ``kH x kW`` window (zero padding counts, as PyTorch's default).
+
+    As max pooling: :func:`im2col` of the ``N*C`` one-channel images, a mean over
+    each column; backward, every pixel of a window receives ``grad / (kH*kW)``
+    through :func:`col2im`. Cost: one im2col copy; backward one col2im.
+    """
+
+    name = "avg_pool2d"
 
     @staticmethod
-    def forward(ctx, x, kernel=(2, 2), stride=(2, 2)):
+    def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+        ctx.x_shape, ctx.kernel, ctx.stride, ctx.padding = x.shape, kernel, stride, padding
         ### BEGIN SOLUTION
-        kH, kW = kernel
         N, C, H, W = x.shape
-        OH, OW = _out_size(H, kH, stride[0], 0), _out_size(W, kW, stride[1], 0)
-        out = x[_window_slices(0, 0, OH, OW, stride)].copy()
-        for t in range(1, kH * kW):
-            out += x[_window_slices(t // kW, t % kW, OH, OW, stride)]
-        out *= 1.0 / (kH * kW)
-        ctx.geo = (x.shape, OH, OW, kernel, stride)
-        return out
+        cols = im2col(x.reshape(N * C, 1, H, W), kernel, stride, padding)  # (kH*kW, N*C*OH*OW)
+        return cols.mean(axis=0).reshape(N, C, *_output_hw(x.shape, kernel, stride, padding))
         ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
         ### BEGIN SOLUTION
-        shape, OH, OW, (kH, kW), stride = ctx.geo
-        dx = np.zeros(shape, dtype=grad.dtype)
-        share = grad * (1.0 / (kH * kW))
-        for t in range(kH * kW):
-            dx[_window_slices(t // kW, t % kW, OH, OW, stride)] += share
-        return dx
+        N, C, H, W = ctx.x_shape
+        kH, kW = ctx.kernel
+        # Every pixel of a window contributed 1/(kH*kW) of its mean: each column gets grad / (kH*kW).
+        dcols = np.broadcast_to(grad.reshape(1, -1) / (kH * kW), (kH * kW, grad.size))
+        return col2im(dcols, (N * C, 1, H, W), ctx.kernel, ctx.stride, ctx.padding).reshape(N, C, H, W)
         ### END SOLUTION
 
 
+def _pool_args(op: str, x, kernel_size, stride, padding):
+    """Checked ``(x, kernel, stride, padding)`` for a pooling op (given code)."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    kernel = _pair(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None else _pair(stride, "stride", op)
+    padding = _pair(padding, "padding", op)
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ValueError(f"{op}: arguments 'kernel_size' and 'stride' must be >= 1, got {kernel}, {stride}")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: argument 'padding' {padding} must be at most half the kernel {kernel}")
+    _check_input(op, x.data, None, kernel, padding)
+    return x, kernel, stride, padding
+
+
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
-    """Max pooling: ``out[n,c,y,x] = max over the window at (y*sH - pH, x*sW - pW)``.
+    """Max pooling: ``out[n, c, y, x] = max of the window at (y*sH - pH, x*sW - pW)``.
 
     Args:
         kernel_size: int or pair. stride: defaults to ``kernel_size``.
@@ -589,32 +418,18 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
 
     Shape: ``(N, C, H, W) -> (N, C, (H + 2pH - kH)//sH + 1, (W + 2pW - kW)//sW + 1)``.
     """
-    x = x if isinstance(x, Tensor) else Tensor(x)
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ValueError(f"max_pool2d: kernel_size and stride must be >= 1, got {kernel}, {stride}")
-    if kernel[0] * kernel[1] > 256:
-        raise ValueError(f"max_pool2d: argument 'kernel_size' {kernel} has more than 256 elements")
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"max_pool2d: argument 'padding' {padding} must be at most half the kernel {kernel}")
-    _check_input("max_pool2d", x.data, None, kernel, padding)
+    x, kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding)
     return MaxPool2dFunction.apply(x, kernel=kernel, stride=stride, padding=padding)
 
 
-def avg_pool2d(x: Tensor, kernel_size, stride=None) -> Tensor:
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     """Average pooling over ``kernel_size`` windows (stride defaults to the kernel).
 
-    Shape: ``(N, C, H, W) -> (N, C, (H - kH)//sH + 1, (W - kW)//sW + 1)``.
+    ``padding`` adds zeros that count in the mean (PyTorch's ``count_include_pad=True``).
+    Shape: ``(N, C, H, W) -> (N, C, (H + 2pH - kH)//sH + 1, (W + 2pW - kW)//sW + 1)``.
     """
-    x = x if isinstance(x, Tensor) else Tensor(x)
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ValueError(f"avg_pool2d: kernel_size and stride must be >= 1, got {kernel}, {stride}")
-    _check_input("avg_pool2d", x.data, None, kernel, (0, 0))
-    return AvgPool2dFunction.apply(x, kernel=kernel, stride=stride)
+    x, kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    return AvgPool2dFunction.apply(x, kernel=kernel, stride=stride, padding=padding)
 
 
 class MaxPool2d(Module):
@@ -622,9 +437,9 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "MaxPool2d")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", "MaxPool2d")
+        self.padding = _pair(padding, "padding", "MaxPool2d")
 
     def forward(self, x: Tensor) -> Tensor:
         ### BEGIN SOLUTION
@@ -638,18 +453,19 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     """Average pooling layer, see :func:`avg_pool2d`. ``stride`` defaults to ``kernel_size``."""
 
-    def __init__(self, kernel_size, stride=None):
+    def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "AvgPool2d")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", "AvgPool2d")
+        self.padding = _pair(padding, "padding", "AvgPool2d")
 
     def forward(self, x: Tensor) -> Tensor:
         ### BEGIN SOLUTION
-        return avg_pool2d(x, self.kernel_size, self.stride)
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
         ### END SOLUTION
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 # ---------------------------------------------------------------------------
@@ -658,81 +474,59 @@ class AvgPool2d(Module):
 
 
 class BatchNorm2dFunction(Function):
-    """Training-mode batch norm over axes (N, H, W) per channel, with a fused backward.
+    """Per-channel normalization ``y = weight * (x - mean) / sqrt(var + eps) + bias``, fused.
 
-    ``xhat = (x - mean) / sqrt(var + eps)`` (biased batch variance), ``y = gamma xhat + beta``.
-    Backward (M = N*H*W values per channel)::
+    Inputs ``x (N, C, H, W)``, ``weight``/``bias`` ``(C,)`` Tensors, ``mean``/``var``
+    ``(C,)`` arrays. ``batch_stats=True`` (training) says that ``mean`` and ``var``
+    are the batch's own mean and biased variance over (N, H, W), so they move with
+    ``x`` and the derivative includes that; with ``batch_stats=False`` (evaluation,
+    running statistics) they are constants.
 
-        dxhat = dy * gamma
-        dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)
+    Backward, ``xhat = (x - mean) / sqrt(var + eps)``, ``dxhat = grad * weight``, means over (N, H, W)::
 
-    ``stats`` (a dict) receives the batch ``mean`` and biased ``var`` for the running averages.
+        dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)   # batch_stats
+        dx = dxhat / sqrt(var + eps)                                               # fixed statistics
+
+    Cost: a few elementwise passes and per-channel reductions over ``x``.
     """
 
+    name = "batch_norm"
+
     @staticmethod
-    def forward(ctx, x, gamma, beta, eps=1e-5, stats=None):
+    def forward(ctx, x, weight, bias, mean, var, eps=1e-5, batch_stats=True):
+        ctx.batch_stats = batch_stats
         ### BEGIN SOLUTION
-        axes = (0, 2, 3)
-        mean = x.mean(axis=axes, keepdims=True)  # (1, C, 1, 1)
-        xc = x - mean
-        var = np.mean(xc * xc, axis=axes, keepdims=True)
-        inv = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        xhat = xc * inv
-        if stats is not None:
-            stats["mean"], stats["var"] = mean.reshape(-1), var.reshape(-1)
-        ctx.save_for_backward(xhat, inv, gamma)
-        return xhat * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
+        channel = (1, -1, 1, 1)  # (C,) -> (1, C, 1, 1): broadcast over N, H, W
+        inv_std = (1.0 / np.sqrt(var + eps)).reshape(channel)
+        xhat = (x - mean.reshape(channel)) * inv_std
+        out = xhat * weight.reshape(channel) + bias.reshape(channel)
         ### END SOLUTION
+        ctx.save_for_backward(xhat, inv_std, weight)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
+        xhat, inv_std, weight = ctx.saved_tensors
         ### BEGIN SOLUTION
-        xhat, inv, gamma = ctx.saved_tensors
         axes = (0, 2, 3)
-        dgamma = (grad * xhat).sum(axis=axes)
-        dbeta = grad.sum(axis=axes)
-        dx = None
-        if ctx.needs_input_grad[0]:
-            m = grad.size // grad.shape[1]
-            g = gamma.reshape(1, -1, 1, 1)
-            # mean(dxhat) = gamma * dbeta / m ; mean(dxhat * xhat) = gamma * dgamma / m
-            dx = (
-                grad * g - (g * dbeta.reshape(1, -1, 1, 1)) / m - xhat * (g * dgamma.reshape(1, -1, 1, 1)) / m
-            ) * inv
-        return dx, dgamma, dbeta
-        ### END SOLUTION
-
-
-class BatchNormEvalFunction(Function):
-    """Eval-mode batch norm with fixed statistics: ``y = gamma (x - mu) / sqrt(var + eps) + beta``."""
-
-    @staticmethod
-    def forward(ctx, x, gamma, beta, mean=None, var=None, eps=1e-5):
-        ### BEGIN SOLUTION
-        shape = (1, -1, 1, 1)
-        inv = (1.0 / np.sqrt(var + eps)).astype(x.dtype).reshape(shape)
-        xhat = (x - mean.reshape(shape).astype(x.dtype)) * inv
-        ctx.save_for_backward(xhat, inv, gamma)
-        return xhat * gamma.reshape(shape) + beta.reshape(shape)
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        xhat, inv, gamma = ctx.saved_tensors
-        dx = grad * (gamma.reshape(1, -1, 1, 1) * inv) if ctx.needs_input_grad[0] else None
-        return dx, (grad * xhat).sum(axis=(0, 2, 3)), grad.sum(axis=(0, 2, 3))
+        dxhat = grad * weight.reshape(1, -1, 1, 1)
+        if ctx.batch_stats:
+            # mean and var moved with x: subtract the gradient's parts along them
+            mean_dxhat = dxhat.mean(axis=axes, keepdims=True)
+            mean_dxhat_xhat = (dxhat * xhat).mean(axis=axes, keepdims=True)
+            dxhat = dxhat - mean_dxhat - xhat * mean_dxhat_xhat
+        return dxhat * inv_std, (grad * xhat).sum(axis=axes), grad.sum(axis=axes), None, None
         ### END SOLUTION
 
 
 class BatchNorm2d(Module):
-    """Batch normalization over the channels of ``(N, C, H, W)`` input (PyTorch semantics).
+    """Batch normalization over the channels of ``(N, C, H, W)`` input (as ``torch.nn.BatchNorm2d``).
 
     Training: normalize with the batch mean and biased variance over (N, H, W),
     then update ``running_mean`` / ``running_var`` as
     ``r = (1 - momentum) r + momentum * batch_stat`` using the *unbiased*
-    variance (``* M / (M - 1)``, M = N*H*W). Eval: normalize with the running
-    statistics. Output ``weight * xhat + bias``.
+    variance (``* M / (M - 1)``, M = N*H*W), in the buffers' own dtype. Eval:
+    normalize with the running statistics. Output ``weight * xhat + bias``.
 
     Args:
         num_features: channels C.
@@ -756,9 +550,9 @@ class BatchNorm2d(Module):
             raise ValueError(
                 f"BatchNorm2d: argument 'num_features' must be a positive int, got {num_features!r}"
             )
-        if not 0.0 <= momentum <= 1.0:
+        if not 0.0 <= momentum <= 1.0:  # also refuses NaN
             raise ValueError(f"BatchNorm2d: argument 'momentum' must be in [0, 1], got {momentum}")
-        if eps <= 0:
+        if not eps > 0:
             raise ValueError(f"BatchNorm2d: argument 'eps' must be positive, got {eps}")
         self.num_features = int(num_features)
         self.eps = float(eps)
@@ -771,26 +565,24 @@ class BatchNorm2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x if isinstance(x, Tensor) else Tensor(x)
         _check_input("BatchNorm2d", x.data, self.num_features, (1, 1), (0, 0))
-        ### BEGIN SOLUTION
-        if not self.training:
-            return BatchNormEvalFunction.apply(
-                x, self.weight, self.bias, mean=self.running_mean, var=self.running_var, eps=self.eps
-            )
-        m = x.data.size // self.num_features
-        if m < 2:
+        m = x.data.size // self.num_features  # values per channel
+        if self.training and m < 2:
             raise ValueError(
                 f"BatchNorm2d: training needs more than 1 value per channel, got input of shape {x.shape}"
             )
-        stats = {}
-        out = BatchNorm2dFunction.apply(x, self.weight, self.bias, eps=self.eps, stats=stats)
-        unbiased = stats["var"] * (m / (m - 1))
-        mom = self.momentum
-        # In place, so that a state_dict holding these arrays sees the update.
-        self.running_mean *= 1.0 - mom
-        self.running_mean += (mom * stats["mean"]).astype(np.float32)
-        self.running_var *= 1.0 - mom
-        self.running_var += (mom * unbiased).astype(np.float32)
-        return out
+        ### BEGIN SOLUTION
+        if not self.training:
+            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
+            return BatchNorm2dFunction.apply(
+                x, self.weight, self.bias, mean, var, eps=self.eps, batch_stats=False
+            )
+        mean, var = x.data.mean(axis=(0, 2, 3)), x.data.var(axis=(0, 2, 3))  # (C,) each, biased variance
+        # In place (a state_dict holding these arrays sees the update), in the buffers' dtype.
+        self.running_mean *= 1.0 - self.momentum
+        self.running_mean += self.momentum * mean
+        self.running_var *= 1.0 - self.momentum
+        self.running_var += self.momentum * var * (m / (m - 1))  # unbiased, as PyTorch
+        return BatchNorm2dFunction.apply(x, self.weight, self.bias, mean, var, eps=self.eps, batch_stats=True)
         ### END SOLUTION
 
     def extra_repr(self) -> str:
@@ -806,13 +598,13 @@ class Flatten(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x if isinstance(x, Tensor) else Tensor(x)
-        ### BEGIN SOLUTION
         start = self.start_dim if self.start_dim >= 0 else x.ndim + self.start_dim
         if not 0 <= start < max(x.ndim, 1):
             raise ValueError(
                 f"Flatten: argument 'start_dim' {self.start_dim} out of range for shape {x.shape}"
             )
-        return x.reshape(*x.shape[:start], -1)
+        ### BEGIN SOLUTION
+        return x.reshape(*x.shape[:start], -1)  # (N, C, H, W) -> (N, C*H*W) for start_dim=1
         ### END SOLUTION
 
     def extra_repr(self) -> str:

@@ -1,15 +1,16 @@
 """Module 11: embeddings, from token ids to vectors, plus where each token is.
 
 An :class:`Embedding` is a learnable table ``weight (vocab_size, embed_dim)``;
-looking up ids is indexing its rows. Its gradient is a *scatter-add*: row ``v``
-of ``d weight`` is the sum of the output gradients of every position holding
-token ``v`` (a token used twice learns from both uses).
+looking up ids is indexing its rows, ``weight[ids]``. No new operation is
+needed: Module 01's indexing already gives the lookup, and its derivative is a
+*scatter-add* (``np.add.at``): row ``v`` of ``d weight`` is the sum of the
+output gradients of every position holding token ``v`` (a token used twice
+learns from both uses), and rows of unused tokens get zero.
 
 Attention has no notion of order, so position is added to the token vectors:
 either a learned table (:class:`PositionalEncoding`) or the fixed sinusoids of
 "Attention Is All You Need" (:func:`sinusoidal_positional_encoding`).
-:class:`EmbeddingLayer` combines token and position embeddings in one fused
-operation, the input stage of a GPT.
+:class:`EmbeddingLayer` adds token and position embeddings: the input stage of a GPT.
 """
 
 from __future__ import annotations
@@ -17,18 +18,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Module, Parameter
 from tinytorch.core.tensor import Tensor
 
-__all__ = [
-    "Embedding",
-    "PositionalEncoding",
-    "EmbeddingLayer",
-    "sinusoidal_positional_encoding",
-    "EmbeddingFunction",
-    "scatter_add_rows",
-]
+__all__ = ["Embedding", "PositionalEncoding", "EmbeddingLayer", "sinusoidal_positional_encoding"]
 
 
 def _indices(tokens, num_embeddings: int, op: str) -> np.ndarray:
@@ -42,8 +35,7 @@ def _indices(tokens, num_embeddings: int, op: str) -> np.ndarray:
         else:
             ids = ids.astype(np.int64)
     if ids.size:
-        # ufunc.reduce directly: ndarray.min/max add a Python wrapper, paid per decoded token.
-        lo, hi = np.minimum.reduce(ids, axis=None), np.maximum.reduce(ids, axis=None)
+        lo, hi = ids.min(), ids.max()
         if lo < 0 or hi >= num_embeddings:
             bad = lo if lo < 0 else hi
             raise ValueError(
@@ -51,89 +43,6 @@ def _indices(tokens, num_embeddings: int, op: str) -> np.ndarray:
                 f"(ids of shape {ids.shape})"
             )
     return ids
-
-
-def scatter_add_rows(ids: np.ndarray, rows: np.ndarray, num_rows: int) -> np.ndarray:
-    """``out[v] = sum of rows[m] over every m with ids[m] == v`` (repeated ids accumulate).
-
-    Args:
-        ids: ``(M,)`` integer ids in ``[0, num_rows)``.
-        rows: ``(M, D)`` values.
-
-    Returns:
-        ``(num_rows, D)``.
-
-    Cost: a stable sort of the ids, then one ``np.add.reduceat`` over runs of equal
-    ids: O(M log M + M D), vectorized (several times faster than ``np.add.at``).
-    """
-    ### BEGIN SOLUTION
-    out = np.zeros((num_rows, rows.shape[-1]), dtype=rows.dtype)
-    if ids.size == 0:
-        return out
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    # start of every run of equal ids in the sorted order
-    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
-    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-    return out
-    ### END SOLUTION
-
-
-class EmbeddingFunction(Function):
-    """Row lookup ``out = weight[ids]`` with a scatter-add backward.
-
-    Inputs: ``weight (V, D)`` Tensor, ``ids`` integer ndarray of any shape ``S``.
-    Output: ``S + (D,)``.
-    """
-
-    @staticmethod
-    def forward(ctx, weight, ids):
-        ### BEGIN SOLUTION
-        ctx.ids = ids
-        ctx.num_rows = weight.shape[0]
-        return weight[ids]
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        D = grad.shape[-1]
-        return scatter_add_rows(ctx.ids.reshape(-1), grad.reshape(-1, D), ctx.num_rows), None
-        ### END SOLUTION
-
-
-class TokenPositionFunction(Function):
-    """Fused ``out[b, t] = tok_weight[ids[b, t]] + pos_weight[offset + t]``.
-
-    Backward: scatter-add into the token table; the position rows get the
-    gradient summed over the batch.
-    """
-
-    @staticmethod
-    def forward(ctx, tok_weight, pos_weight, ids, offset=0):
-        ### BEGIN SOLUTION
-        T = ids.shape[-1]
-        ctx.ids, ctx.offset = ids, offset
-        ctx.shapes = (tok_weight.shape[0], pos_weight.shape[0])
-        out = tok_weight[ids]  # (B, T, D): a fresh array, safe to add into
-        out += pos_weight[offset : offset + T]
-        return out
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad):
-        ### BEGIN SOLUTION
-        V, P = ctx.shapes
-        D = grad.shape[-1]
-        T = grad.shape[-2]
-        d_tok = d_pos = None
-        if ctx.needs_input_grad[0]:
-            d_tok = scatter_add_rows(ctx.ids.reshape(-1), grad.reshape(-1, D), V)
-        if ctx.needs_input_grad[1]:
-            d_pos = np.zeros((P, D), dtype=grad.dtype)
-            d_pos[ctx.offset : ctx.offset + T] = grad.reshape(-1, T, D).sum(axis=0)
-        return d_tok, d_pos, None
-        ### END SOLUTION
 
 
 class Embedding(Module):
@@ -149,6 +58,7 @@ class Embedding(Module):
         weight: ``(V, D)`` Parameter, initialized ``N(0, 1)`` as PyTorch.
 
     Shape: ids ``(*)`` (integers) -> ``(*, D)``. Out-of-range ids raise ValueError.
+    Cost: a copy of ``ids.size * D`` floats; backward one scatter-add of the same size.
     """
 
     def __init__(self, vocab_size: int, embed_dim: int):
@@ -164,7 +74,7 @@ class Embedding(Module):
     def forward(self, tokens) -> Tensor:
         ids = _indices(tokens, self.vocab_size, "Embedding")
         ### BEGIN SOLUTION
-        return EmbeddingFunction.apply(self.weight, ids)
+        return self.weight[ids]  # (V, D) rows picked by ids (*) -> (*, D); backward scatter-adds
         ### END SOLUTION
 
     def extra_repr(self) -> str:
@@ -245,8 +155,7 @@ class PositionalEncoding(Module):
 class EmbeddingLayer(Module):
     """Token embedding plus position embedding: the input stage of a transformer.
 
-    ``out[b, t] = token_embedding.weight[ids[b, t]] + position(offset + t)``, in
-    one fused operation (one gather, one add; backward one scatter-add).
+    ``out[b, t] = token_embedding.weight[ids[b, t]] + position(offset + t)``.
 
     Args:
         vocab_size, embed_dim, max_seq_len: table sizes.
@@ -281,6 +190,8 @@ class EmbeddingLayer(Module):
                 f"(tokens of shape {ids.shape})"
             )
         ### BEGIN SOLUTION
-        pos = self.position_embedding.weight if self.positional == "learned" else self.position_table
-        return TokenPositionFunction.apply(self.token_embedding.weight, pos, ids, offset=offset)
+        x = self.token_embedding(ids)  # (B, T, D)
+        if self.positional == "learned":
+            return self.position_embedding(x, offset=offset)  # + learned rows offset..offset+T-1
+        return x + self.position_table[offset : offset + T]  # + fixed rows (T, D), broadcast over B
         ### END SOLUTION

@@ -32,14 +32,28 @@ from collections.abc import Iterable, Sequence
 _CHUNK_RE = re.compile(r" ?\S+|\s+(?!\S)|\s+")
 
 
+# A saved tokenizer is read whole and then expanded (every BPE id becomes its bytes), so a small
+# crafted file must not be able to make us allocate without bound: 40 merges that each join the
+# previous token with itself describe a 2**40-byte token in 500 bytes of JSON. These caps sit far
+# above any real vocabulary (GPT-2: 50,000 merges, about 300 KB of token bytes).
+MAX_FILE_BYTES = 64 << 20  # a tokenizer file larger than this is refused before parsing
+MAX_MERGES = 1 << 20  # merges (BPE ids above 255) a file may declare
+MAX_VOCAB_BYTES = 64 << 20  # total bytes of all BPE tokens once expanded
+
+
 def _write_json_atomic(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` as JSON to ``path`` via a temporary file + rename (never a half file)."""
+    """Write ``payload`` as JSON to ``path`` via a temporary file + rename (never a half file).
+
+    The file gets the permissions a plain ``open(path, "w")`` would give (0666 minus the
+    umask); ``mkstemp`` alone would leave it private (0600).
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tok-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(payload, f, ensure_ascii=False)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -47,13 +61,26 @@ def _write_json_atomic(path: str | os.PathLike, payload: dict) -> None:
         raise
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it: put the same value straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _read_json(path: str | os.PathLike, kind: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        payload = json.load(f)
+    """The JSON object of a saved ``kind`` tokenizer; ``ValueError`` naming the file for anything else."""
+    name = repr(os.fspath(path))
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"{name} is larger than {MAX_FILE_BYTES >> 20} MiB: not a saved {kind} tokenizer")
+    try:
+        payload = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{name} is not a saved {kind} tokenizer (not JSON: {err})") from None
     if not isinstance(payload, dict) or payload.get("type") != kind:
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a saved {kind} tokenizer (expected JSON with type={kind!r})"
-        )
+        raise ValueError(f"{name} is not a saved {kind} tokenizer (expected JSON with type={kind!r})")
     return payload
 
 
@@ -166,10 +193,14 @@ class CharTokenizer(Tokenizer):
     def load(cls, path: str | os.PathLike) -> CharTokenizer:
         """Return a new tokenizer read from a JSON file written by :meth:`save`."""
         payload = _read_json(path, "char")
-        chars = payload.get("chars")
+        chars, unk = payload.get("chars"), payload.get("unk_token", "<unk>")
         if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
             raise ValueError(f"{os.fspath(path)!r}: 'chars' must be a list of single characters")
-        tok = cls(unk_token=str(payload.get("unk_token", "<unk>")))
+        if len(set(chars)) != len(chars):
+            raise ValueError(f"{os.fspath(path)!r}: 'chars' lists a character twice")
+        if not isinstance(unk, str):
+            raise ValueError(f"{os.fspath(path)!r}: 'unk_token' must be a string, got {unk!r}")
+        tok = cls(unk_token=unk)
         tok.id_to_char = [tok.unk_token] + list(chars)
         tok.char_to_id = {c: i for i, c in enumerate(tok.id_to_char) if i != cls.UNK_ID}
         return tok
@@ -344,13 +375,36 @@ class BPETokenizer(Tokenizer):
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
         """Return a new tokenizer read from a JSON file written by :meth:`save`."""
+        name = repr(os.fspath(path))
         payload = _read_json(path, "bpe")
         merges = payload.get("merges")
         if not isinstance(merges, list) or not all(
-            isinstance(m, list) and len(m) == 2 and all(isinstance(x, int) for x in m) for m in merges
+            isinstance(m, list) and len(m) == 2 and all(type(x) is int for x in m) for m in merges
         ):
-            raise ValueError(f"{os.fspath(path)!r}: 'merges' must be a list of [int, int] pairs")
-        tok = cls(max(int(payload.get("vocab_size", 256)), 256 + len(merges)))
+            raise ValueError(f"{name}: 'merges' must be a list of [int, int] pairs")
+        if len(merges) > MAX_MERGES:
+            raise ValueError(f"{name}: {len(merges)} merges, more than the limit of {MAX_MERGES}")
+        vocab_size = payload.get("vocab_size", 256)
+        if type(vocab_size) is not int or not 256 <= vocab_size <= 256 + MAX_MERGES:
+            raise ValueError(
+                f"{name}: 'vocab_size' must be an int in [256, {256 + MAX_MERGES}], got {vocab_size!r}"
+            )
+        # Token lengths first (integers only), so an exploding chain of merges is refused before
+        # any token's bytes are built.
+        lengths = [1] * 256
+        total = 0
+        for k, (a, b) in enumerate(merges):
+            new_id = 256 + k
+            if not (0 <= a < new_id and 0 <= b < new_id):
+                raise ValueError(f"{name}: merge {k} = ({a}, {b}) refers to an id not defined before it")
+            lengths.append(lengths[a] + lengths[b])
+            total += lengths[-1]
+            if total > MAX_VOCAB_BYTES:
+                raise ValueError(
+                    f"{name}: the merges expand to more than {MAX_VOCAB_BYTES >> 20} MiB of token bytes "
+                    f"(merge {k} makes a {lengths[-1]}-byte token): not a vocabulary a corpus can produce"
+                )
+        tok = cls(max(vocab_size, 256 + len(merges)))
         tok.merges = [(a, b) for a, b in merges]
         tok._rebuild()
         return tok

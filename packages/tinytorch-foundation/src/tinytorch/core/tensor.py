@@ -44,6 +44,10 @@ from typing import NamedTuple
 import numpy as np
 from tinytorch.core.autograd import Function, is_grad_enabled, unbroadcast
 from tinytorch.core.autograd import backward as _run_backward
+from tinytorch.core.memory import keep_freed_memory
+
+# Once per process: keep freed memory for the next training step (see tinytorch/core/memory.py).
+keep_freed_memory()
 
 __all__ = [
     "Tensor",

@@ -126,6 +126,8 @@ def load_dataset(ctx, name: str) -> dict:
             if "download" not in reason:
                 reason += f" (run with --download, or `tito data download {name}`)"
             raise Skip(reason) from None
+        except data.CacheError as exc:  # the machine's cache, not the model: skip, saying what to fix
+            raise Skip(str(exc)) from None
     return loader()
 
 

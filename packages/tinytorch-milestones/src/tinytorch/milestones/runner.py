@@ -191,6 +191,24 @@ def format_verdict(passed: bool, criterion: str, measured: str) -> str:
     return f"{'PASS' if passed else 'FAIL'}  criterion: {criterion}  |  measured: {measured}"
 
 
+BLAS_THREADS_VAR = "TINYTORCH_BLAS_THREADS"
+
+
+def blas_thread_setting() -> int:
+    """``$TINYTORCH_BLAS_THREADS`` as a number: default 1, 0 means "the library's default".
+
+    Raises:
+        ValueError: the variable is set to something other than a whole number >= 0.
+    """
+    text = os.environ.get(BLAS_THREADS_VAR, "1").strip() or "0"
+    if not text.isdigit():
+        raise ValueError(
+            f"{BLAS_THREADS_VAR} must be a whole number >= 0 (threads for NumPy's BLAS; 0 keeps the "
+            f"library's default), got {os.environ.get(BLAS_THREADS_VAR)!r}: fix or unset it"
+        )
+    return int(text)
+
+
 def blas_threads():
     """Limit NumPy's BLAS to ``$TINYTORCH_BLAS_THREADS`` threads (default 1) while a part runs.
 
@@ -200,7 +218,7 @@ def blas_threads():
     ``threadpoolctl``; without it NumPy's default is kept. Set the variable to 0
     to keep the default anyway.
     """
-    limit = int(os.environ.get("TINYTORCH_BLAS_THREADS", "1") or 0)
+    limit = blas_thread_setting()
     if limit <= 0:
         return contextlib.nullcontext()
     try:
@@ -237,10 +255,17 @@ def run_part(m: Milestone, part: Part, ctx: Context, plot_dir: str | None = None
     ctx.say(f"  {format_verdict(outcome.passed, part.criterion, outcome.measured)}  ({seconds:.1f} s)")
     record.update(passed=bool(outcome.passed), metrics=_jsonable(outcome.metrics), seconds=round(seconds, 3))
     if plot_dir is not None and ctx.curves:
-        written = write_plot(m, part, ctx.curves, plot_dir, ctx.curve_x_labels)
-        if written:
-            ctx.say(f"    curves written to {written}")
-            record["plot"] = written
+        try:
+            written = write_plot(m, part, ctx.curves, plot_dir, ctx.curve_x_labels)
+        except OSError as exc:  # an unwritable --plot directory costs the picture, not the run
+            from tinytorch.milestones.cli import describe_os_error
+
+            record["plot_error"] = describe_os_error(exc)
+            ctx.say(f"    curves not written: {record['plot_error']}")
+        else:
+            if written:
+                ctx.say(f"    curves written to {written}")
+                record["plot"] = written
     return record
 
 

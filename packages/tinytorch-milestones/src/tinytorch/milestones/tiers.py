@@ -70,9 +70,16 @@ def is_installed(tier: str) -> bool:
 
 
 def install_hint(tier: str) -> str:
-    """The sentence every tool prints when a tier is missing."""
+    """The sentence every tool prints when a tier is missing, with a command that works here.
+
+    The distributions are not on PyPI: the command names the course's wheelhouse when one is
+    configured, the package directory inside a repository checkout, else ``--find-links``
+    (see ``tinytorch.milestones.course.wheelhouse.install_command``).
+    """
+    from tinytorch.milestones.course.wheelhouse import install_command
+
     dist = distribution_name(tier)
-    return f"{dist} is not installed: pip install {dist} (or `pip install tinytorch-milestones[{tier}]`)"
+    return f"{dist} is not installed: {install_command(dist)}"
 
 
 def module(number_or_name: str) -> ModuleInfo:

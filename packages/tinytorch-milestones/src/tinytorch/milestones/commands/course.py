@@ -43,7 +43,9 @@ def _configs(args) -> int:
         ver = version(find_root())
     except RepoNotFound:
         ver = installed_version("milestones") or "VERSION"
-    print(render(ver))
+    from tinytorch.milestones.course.wheelhouse import configured
+
+    print(render(ver, configured()))
     return 0
 
 
@@ -117,3 +119,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("check-markers", help="check the solution markers of every package (repository only)")
     p.set_defaults(func=_check_markers, parser=p)
+
+    from tinytorch.milestones.course.wheelhouse import register_command  # tito course wheelhouse
+
+    register_command(sub)

@@ -2,14 +2,17 @@
 
 * ``tito data list``: every dataset, its size, source, license and whether it is
   available offline (shipped, cached, or not downloaded yet).
-* ``tito data download NAME [--retries N] [--no-progress]``: fetch into the cache,
-  verified; exit 1 with instructions when every mirror fails.
+* ``tito data download NAME [--retries N] [--timeout S] [--deadline S] [--no-progress]``:
+  fetch into the cache, verified; exit 1 with instructions when every mirror fails or the
+  cache cannot be written; bad option values are usage errors (exit 2).
 * ``tito data path [NAME]``: the cache directory, or where NAME is read from.
 """
 
 from __future__ import annotations
 
 import sys
+
+from tinytorch.milestones.cli import positive_int, positive_seconds
 
 
 def register(subparsers) -> None:
@@ -28,8 +31,12 @@ def register(subparsers) -> None:
 
     p_dl = sub.add_parser("download", help="download a dataset into the cache (checksum verified)")
     p_dl.add_argument("name", choices=sorted(DATASETS), help="dataset to download")
-    p_dl.add_argument("--retries", type=int, default=3, help="attempts per mirror (default 3)")
-    p_dl.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    p_dl.add_argument("--retries", type=positive_int, default=3, help="attempts per mirror (default 3)")
+    p_dl.add_argument("--timeout", type=positive_seconds, default=30.0,
+                      help="seconds to wait for the network, per connection and between bytes (default 30)")
+    p_dl.add_argument("--deadline", type=positive_seconds, default=None,
+                      help="seconds for each file, all mirrors and retries included "
+                      "(default: 60 s plus 100 KiB/s of the file's size)")
     p_dl.add_argument("--no-progress", action="store_true", help="no progress bar")
     p_dl.set_defaults(func=_download, parser=p_dl)
 
@@ -74,13 +81,12 @@ def _download(args) -> int:
         where = datasets.shipped_path(args.name)
         print(f"{args.name} ships with tinytorch-milestones: nothing to download ({where})")
         return 0
-    if args.retries < 1:
-        args.parser.error(f"--retries must be >= 1, got {args.retries}")
     try:
         where = datasets.download_dataset(
-            args.name, retries=args.retries, timeout=args.timeout, progress=not args.no_progress
+            args.name, retries=args.retries, timeout=args.timeout, deadline=args.deadline,
+            progress=not args.no_progress,
         )
-    except DownloadError as err:
+    except DownloadError as err:  # CacheError (a local problem) included: its message says what to do
         print(f"tito data download {args.name}: {err}", file=sys.stderr)
         return 1
     print(f"{args.name}: ready in {where}")

@@ -8,9 +8,11 @@ return 0; a bad id is a usage error (2).
 
 from __future__ import annotations
 
+import json
 import sys
 
-from tinytorch.milestones import runner
+from tinytorch.milestones import runner, tiers
+from tinytorch.milestones.cli import non_negative_int, positive_int
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -50,8 +52,10 @@ def register(subparsers) -> None:
         "part that ran passed; 3 if a single requested milestone could not run at all.",
     )
     p_run.add_argument("id", help="milestone id (01-06) or 'all'")
-    p_run.add_argument("--part", type=int, default=None, metavar="N", help="run only part N")
-    p_run.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p_run.add_argument("--part", type=positive_int, default=None, metavar="N", help="run only part N")
+    p_run.add_argument(
+        "--seed", type=non_negative_int, default=0, metavar="S", help="random seed >= 0 (default 0)"
+    )
     p_run.add_argument(
         "--download",
         action="store_true",
@@ -60,7 +64,8 @@ def register(subparsers) -> None:
     p_run.add_argument(
         "--json",
         action="store_true",
-        help="one JSON object per part on stdout (text and progress bars go to stderr)",
+        help="one JSON object per part on stdout, then a summary object (text and progress bars go to "
+        "stderr); the last line is JSON also on failure",
     )
     p_run.add_argument(
         "--plot",
@@ -76,11 +81,14 @@ def _status(m: runner.Milestone) -> str:
     missing = m.missing_tiers()
     if not missing:
         return "ready"
-    return "needs " + ", ".join(f"pip install tinytorch-{t}" for t in missing)
+    return "needs " + ", ".join(f"tinytorch-{t}" for t in missing)
 
 
 def cmd_list(args) -> int:
-    rows = [(m.id, str(m.year), m.title, "+".join(m.tiers), _status(m)) for m in runner.all_milestones()]
+    from tinytorch.milestones.course.wheelhouse import install_command
+
+    milestones = runner.all_milestones()
+    rows = [(m.id, str(m.year), m.title, "+".join(m.tiers), _status(m)) for m in milestones]
     header = ("id", "year", "title", "tiers", "status")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
@@ -88,6 +96,9 @@ def cmd_list(args) -> int:
     print(fmt.format(*("-" * w for w in widths), "-" * 6))
     for row in rows:
         print(fmt.format(*row))
+    missing = list(dict.fromkeys(t for m in milestones for t in m.missing_tiers()))
+    if missing:
+        print(f"\nto install what is missing: {install_command(*(f'tinytorch-{t}' for t in missing))}")
     return 0
 
 
@@ -99,6 +110,8 @@ def cmd_info(args) -> int:
         return EXIT_USAGE
     print(f"Milestone {m.id} ({m.year}): {m.title}")
     print(f"Tiers needed: {', '.join('tinytorch-' + t for t in m.tiers)}  [{_status(m)}]")
+    for tier in m.missing_tiers():
+        print(f"  {tiers.install_hint(tier)}")
     print("\nHistory")
     for paragraph in m.history.strip().split("\n\n"):
         print("\n".join("  " + line for line in runner._wrap(paragraph, 76)))
@@ -126,14 +139,23 @@ def cmd_run(args) -> int:
                 m.part(args.part)
     except ValueError as exc:
         print(f"tito milestone run: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": f"usage: {exc}", "exit_code": EXIT_USAGE}))
         return EXIT_USAGE
     text = sys.stderr if args.json else sys.stdout
-    if args.plot is not None and not runner.matplotlib_available():
-        print(
-            "--plot: matplotlib is not installed, so no PNG will be written "
-            "(pip install 'tinytorch-milestones[plot]')",
-            file=text,
-        )
+    if args.plot is not None:
+        if not runner.matplotlib_available():
+            print(
+                "--plot: matplotlib is not installed, so no PNG will be written "
+                "(pip install 'matplotlib>=3.5')",
+                file=text,
+            )
+        else:
+            problem = _unwritable(args.plot)
+            if problem:
+                print(f"--plot: {problem}; the milestones run without writing curves", file=text)
+    # Ctrl-C or an OS error mid-run reaches tito's main(), which prints one line (and, with
+    # --json, a closing {"error": ...} object).
     records = runner.run_milestones(
         milestones,
         part=args.part,
@@ -143,6 +165,27 @@ def cmd_run(args) -> int:
         plot_dir=args.plot,
         progress=not args.no_progress,
     )
+    return _summary(records, args, text)
+
+
+def _unwritable(directory: str) -> str | None:
+    """Why curves cannot be written into ``directory`` (made if missing), or None when they can."""
+    import os
+    import tempfile
+
+    from tinytorch.milestones.cli import describe_os_error
+
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return f"cannot write into {directory}: {describe_os_error(exc)}"
+    return None
+
+
+def _summary(records: list[dict], args, text) -> int:
+    """Print the summary table (and, with --json, the summary object); return the exit code."""
     ran = [r for r in records if not r.get("skipped")]
     failed = [r for r in ran if not r["passed"]]
     skipped = [r for r in records if r.get("skipped")]
@@ -156,13 +199,17 @@ def cmd_run(args) -> int:
             reason = r["reason"] if len(r["reason"]) <= 70 else r["reason"].split(":")[0][:67] + ": see above"
             detail += f"  ({reason})"
         print(f"  {r['milestone']}.{r['part']}  {status}  {seconds}  {detail}", file=text)
-    print(
-        f"{len(ran) - len(failed)} passed, {len(failed)} failed, {len(skipped)} skipped "
-        f"in {sum(r.get('seconds', 0) for r in ran):.1f} s",
-        file=text,
-    )
+    total = sum(r.get("seconds", 0) for r in ran)
+    print(f"{len(ran) - len(failed)} passed, {len(failed)} failed, {len(skipped)} skipped in {total:.1f} s",
+          file=text)
     if failed:
-        return EXIT_FAILED
-    if not ran and args.id != "all":
-        return EXIT_NOTHING_RAN
-    return 0
+        code = EXIT_FAILED
+    elif not ran and args.id != "all":
+        code = EXIT_NOTHING_RAN
+    else:
+        code = 0
+    if args.json:
+        summary = {"summary": True, "passed": len(ran) - len(failed), "failed": len(failed),
+                   "skipped": len(skipped), "seconds": round(total, 3), "exit_code": code}
+        print(json.dumps(summary), flush=True)
+    return code

@@ -108,9 +108,16 @@ def cmd_doctor(args) -> int:
         ok = False
 
     print("Tiers")
+    absent = []
     for tier in (*tiers.TIERS, "milestones"):
         version = tiers.installed_version(tier)
-        row(f"tinytorch-{tier}", version if version else f"not installed (pip install tinytorch-{tier})")
+        row(f"tinytorch-{tier}", version if version else "not installed")
+        if not version:
+            absent.append(f"tinytorch-{tier}")
+    if absent:
+        from tinytorch.milestones.course.wheelhouse import install_command
+
+        row("to install", install_command(*absent))
     if not tiers.is_installed("foundation"):
         ok = False
 

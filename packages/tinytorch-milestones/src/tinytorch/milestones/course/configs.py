@@ -12,15 +12,28 @@ class Config:
     prebuilt: tuple[str, ...]  # tiers installed as reference wheels
     milestones: str
 
-    def commands(self, version: str) -> list[str]:
-        lines = ["nox -s build                      # reference wheels into dist/ (instructor, once)"]
+    def commands(self, version: str, wheelhouse: str | None = None) -> list[str]:
+        """The instructor's and the students' commands, installing the prebuilt tiers from a wheelhouse.
+
+        ``wheelhouse``: the URL (or folder) the course serves ``tito course wheelhouse`` output
+        from; without it the lines say ``URL`` where it goes.
+        """
+        from tinytorch.milestones.course.wheelhouse import index_url
+
+        simple = index_url(wheelhouse) if wheelhouse else "URL/simple"
+        lines = [
+            "tito course wheelhouse --out wheelhouse   # instructor, once per version: reference wheels, "
+            "sdists and a package index; host the folder (URL)",
+        ]
         lines += [f"tito course release --tier {t} --out student-{t}" for t in self.builds]
         lines.append("python -m venv .venv && . .venv/bin/activate")
-        if self.prebuilt:
-            wheels = " ".join(f"dist/tinytorch_{t}-{version}-py3-none-any.whl" for t in self.prebuilt)
-            lines.append(f"pip install {wheels}")
-        lines.append("pip install pytest hypothesis " + " ".join(f"-e ./student-{t}" for t in self.builds))
-        lines.append(f"pip install dist/tinytorch_milestones-{version}-py3-none-any.whl   # tito, milestones")
+        prebuilt = " ".join(f"tinytorch-{t}=={version}" for t in self.prebuilt)
+        lines.append(
+            f"pip install --extra-index-url {simple} {prebuilt + ' ' if prebuilt else ''}"
+            f"tinytorch-milestones=={version} pytest hypothesis   # prebuilt tiers, tito, test tools"
+        )
+        lines.append("pip install --no-deps " + " ".join(f"-e ./student-{t}" for t in self.builds)
+                     + "   # the students' tiers, editable")
         lines.append("tito module status                 # which modules are complete, which tests pass")
         return lines
 
@@ -45,7 +58,7 @@ def table() -> list[list[str]]:
     return rows
 
 
-def render(version: str) -> str:
+def render(version: str, wheelhouse: str | None = None) -> str:
     rows = table()
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
@@ -55,5 +68,5 @@ def render(version: str) -> str:
             out.append("  ".join("-" * w for w in widths))
     for c in CONFIGS:
         out += ["", f"{c.name}:"]
-        out += [f"  {line}" for line in c.commands(version)]
+        out += [f"  {line}" for line in c.commands(version, wheelhouse)]
     return "\n".join(out)

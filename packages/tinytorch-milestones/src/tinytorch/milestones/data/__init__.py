@@ -23,6 +23,7 @@ import importlib
 # Public name -> submodule defining it. Resolved on first access (PEP 562), so
 # ``import tinytorch.milestones.data`` costs nothing until a loader is used.
 _EXPORTS = {
+    "CacheError": "_cache",
     "DataUnavailable": "_cache",
     "DownloadError": "_cache",
     "data_dir": "_cache",

@@ -8,6 +8,7 @@ on Windows. Each dataset gets one sub-directory (``mnist/``, ``cifar10/``).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -35,10 +36,34 @@ class DownloadError(RuntimeError):
     """
 
 
+class CacheError(DownloadError):
+    """The cache directory cannot be used: permissions, a full disk, a file where a directory
+    should be, a bad ``$TINYTORCH_DATA``. Local, so never retried; the message says what to do.
+    """
+
+    def __init__(self, path: str | os.PathLike, err: OSError | str):
+        reason = err if isinstance(err, str) else (err.strerror or str(err))
+        advice = {
+            errno.ENOSPC: "free some disk space",
+            errno.EDQUOT: "free some disk space",
+            errno.EACCES: "fix its permissions",
+            errno.EPERM: "fix its permissions",
+            errno.EROFS: "it is on a read-only file system",
+            errno.ENOTDIR: "a part of the path is a file, not a directory",
+        }.get(getattr(err, "errno", None), "check the path")
+        super().__init__(
+            f"cannot use the data cache: {path}: {reason} ({advice}, or set {ENV_VAR} to a writable "
+            "directory); nothing was written"
+        )
+        self.path = Path(path)
+
+
 def data_dir(create: bool = False) -> Path:
     """The root of the dataset cache (see the module docstring); made (with parents) if ``create``."""
     env = os.environ.get(ENV_VAR)
     if env:
+        if "\x00" in env:
+            raise CacheError(repr(env), f"{ENV_VAR} contains a NUL character")
         root = Path(env).expanduser()
     elif sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
@@ -49,5 +74,16 @@ def data_dir(create: bool = False) -> Path:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         root = Path(base) / "tinytorch"
     if create:
-        root.mkdir(parents=True, exist_ok=True)
+        make_dir(root)
     return root
+
+
+def make_dir(path: Path) -> Path:
+    """``path.mkdir(parents=True, exist_ok=True)``, an ``OSError`` becoming a :class:`CacheError`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CacheError(path, "exists and is not a directory") from None
+    except OSError as err:
+        raise CacheError(path, err) from None
+    return path

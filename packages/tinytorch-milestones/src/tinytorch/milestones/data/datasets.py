@@ -17,8 +17,11 @@ float32 images scaled to [0, 1] and int64 labels.
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -26,9 +29,17 @@ from pathlib import Path
 
 import numpy as np
 from tinytorch.milestones.data import cifar, idx
-from tinytorch.milestones.data._cache import DataUnavailable, DownloadError, data_dir
+from tinytorch.milestones.data._cache import CacheError, DataUnavailable, DownloadError, data_dir, make_dir
+from tinytorch.milestones.data._lock import DirectoryLock, LockTimeout
 from tinytorch.milestones.data.archive import UnsafeArchiveError, safe_extract_tar
-from tinytorch.milestones.data.download import RemoteFile, fetch, verify_file
+from tinytorch.milestones.data.download import (
+    RemoteFile,
+    check_seconds,
+    default_deadline,
+    fetch,
+    file_digests,
+    verify_file,
+)
 
 # Mirrors of the MNIST files, in the order tried. The original site is last: it
 # has been intermittently unavailable (or behind a login) in recent years.
@@ -64,6 +75,13 @@ CIFAR10_FILES = (
     ),
 )
 CIFAR10_DIRNAME = "cifar-10-batches-bin"  # the directory the archive unpacks to
+# The real archive unpacks to 184,390,xxx bytes (six 30,730,000-byte batches and two small
+# text files); anything past 200 MiB is not CIFAR-10 and is refused before it is written.
+CIFAR10_EXTRACT_LIMIT = 200 << 20
+# Written beside the batches once they came out of a verified archive: each batch's size and
+# SHA-256, checked again whenever the batches are loaded (a truncated or zeroed file is refused).
+VERIFIED_MANIFEST = ".verified.json"
+STAGING_PREFIX = ".cifar-extract"
 
 
 @dataclass(frozen=True)
@@ -130,28 +148,82 @@ def is_cached(name: str) -> bool:
 
 
 def download_dataset(
-    name: str, *, retries: int = 3, backoff: float = 1.0, timeout: float = 30.0, progress: bool = True
+    name: str,
+    *,
+    retries: int = 3,
+    backoff: float = 1.0,
+    timeout: float = 30.0,
+    deadline: float | None = None,
+    progress: bool = True,
 ) -> Path:
     """Download (and, for CIFAR-10, extract) a dataset into the cache; return its directory.
 
     Files already present and verified are not fetched again. Shipped datasets
-    need nothing and return their package path.
+    need nothing and return their package path. The dataset's directory is locked
+    for the whole download and extraction (another process downloading the same
+    dataset waits, then finds it done); under the lock, partial files and staging
+    directories that a killed run left behind are removed.
+
+    Args:
+        retries, backoff, timeout: see :func:`~tinytorch.milestones.data.download.fetch`.
+        deadline: seconds per file, every attempt included (default: from the file's size).
 
     Raises:
+        ValueError: an option is out of range (checked before anything is written).
+        CacheError: the cache cannot be written (permissions, full disk, bad ``$TINYTORCH_DATA``).
         DownloadError: a file could not be obtained, or the archive is unusable;
             nothing partial is left in the cache.
     """
     info = _info(name)
+    timeout = check_seconds("timeout", timeout)
+    if deadline is not None:
+        deadline = check_seconds("deadline", deadline)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+        raise ValueError(f"retries must be an int >= 1, got {retries!r}")
     if info.shipped:
         return shipped_path(name)
     target = dataset_dir(name)
     if name == "cifar10" and _cifar_complete(target / CIFAR10_DIRNAME):
         return target
-    for remote in info.files:
-        fetch(remote, target, retries=retries, backoff=backoff, timeout=timeout, progress=progress)
-    if name == "cifar10":
-        _extract_cifar(target)
+    make_dir(target)
+    wait = sum(default_deadline(f.size) if deadline is None else deadline for f in info.files)
+    with _locked(target, wait, progress):
+        if name == "cifar10" and _cifar_complete(target / CIFAR10_DIRNAME):
+            return target  # another process extracted it while we waited for the lock
+        _clean_staging(target)
+        for remote in info.files:
+            fetch(remote, target, retries=retries, backoff=backoff, timeout=timeout, deadline=deadline,
+                  progress=progress, lock=False)
+        if name == "cifar10" and not _cifar_complete(target / CIFAR10_DIRNAME):
+            _extract_cifar(target)
     return target
+
+
+class _locked:
+    """The dataset directory's lock, its failures turned into the data layer's errors."""
+
+    def __init__(self, directory: Path, timeout: float, progress: bool):
+        notice = (lambda msg: print(msg, file=__import__("sys").stderr, flush=True)) if progress else None
+        self.lock = DirectoryLock(directory, timeout=timeout, on_wait=notice)
+        self.directory = directory
+
+    def __enter__(self):
+        try:
+            self.lock.__enter__()
+        except LockTimeout as err:
+            raise DownloadError(str(err)) from None
+        except OSError as err:
+            raise CacheError(self.directory, err) from None
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.__exit__(*exc)
+
+
+def _clean_staging(directory: Path) -> None:
+    """Remove extraction staging directories a killed run left (call with the lock held)."""
+    for stale in directory.glob(STAGING_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- shipped data
@@ -241,37 +313,85 @@ def load_mnist(download: bool = False) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- CIFAR-10
 
 
+def _cifar_manifest(batches: Path) -> dict | None:
+    """The sizes and SHA-256 recorded when ``batches`` was extracted, or None (not extracted by us)."""
+    try:
+        record = json.loads((batches / VERIFIED_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = record.get("files") if isinstance(record, dict) else None
+    expected = set(cifar.TRAIN_FILES + cifar.TEST_FILES)
+    if not isinstance(files, dict) or set(files) != expected:
+        return None
+    return files
+
+
 def _cifar_complete(batches: Path) -> bool:
-    files = cifar.TRAIN_FILES + cifar.TEST_FILES
-    return all(
-        (batches / f).is_file() and (batches / f).stat().st_size % cifar.RECORD_BYTES == 0 for f in files
-    )
+    """Cheap check: the six batches are there with the sizes recorded at extraction."""
+    files = _cifar_manifest(batches)
+    if files is None:
+        return False
+    for name, entry in files.items():
+        path = batches / name
+        if not path.is_file() or path.stat().st_size != entry.get("size"):
+            return False
+    return True
+
+
+def _verify_cifar(batches: Path) -> str | None:
+    """Full check before loading: sizes and SHA-256 as recorded at extraction. None when good."""
+    files = _cifar_manifest(batches)
+    if files is None:
+        return f"{batches} has no record of a verified extraction ({VERIFIED_MANIFEST})"
+    for name, entry in files.items():
+        path = batches / name
+        if not path.is_file():
+            return f"{path} is missing"
+        size = path.stat().st_size
+        if size != entry.get("size"):
+            return f"{path} has {size} bytes, {entry.get('size')} when it was extracted (truncated?)"
+        if file_digests(path)[0] != entry.get("sha256"):
+            return f"{path} changed since it was extracted (SHA-256 differs): corrupted or overwritten"
+    return None
 
 
 def _extract_cifar(directory: Path) -> None:
-    """Verify the archive in ``directory``, extract it safely, keep only the batches; remove the archive."""
+    """Verify the archive in ``directory``, extract it safely, keep only the batches; remove the archive.
+
+    Call with the directory's lock held. Extraction happens in a staging directory with a
+    unique name; the batches are checked (six files of whole 3,073-byte records), their sizes
+    and SHA-256 recorded in ``VERIFIED_MANIFEST``, and only then renamed into place.
+    """
     remote = DATASETS["cifar10"].files[0]
     archive = directory / remote.filename
     problem = verify_file(archive, remote)
     if problem:
         raise DownloadError(f"{problem}; delete it and run `tito data download cifar10` again")
-    staging = directory / ".cifar-extract"
-    shutil.rmtree(staging, ignore_errors=True)  # left by a process killed mid-way
     try:
-        safe_extract_tar(archive, staging)
-        batches = staging / CIFAR10_DIRNAME
-        if not _cifar_complete(batches):
-            raise ValueError(
-                f"{archive} does not contain {CIFAR10_DIRNAME}/ with the six batch files "
-                "of the binary version"
-            )
+        staging = Path(tempfile.mkdtemp(dir=directory, prefix=STAGING_PREFIX + "-"))
+    except OSError as err:
+        raise CacheError(directory, err) from None
+    try:
+        unpacked = safe_extract_tar(archive, staging / "x", max_bytes=CIFAR10_EXTRACT_LIMIT)
+        batches = unpacked / CIFAR10_DIRNAME
+        names = cifar.TRAIN_FILES + cifar.TEST_FILES
+        for name in names:
+            path = batches / name
+            if not path.is_file():
+                raise ValueError(f"{archive} does not contain {CIFAR10_DIRNAME}/{name} (the binary version?)")
+            cifar.read_cifar_batch(path)  # whole records, labels in range: raises ValueError otherwise
+        manifest = {"files": {name: {"size": (batches / name).stat().st_size,
+                                     "sha256": file_digests(batches / name)[0]} for name in names}}
+        (batches / VERIFIED_MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         final = directory / CIFAR10_DIRNAME
         if final.exists():
             shutil.rmtree(final)
-        batches.rename(final)
-    except (UnsafeArchiveError, OSError, ValueError, tarfile.TarError) as err:
+        os.replace(batches, final)
+    except (UnsafeArchiveError, ValueError, tarfile.TarError, EOFError) as err:
         archive.unlink(missing_ok=True)  # verified yet unusable: keep nothing that would fail again
         raise DownloadError(f"cannot extract {archive} (removed it): {err}") from err
+    except OSError as err:  # the disk, not the archive: keep the verified archive for another try
+        raise CacheError(directory, err) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     archive.unlink()  # the batches are what we read; the 162 MB archive is not needed twice
@@ -289,15 +409,20 @@ def load_cifar10(download: bool = False) -> dict[str, np.ndarray]:
         Class names are ``tinytorch.milestones.data.cifar.CIFAR10_CLASSES``.
 
     Raises:
-        DataUnavailable: not cached and ``download`` is False.
+        DataUnavailable: not cached and ``download`` is False, or the extracted batches no
+            longer match what was extracted (the message says how to fix it).
         DownloadError: ``download`` is True and the download or extraction failed.
     """
     directory = dataset_dir("cifar10")
     batches = directory / CIFAR10_DIRNAME
-    if not _cifar_complete(batches):
+    if not _cifar_complete(batches) and _cifar_manifest(batches) is None:
         remote = DATASETS["cifar10"].files[0]
         if (directory / remote.filename).is_file():
-            _extract_cifar(directory)  # archive placed by hand, or a previous run stopped here
+            # archive placed by hand, or a previous run stopped here
+            with _locked(directory, default_deadline(remote.size), progress=False):
+                if not _cifar_complete(batches):
+                    _clean_staging(directory)
+                    _extract_cifar(directory)
         elif download:
             download_dataset("cifar10")
         else:
@@ -307,6 +432,12 @@ def load_cifar10(download: bool = False) -> dict[str, np.ndarray]:
                 f"{remote.filename} (the binary version, from {remote.urls[0]}) in "
                 f"{directory}; it is verified and extracted on first use"
             )
+    problem = _verify_cifar(batches)
+    if problem:
+        raise DataUnavailable(
+            f"CIFAR-10 in the cache is damaged: {problem}. Delete {batches} and run "
+            "`tito data download cifar10` again"
+        )
     x_train, y_train = cifar.read_cifar_dir(batches, cifar.TRAIN_FILES)
     x_test, y_test = cifar.read_cifar_dir(batches, cifar.TEST_FILES)
     return _as_dataset(x_train, y_train, x_test, y_test, scale=255.0, what="CIFAR-10")
