@@ -30,7 +30,12 @@ def test_float_data_defaults_to_float32_ints_stay_ints():
 
 def test_attributes_and_conversions():
     x = Tensor(np.arange(6.0).reshape(2, 3))
-    assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2
+    assert x.shape == (2, 3) and x.ndim == 2 and len(x) == 2
+    assert x.size() == (2, 3) and x.size(0) == 2 and x.size(-1) == 3 and x.numel() == 6 and x.dim() == 2
+    assert Tensor(1.0).size() == () and Tensor(1.0).numel() == 1 and Tensor(1.0).dim() == 0
+    for bad in (2, -3, 1.0):
+        with pytest.raises(ValueError, match="size: argument 'dim'"):
+            x.size(bad)
     assert x.grad is None and x.requires_grad is False
     assert isinstance(x.numpy(), np.ndarray)
     assert Tensor([[3.5]]).item() == 3.5
@@ -137,9 +142,20 @@ def test_broadcast_error_names_op_and_both_shapes():
         Tensor(np.ones((2, 3))) * np.ones(2)
 
 
-def test_pow_needs_number_exponent():
-    with pytest.raises(ValueError, match="exponent"):
-        Tensor([1.0]) ** Tensor([2.0])
+def test_pow_with_tensor_exponent_and_scalar_base():
+    a, b = RNG.random((2, 3)) + 0.5, RNG.standard_normal(3)
+    A, B = Tensor(a, dtype=np.float64), Tensor(b, dtype=np.float64)
+    np.testing.assert_allclose((A**B).data, a**b)
+    np.testing.assert_allclose(A.pow(B).data, a**b)
+    np.testing.assert_allclose(A.pow(2).data, a**2)
+    np.testing.assert_allclose((a**B).data, a**b)  # ndarray ** tensor: the tensor's __rpow__
+    # Closed forms PyTorch gives: a negative base with whole exponents, and 0 ** 0 = 1.
+    np.testing.assert_array_equal(((-2.0) ** Tensor([0.0, 1.0, 2.0, 3.0])).data, [1, -2, 4, -8])
+    np.testing.assert_array_equal((0.0 ** Tensor([0.0, 1.0, 2.0])).data, [1, 0, 0])
+    np.testing.assert_array_equal((Tensor([0.0, 3.0]) ** 0).data, [1, 1])
+    assert (2 ** Tensor([1, 2, 3])).data.tolist() == [2, 4, 8]  # int ** int stays int
+    with pytest.raises(TypeError, match="operand"):
+        Tensor([1.0]) ** "2"
 
 
 # --------------------------------------------------------------------------- matmul
@@ -202,11 +218,13 @@ def test_reductions_forward_over_any_axis(case):
     t = Tensor(x, dtype=np.float64)
     np.testing.assert_allclose(t.sum(axis, keepdims).data, np.sum(x, axis=axis, keepdims=keepdims))
     np.testing.assert_allclose(t.mean(axis, keepdims).data, np.mean(x, axis=axis, keepdims=keepdims))
-    np.testing.assert_allclose(t.max(axis, keepdims).data, np.max(x, axis=axis, keepdims=keepdims))
-    np.testing.assert_allclose(t.min(axis, keepdims).data, np.min(x, axis=axis, keepdims=keepdims))
+    np.testing.assert_allclose(t.amax(axis, keepdims).data, np.max(x, axis=axis, keepdims=keepdims))
+    np.testing.assert_allclose(t.amin(axis, keepdims).data, np.min(x, axis=axis, keepdims=keepdims))
     np.testing.assert_allclose(
-        t.var(axis, keepdims).data, np.var(x, axis=axis, keepdims=keepdims), atol=1e-12
+        t.var(axis, keepdim=keepdims, correction=0).data, np.var(x, axis=axis, keepdims=keepdims), atol=1e-12
     )
+    # NumPy's names as keyword aliases give the same numbers.
+    np.testing.assert_array_equal(t.sum(axis=axis, keepdims=keepdims).data, t.sum(axis, keepdims).data)
 
 
 def test_argmax_argmin():
@@ -216,11 +234,19 @@ def test_argmax_argmin():
     assert x.argmax().item() == 1 and x.argmax(axis=1).requires_grad is False
 
 
-def test_var_unbiased_forward():
+def test_var_std_unbiased_by_default_as_pytorch():
     x = RNG.standard_normal((3, 4))
-    np.testing.assert_allclose(
-        Tensor(x, dtype=np.float64).var(axis=1, ddof=1).data, np.var(x, axis=1, ddof=1)
-    )
+    t = Tensor(x, dtype=np.float64)
+    np.testing.assert_allclose(t.var(dim=1).data, np.var(x, axis=1, ddof=1))
+    np.testing.assert_allclose(t.var(1, True).data, np.var(x, axis=1, ddof=1))
+    np.testing.assert_allclose(t.var(1, False).data, np.var(x, axis=1))
+    np.testing.assert_allclose(t.var(correction=0).data, np.var(x))
+    np.testing.assert_allclose(t.std(dim=0, keepdim=True).data, np.std(x, axis=0, ddof=1, keepdims=True))
+    np.testing.assert_allclose(t.std(unbiased=False).data, np.std(x))
+    with pytest.raises(ValueError, match="correction"):
+        t.var(correction=-1)
+    with pytest.raises(ValueError, match="not both"):
+        t.std(unbiased=True, correction=1)
 
 
 # --------------------------------------------------------------------------- elementwise math
@@ -367,3 +393,338 @@ def test_importing_tensor_keeps_freed_memory_unless_told_not_to():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert "'tuned': True" in out.stdout and "'mmap_threshold': 268435456" in out.stdout
+
+
+# --------------------------------------------------------------------------- PyTorch's names and layouts
+
+
+def test_indexing_places_dims_as_pytorch():
+    """An int and an array separated by a slice/None/...: PyTorch applies the int first (closed forms)."""
+    x = np.arange(24.0).reshape(2, 3, 4)
+    t = Tensor(x)
+    np.testing.assert_array_equal(
+        t[0, :, [0, 1]].data, x[0][:, [0, 1]]
+    )  # (3, 2); NumPy's x[0, :, [0, 1]] is (2, 3)
+    assert t[0, :, [0, 1]].shape == (3, 2)
+    assert t[0, None, [0, 1]].shape == (1, 2, 4)
+    np.testing.assert_array_equal(t[0, ..., [1, 2]].data, x[0][..., [1, 2]])
+    np.testing.assert_array_equal(t[[1, 0], :, 0].data, x[[1, 0], :, 0])  # array first: the same in both
+    np.testing.assert_array_equal(t[:, 0, [3, 1]].data, x[:, 0, [3, 1]])  # adjacent: the same in both
+    np.testing.assert_array_equal(t[Tensor(1), :, [0, 0]].data, x[1][:, [0, 0]])  # a 0-d index is an int
+    np.testing.assert_array_equal(t[1, :, x[1, 0] > 5].data, x[1][:, x[1, 0] > 5])  # a mask as well
+    np.testing.assert_array_equal(t[[0, 1], [2, 0]].data, x[[0, 1], [2, 0]])
+    assert t[0, True].shape == (1, 3, 4)
+
+
+def test_indexing_matches_torch(torch):
+    x = np.arange(120.0).reshape(2, 3, 4, 5)
+    tx = torch.tensor(x)
+    mask = x[0, 0, :, 0] > 20
+    for index in [
+        (0, slice(None), [0, 1]),
+        (1, slice(None), slice(None), [4, 0, 4]),
+        (slice(None), 2, slice(1, 3), [1, 2]),
+        (0, None, [2, 1], slice(None), 1),
+        (Ellipsis, 0, [1, 2]),
+        ([1, 0], slice(None), [0, 3], 2),
+        (1, slice(None), mask),
+        (None, 1, [0, 2], Ellipsis, [4, 4]),
+        ([[0], [1]], [[0, 1, 2]]),
+    ]:
+        torch_index = tuple(torch.tensor(i) if isinstance(i, (list, np.ndarray)) else i for i in index)
+        expected = tx[torch_index].numpy()
+        ours = Tensor(x, dtype=np.float64)[index]
+        assert ours.shape == expected.shape, index
+        np.testing.assert_array_equal(ours.data, expected)
+
+
+def test_squeeze_with_a_tuple_of_dims():
+    t = Tensor(np.ones((1, 3, 1, 2, 1)))
+    assert t.squeeze((0, 2)).shape == (3, 2, 1)
+    assert t.squeeze((0, -1)).shape == (3, 1, 2)
+    assert t.squeeze((1, 2)).shape == (1, 3, 2, 1)  # dim 1 (size 3) is left alone, as PyTorch
+    assert t.squeeze(2).shape == (1, 3, 2, 1) and t.squeeze().shape == (3, 2)
+    with pytest.raises(ValueError, match="squeeze"):
+        t.squeeze((0, 5))
+
+
+def test_reductions_over_a_0d_tensor():
+    """As PyTorch: dim 0 or -1 of a scalar is the scalar itself (softmax: Module 02's tests)."""
+    s = Tensor(3.0)
+    for dim in (0, -1):
+        for keepdim in (False, True):
+            assert s.sum(dim, keepdim).shape == () and s.sum(dim, keepdim).item() == 3.0
+        assert s.mean(dim).item() == 3.0 and s.amax(dim).item() == 3.0 and s.amin(dim).item() == 3.0
+        assert s.prod(dim).item() == 3.0 and s.cumsum(dim).item() == 3.0 and s.logsumexp(dim).item() == 3.0
+        values, indices = s.max(dim)
+        assert values.item() == 3.0 and indices.item() == 0 and values.shape == indices.shape == ()
+        assert s.argmax(dim).item() == 0 and s.var(dim, unbiased=False).item() == 0.0
+        assert s.sort(dim).values.item() == 3.0 and s.flip(dim).item() == 3.0
+    with pytest.raises(ValueError, match="dim"):
+        s.sum(1)
+
+
+def test_dim_and_keepdim_everywhere_with_numpy_aliases():
+    x = RNG.standard_normal((2, 3, 4))
+    t = Tensor(x, dtype=np.float64)
+    np.testing.assert_allclose(t.sum(dim=(0, 2), keepdim=True).data, x.sum(axis=(0, 2), keepdims=True))
+    np.testing.assert_allclose(t.mean(axis=-1, keepdims=True).data, x.mean(axis=-1, keepdims=True))
+    np.testing.assert_allclose(t.sum(dim=()).data, x.sum())  # an empty dim list reduces all (PyTorch)
+    np.testing.assert_array_equal(t.argmax(dim=1, keepdim=True).data, x.argmax(axis=1)[:, None, :])
+    np.testing.assert_array_equal(concatenate([t, t], dim=2).data, np.concatenate([x, x], axis=2))
+    np.testing.assert_array_equal(stack([t, t], axis=-1).data, np.stack([x, x], axis=-1))
+    np.testing.assert_array_equal(t.cumsum(axis=1).data, np.cumsum(x, axis=1))
+    with pytest.raises(ValueError, match="not both"):
+        t.sum(dim=0, axis=1)
+    with pytest.raises(ValueError, match="repeats"):
+        t.sum(dim=(0, -3))
+
+
+def test_max_min_with_dim_return_values_and_indices():
+    x = Tensor([[1.0, 5.0, 5.0], [7.0, 0.0, -2.0]])
+    out = x.max(dim=1)
+    assert isinstance(out, tuple) and out._fields == ("values", "indices")
+    np.testing.assert_array_equal(out.values.data, [5.0, 7.0])
+    np.testing.assert_array_equal(out.indices.data, [1, 0])  # the first maximum, as PyTorch
+    values, indices = x.min(0, keepdim=True)
+    np.testing.assert_array_equal(values.data, [[1.0, 0.0, -2.0]])
+    np.testing.assert_array_equal(indices.data, [[0, 1, 1]])
+    assert isinstance(x.max(), Tensor) and x.max().item() == 7.0 and x.min().item() == -2.0
+    np.testing.assert_array_equal(x.max(Tensor([2.0, 2.0, 2.0])).data, np.maximum(x.data, 2.0))
+    assert indices.dtype == np.int64 and not values.requires_grad
+    with pytest.raises(ValueError, match="size 0"):
+        Tensor(np.zeros((2, 0))).max(1)
+
+
+def test_new_reductions_forward():
+    x = RNG.standard_normal((3, 4)) * 2
+    t = Tensor(x, dtype=np.float64)
+    np.testing.assert_allclose(t.prod(1).data, np.prod(x, axis=1))
+    np.testing.assert_allclose(t.prod().data, np.prod(x))
+    np.testing.assert_allclose(t.prod(0, keepdim=True).data, np.prod(x, axis=0, keepdims=True))
+    naive = np.array([np.log(sum(np.exp(v) for v in row)) for row in x])  # naive loop
+    np.testing.assert_allclose(t.logsumexp(1).data, naive)
+    np.testing.assert_allclose(t.logsumexp((0, 1)).data, np.log(np.exp(x).sum()))
+    big = Tensor([[1000.0, 1000.0], [-np.inf, -np.inf]], dtype=np.float64)
+    with np.errstate(divide="ignore"):  # log(0) = -inf for the all -inf row: the right answer
+        np.testing.assert_allclose(big.logsumexp(1).data, [1000.0 + np.log(2.0), -np.inf])
+    np.testing.assert_allclose(t.cumsum(1).data, [np.cumsum(row) for row in x])
+    b = Tensor([[True, False], [True, True]])
+    assert b.all().item() is False and b.any().item() is True
+    np.testing.assert_array_equal(b.all(dim=1).data, [False, True])
+    np.testing.assert_array_equal(Tensor([[0.0, 2.0]]).any(dim=0, keepdim=True).data, [[False, True]])
+
+
+def test_sort_and_topk():
+    x = Tensor([[3.0, 1.0, 2.0, 1.0], [0.0, 5.0, -1.0, 5.0]])
+    values, indices = x.sort(dim=1)
+    np.testing.assert_array_equal(values.data, [[1, 1, 2, 3], [-1, 0, 5, 5]])
+    np.testing.assert_array_equal(indices.data, [[1, 3, 2, 0], [2, 0, 1, 3]])  # ties keep their order
+    values, indices = x.sort(dim=1, descending=True)
+    np.testing.assert_array_equal(values.data, [[3, 2, 1, 1], [5, 5, 0, -1]])
+    np.testing.assert_array_equal(indices.data, [[0, 2, 1, 3], [1, 3, 0, 2]])
+    np.testing.assert_array_equal(x.sort(0).values.data, np.sort(x.data, axis=0))
+    values, indices = x.topk(2)
+    np.testing.assert_array_equal(values.data, [[3, 2], [5, 5]])
+    np.testing.assert_array_equal(indices.data, [[0, 2], [1, 3]])
+    np.testing.assert_array_equal(x.topk(1, dim=0, largest=False).values.data, [[0, 1, -1, 1]])
+    for k in (-1, 5, 1.0):
+        with pytest.raises(ValueError, match="'k'"):
+            x.topk(k)
+
+
+def test_sort_matches_torch_on_distinct_values(torch):
+    x = RNG.permutation(60).reshape(3, 4, 5).astype(float)
+    for dim in (0, 1, -1):
+        for descending in (False, True):
+            ours = Tensor(x, dtype=np.float64).sort(dim, descending)
+            theirs = torch.tensor(x).sort(dim, descending)
+            np.testing.assert_array_equal(ours.values.data, theirs.values.numpy())
+            np.testing.assert_array_equal(ours.indices.data, theirs.indices.numpy())
+        ours = Tensor(x, dtype=np.float64).topk(3, dim)
+        theirs = torch.tensor(x).topk(3, dim)
+        np.testing.assert_array_equal(ours.indices.data, theirs.indices.numpy())
+
+
+def test_movement_and_shape_methods():
+    x = RNG.standard_normal((2, 3, 4))
+    t = Tensor(x, dtype=np.float64)
+    c = t.clone()
+    assert not np.shares_memory(c.data, t.data) and np.array_equal(c.data, x)
+    m = Tensor(x[0], dtype=np.float64)
+    np.testing.assert_array_equal(m.t().data, x[0].T)
+    assert Tensor([1.0, 2.0]).t().shape == (2,)
+    with pytest.raises(ValueError, match="t:"):
+        t.t()
+    np.testing.assert_array_equal(t.flip(0).data, x[::-1])
+    np.testing.assert_array_equal(t.flip((0, 2)).data, x[::-1, :, ::-1])
+    np.testing.assert_array_equal(t.flip(-1, 1).data, x[:, ::-1, ::-1])
+    np.testing.assert_array_equal(t.tril().data, np.tril(x))
+    np.testing.assert_array_equal(t.triu(1).data, np.triu(x, 1))
+    np.testing.assert_array_equal(Tensor(np.ones((3, 3))).tril(-1).data, [[0, 0, 0], [1, 0, 0], [1, 1, 0]])
+    with pytest.raises(ValueError, match="tril"):
+        Tensor([1.0, 2.0]).tril()
+    assert (
+        t.flatten(0, 1).shape == (6, 4)
+        and t.flatten(1).shape == (2, 12)
+        and Tensor(2.0).flatten().shape == (1,)
+    )
+
+
+def test_split_and_chunk():
+    t = Tensor(np.arange(10.0).reshape(5, 2))
+    assert [p.shape for p in t.split(2)] == [(2, 2), (2, 2), (1, 2)]
+    assert [p.shape for p in t.split([1, 4])] == [(1, 2), (4, 2)]
+    assert [p.shape for p in t.split(1, dim=1)] == [(5, 1), (5, 1)]
+    np.testing.assert_array_equal(concatenate(t.split([3, 2])).data, t.data)
+    assert [p.shape for p in t.chunk(3)] == [(2, 2), (2, 2), (1, 2)]
+    assert [p.shape for p in t.chunk(5, dim=1)] == [(5, 1), (5, 1)]  # fewer pieces than asked (PyTorch)
+    with pytest.raises(ValueError, match="sections"):
+        t.split([2, 2])
+    with pytest.raises(ValueError, match="split_size"):
+        t.split(0)
+    with pytest.raises(ValueError, match="chunks"):
+        t.chunk(0)
+
+
+def test_gather_against_naive_loop():
+    x = RNG.standard_normal((3, 4))
+    index = np.array([[0, 0, 3], [1, 2, 1]])  # smaller than x along dim 0 too (allowed, as PyTorch)
+    ours = Tensor(x, dtype=np.float64).gather(1, index)
+    expected = np.array([[x[i, index[i, j]] for j in range(3)] for i in range(2)])
+    np.testing.assert_array_equal(ours.data, expected)
+    index0 = np.array([[2, 0, 1, 1]])
+    np.testing.assert_array_equal(
+        Tensor(x, dtype=np.float64).gather(0, index0).data, [[x[2, 0], x[0, 1], x[1, 2], x[1, 3]]]
+    )
+    with pytest.raises(ValueError, match="outside"):
+        Tensor(x).gather(1, np.array([[4]]))
+    with pytest.raises(ValueError, match="rank"):
+        Tensor(x).gather(1, np.array([1]))
+    with pytest.raises(ValueError, match="integers"):
+        Tensor(x).gather(1, np.array([[1.0]]))
+    with pytest.raises(ValueError, match="larger"):
+        Tensor(x).gather(1, np.zeros((4, 1), dtype=np.int64))
+
+
+def test_elementwise_newcomers():
+    x = RNG.standard_normal(7) * 3
+    t = Tensor(x, dtype=np.float64)
+    np.testing.assert_allclose(t.sin().data, np.sin(x))
+    np.testing.assert_allclose(t.cos().data, np.cos(x))
+    np.testing.assert_array_equal(Tensor([-2.0, 0.0, 3.0]).sign().data, [-1, 0, 1])
+    a, b = Tensor([7.0, -7.0, 7.5, -7.5]), Tensor([2.0, 2.0, -2.0, -2.0])
+    np.testing.assert_array_equal((a // b).data, [3, -4, -4, 3])  # floor, as PyTorch's floor_divide
+    np.testing.assert_array_equal((a % b).data, [1, 1, -0.5, -1.5])  # sign of the divisor, as Python
+    np.testing.assert_array_equal((7 // Tensor([2, -2])).data, [3, -4])
+    np.testing.assert_array_equal((7.0 % Tensor([2.0, -2.0])).data, [1, -1])
+    assert (Tensor([7, 8]) // 2).dtype.kind == "i"
+
+
+def test_factories():
+    from tinytorch.core.tensor import (
+        arange,
+        eye,
+        full,
+        full_like,
+        ones,
+        ones_like,
+        rand,
+        rand_like,
+        randn,
+        randn_like,
+        zeros,
+        zeros_like,
+    )
+
+    assert zeros(2, 3).shape == (2, 3) and zeros((2, 3)).dtype == np.float32 and zeros(()).shape == ()
+    assert ones([4]).data.tolist() == [1, 1, 1, 1] and ones(2, dtype=np.float64).dtype == np.float64
+    assert full((2,), 7).dtype == np.int64 and full((2,), 0.5).dtype == np.float32
+    assert full((1,), True).dtype == np.bool_ and full((2, 2), 3.0).data.tolist() == [[3, 3], [3, 3]]
+    assert arange(4).data.tolist() == [0, 1, 2, 3] and arange(4).dtype == np.int64
+    assert arange(1, 2, 0.25).dtype == np.float32 and arange(1, 2, 0.25).data.tolist() == [1, 1.25, 1.5, 1.75]
+    assert arange(5, 0, -2).data.tolist() == [5, 3, 1]
+    np.testing.assert_array_equal(eye(3).data, np.eye(3))
+    assert eye(2, 3).shape == (2, 3)
+    x = Tensor(np.ones((2, 2)), dtype=np.float64)
+    assert zeros_like(x).dtype == np.float64 and ones_like(x).shape == (2, 2)
+    assert full_like(x, 2).data.tolist() == [[2, 2], [2, 2]] and full_like(x, 2).dtype == np.float64
+    assert rand_like(Tensor([1, 2])).dtype == np.float32 and randn_like(x).dtype == np.float64
+    assert zeros(3, requires_grad=True).requires_grad
+    u = rand(2000)
+    assert (
+        u.dtype == np.float32 and 0 <= u.data.min() and u.data.max() < 1 and abs(u.data.mean() - 0.5) < 0.05
+    )
+    n = randn(4000)
+    assert abs(n.data.mean()) < 0.1 and abs(n.data.std() - 1) < 0.1
+    for bad in ((-1,), (2.0,), ("a",)):
+        with pytest.raises(ValueError, match="size"):
+            zeros(*bad)
+    with pytest.raises(ValueError, match="step"):
+        arange(0, 3, 0)
+
+
+def test_manual_seed_repeats_random_tensors_and_layer_init():
+    from tinytorch.core.tensor import manual_seed, rand, randn
+
+    manual_seed(123)
+    first = (rand(3).data, randn(2, 2).data, np.random.random_sample(2))
+    manual_seed(123)
+    second = (rand(3).data, randn(2, 2).data, np.random.random_sample(2))  # NumPy's global generator
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    for bad in (-1, 2**32, 1.5, True):
+        with pytest.raises(ValueError, match="seed"):
+            manual_seed(bad)
+
+
+# --------------------------------------------------------------------------- NumPy interoperation
+
+
+def test_numpy_sees_the_data():
+    t = Tensor([[1.0, -2.0]])
+    assert np.asarray(t) is t.data
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    copied = np.array(t, copy=True)
+    copied[0, 0] = 9.0
+    assert t.data[0, 0] == 1.0
+    np.testing.assert_array_equal(np.stack([t, t]), np.stack([t.data, t.data]))
+
+
+def test_numpy_ufuncs_return_arrays_without_graph():
+    p = Tensor([[1.0, -2.0], [0.5, -0.25]], requires_grad=True)
+    for ufunc in (np.abs, np.exp, np.sqrt, np.isnan, np.sign):
+        with np.errstate(invalid="ignore"):
+            out = ufunc(p)
+        assert isinstance(out, np.ndarray) and not isinstance(out, Tensor), ufunc
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(out, ufunc(p.data))
+    assert isinstance(np.maximum(p, 0.0), np.ndarray) and np.add.reduce(p, axis=0).tolist() == [1.5, -2.25]
+    total = np.zeros(2)
+    total += Tensor([1.0, 2.0])  # ndarray += tensor: written into the ndarray (out=), no Tensor
+    assert isinstance(total, np.ndarray) and total.tolist() == [1.0, 2.0]
+    with pytest.raises(RuntimeError, match="requires grad"):
+        np.add(p.data, 1.0, out=(p,))
+
+
+def test_numpy_operators_on_tensors_run_the_tensor_operator():
+    """ndarray <op> tensor goes to the tensor's reflected operator: a Tensor, dtype kept, graph kept."""
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    t = Tensor([[2.0, 0.5], [1.0, -1.0]])
+    for result, expected in [
+        (a + t, a + t.data),
+        (a - t, a - t.data),
+        (a * t, a * t.data),
+        (a / t, a / t.data),
+        (a // t, a // t.data),
+        (a % t, a % t.data),
+        (a**t, a**t.data),
+        (a @ t, a @ t.data),
+        (np.float64(3.0) * t, 3.0 * t.data),
+        (np.negative(t), -t.data),
+    ]:
+        assert isinstance(result, Tensor) and result.dtype == np.float32
+        np.testing.assert_allclose(result.data, expected, rtol=1e-6)
+    for result, expected in [(a < t, a < t.data), (a >= t, a >= t.data), (a == t, a == t.data)]:
+        assert isinstance(result, Tensor)
+        np.testing.assert_array_equal(result.data, expected)

@@ -67,6 +67,31 @@ def test_linear_matches_torch_values_and_layout(torch):
     np.testing.assert_array_equal(back.weight.detach().numpy(), tl.weight.detach().numpy())
 
 
+def test_mlp_state_dict_moves_between_pytorch_and_tinytorch(torch):
+    """A PyTorch MLP's state_dict loads unchanged (same keys, same layouts), outputs agree, and back again."""
+    from tinytorch.core.activations import GELU, LeakyReLU, Tanh
+
+    nn = torch.nn
+    theirs = nn.Sequential(
+        nn.Linear(5, 8), nn.LeakyReLU(0.1), nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 3), nn.GELU()
+    )
+    ours = Sequential(Linear(5, 8), LeakyReLU(0.1), Linear(8, 6), Tanh(), Linear(6, 3), GELU())
+    state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    assert list(state) == list(ours.state_dict())  # the same names, in the same order
+    ours.load_state_dict(state)
+    x = RNG.standard_normal((4, 5)).astype(np.float32)
+    np.testing.assert_allclose(
+        ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6
+    )
+    back = nn.Sequential(
+        nn.Linear(5, 8), nn.LeakyReLU(0.1), nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 3), nn.GELU()
+    )
+    back.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    np.testing.assert_array_equal(
+        back(torch.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy()
+    )
+
+
 def test_parameter_discovery_names_and_modes():
     block = Block()
     names = [n for n, _ in block.named_parameters()]

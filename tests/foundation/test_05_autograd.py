@@ -10,10 +10,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from tinytorch.core.activations import ReLU, gelu, log_softmax, relu, sigmoid, softmax, tanh
+from tinytorch.core.activations import (
+    ReLU,
+    gelu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
 from tinytorch.core.autograd import Function, enable_grad, gradcheck, is_grad_enabled, no_grad, unbroadcast
 from tinytorch.core.layers import Dropout, Linear, LinearFunction, Sequential
-from tinytorch.core.losses import BCEWithLogitsLoss, BinaryCrossEntropyLoss, CrossEntropyLoss, MSELoss
+from tinytorch.core.losses import (
+    BCEWithLogitsLoss,
+    BinaryCrossEntropyLoss,
+    CrossEntropyLoss,
+    MSELoss,
+    cross_entropy,
+)
 from tinytorch.core.tensor import Tensor, concatenate, maximum, stack, where
 
 
@@ -352,7 +369,7 @@ def test_reduction_gradients_closed_form_over_any_axis(case):
     t.mean(axis, keepdims).sum().backward()
     np.testing.assert_allclose(t.grad.data, np.full_like(x, 1.0 / n))  # d(mean)/dx = 1/n
     t.grad = None
-    t.max(axis, keepdims).sum().backward()
+    t.amax(axis, keepdims).sum().backward()
     # Oracle: 1 exactly at the maxima (continuous data has no ties).
     np.testing.assert_allclose(t.grad.data, (x == np.max(x, axis=axis, keepdims=True)).astype(float))
 
@@ -362,13 +379,29 @@ def test_reduction_gradients_closed_form_over_any_axis(case):
     [
         lambda x: x.sum(axis=1),
         lambda x: x.mean(axis=(0, 2), keepdims=True),
-        lambda x: x.max(axis=-1),
-        lambda x: x.min(axis=0, keepdims=True),
-        lambda x: x.var(axis=1),
-        lambda x: x.var(axis=None, ddof=1),
+        lambda x: x.amax(axis=-1),
+        lambda x: x.amin(axis=0, keepdims=True),
+        lambda x: x.var(axis=1, correction=0),
+        lambda x: x.var(),
         lambda x: x.max(),
+        lambda x: x.max(dim=1).values,
+        lambda x: x.min(-1, keepdim=True)[0],
+        lambda x: x.std(dim=(0, 2)),
+        lambda x: x.std(unbiased=False),
     ],
-    ids=["sum", "mean", "max", "min", "var", "var_unbiased", "max_all"],
+    ids=[
+        "sum",
+        "mean",
+        "amax",
+        "amin",
+        "var",
+        "var_unbiased",
+        "max_all",
+        "max_dim",
+        "min_dim",
+        "std",
+        "std_biased",
+    ],
 )
 def test_reduction_gradcheck(fn):
     assert gradcheck(fn, [t64((2, 3, 2), seed=3)])
@@ -384,7 +417,7 @@ def test_max_ties_share_gradient():
 def test_var_of_one_element_unbiased_gives_nan_not_an_error():
     x = Tensor([2.0], requires_grad=True, dtype=np.float64)
     with np.errstate(all="ignore"):
-        v = x.var(ddof=1)
+        v = x.var()
         assert np.isnan(v.item())
         v.backward()
     assert np.isnan(x.grad.data).all()
@@ -392,7 +425,7 @@ def test_var_of_one_element_unbiased_gives_nan_not_an_error():
 
 def test_var_unbiased_gradient_matches_torch(torch):
     x = t64((3, 4))
-    x.var(axis=1, ddof=1).sum().backward()
+    x.var(dim=1).sum().backward()
     tx = torch.tensor(x.data, requires_grad=True)
     tx.var(dim=1).sum().backward()
     np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-10)
@@ -502,53 +535,278 @@ def test_results_record_a_node_only_when_needed():
     assert (c * c)._ctx is None
 
 
-# --------------------------------------------------------------------------- Module 02: activations
+# --------------------------------------------------------------------------- Module 01: PyTorch's newer ops
+
+GATHER_INDEX = np.array([[[0, 3], [3, 3], [1, 0]], [[2, 2], [0, 1], [3, 3]]])  # (2, 3, 2), repeats
 
 
 @pytest.mark.parametrize(
     "fn",
     [
-        relu,
-        sigmoid,
-        tanh,
-        gelu,
-        lambda v: softmax(v, 0),
-        lambda v: softmax(v, -1) * Tensor(np.arange(4.0)),
-        lambda v: log_softmax(v, 0),
-        lambda v: log_softmax(v, -1),
+        lambda x: x.prod(1),
+        lambda x: x.prod(),
+        lambda x: x.prod(-1, keepdim=True),
+        lambda x: x.logsumexp(1),
+        lambda x: x.logsumexp((0, 2), keepdim=True),
+        lambda x: x.cumsum(1),
+        lambda x: x.cumsum(-1) * x,
+        lambda x: x.flip(0, 2),
+        lambda x: x.tril() + x.triu(2),
+        lambda x: x.sin() * x.cos(),
+        lambda x: x.clone() * 2.0,
+        lambda x: x.gather(2, GATHER_INDEX),
+        lambda x: x.sort(1).values * Tensor(np.arange(3.0)[:, None]),
+        lambda x: x.sort(-1, descending=True).values,
+        lambda x: x.topk(2, dim=1).values,
+        lambda x: x.max(dim=2, keepdim=True).values + x.min(0, keepdim=True)[0],
+        lambda x: concatenate([p * float(i + 1) for i, p in enumerate(x.split([1, 2], dim=1))], dim=1),
+        lambda x: concatenate([p * float(i + 1) for i, p in enumerate(x.chunk(3, dim=2))], dim=2),
+        lambda x: x[0, :, [0, 1]],
+        lambda x: x[1, None, [2, 0, 2]],
+        lambda x: x[:, 1, x.data[0, 1] > 0],
+        lambda x: x % 0.7,
+        lambda x: x.std(1),
+        lambda x: x.std(dim=(0, 2), unbiased=False, keepdim=True),
+        lambda x: x.abs() ** (x * 0.5),
+        lambda x: 2.5**x + (-1.5) ** Tensor(np.array([0.0, 1.0, 2.0, 3.0])) * x,
+        lambda x: x.pow(3) - x.pow(Tensor(np.full(4, 2.0))),
+        lambda x: x.t() if x.ndim < 3 else x.flatten(0, 1).t(),
     ],
-    ids=["relu", "sigmoid", "tanh", "gelu", "softmax0", "softmax_weighted", "log_softmax0", "log_softmax"],
+    ids=[
+        "prod",
+        "prod_all",
+        "prod_keepdim",
+        "logsumexp",
+        "logsumexp_dims",
+        "cumsum",
+        "cumsum_reused",
+        "flip",
+        "tril_triu",
+        "sin_cos",
+        "clone",
+        "gather",
+        "sort",
+        "sort_descending",
+        "topk",
+        "max_min_dim",
+        "split",
+        "chunk",
+        "index_int_slice_array",
+        "index_int_none_array",
+        "index_int_slice_mask",
+        "remainder",
+        "std",
+        "std_dims",
+        "pow_tensor",
+        "scalar_base",
+        "pow_method",
+        "t",
+    ],
 )
-def test_activation_gradients(fn):
+def test_newer_op_gradients(fn):
+    assert gradcheck(fn, [t64((2, 3, 4), seed=8)])
+
+
+def test_remainder_and_pow_tensor_gradients_in_both_inputs():
+    assert gradcheck(lambda a, b: a % b, [t64((2, 3), seed=1), t64((3,), low=0.5, seed=2)])
+    assert gradcheck(lambda a, b: a**b, [t64((2, 3), low=0.5, seed=3), t64((3,), seed=4)])
+    assert gradcheck(lambda a, b: b.pow(a), [t64((2, 3), seed=5), t64((2, 3), low=0.5, seed=6)])
+
+
+def test_prod_gradient_with_zeros_closed_form():
+    x = Tensor([[2.0, 0.0, 3.0], [0.0, 0.0, 4.0], [1.0, 2.0, 3.0]], requires_grad=True, dtype=np.float64)
+    x.prod(1).sum().backward()
+    # d/dx_i = product of the other entries of the row: exact with one zero, all 0 with two.
+    np.testing.assert_array_equal(x.grad.data, [[0, 6, 0], [0, 0, 0], [6, 3, 2]])
+
+
+def test_pow_gradients_at_the_special_points_match_torch(torch):
+    x = np.array([0.0, 0.0, 1.5, -2.0, 0.0])
+    e = np.array([0.0, 2.0, 0.0, 3.0, -1.0])
+    with np.errstate(all="ignore"):
+        for base in (0.0, -2.0, 2.5):  # scalar ** tensor
+            ours = Tensor(e, requires_grad=True, dtype=np.float64)
+            (base**ours).sum().backward()
+            theirs = torch.tensor(e, requires_grad=True)
+            (base**theirs).sum().backward()
+            np.testing.assert_array_equal(ours.grad.data, theirs.grad.numpy())
+        a = Tensor(x, requires_grad=True, dtype=np.float64)
+        b = Tensor(e, requires_grad=True, dtype=np.float64)
+        out = a**b
+        out.sum().backward()
+        ta, tb = torch.tensor(x, requires_grad=True), torch.tensor(e, requires_grad=True)
+        tout = ta**tb
+        tout.sum().backward()
+        np.testing.assert_array_equal(out.data, tout.detach().numpy())
+        np.testing.assert_array_equal(a.grad.data, ta.grad.numpy())
+        np.testing.assert_array_equal(b.grad.data, tb.grad.numpy())
+
+
+def test_max_with_dim_sends_the_gradient_to_the_returned_index():
+    x = Tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], requires_grad=True)
+    x.max(dim=1).values.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[0, 1, 0], [1, 0, 0]])  # the first maximum only (PyTorch)
+    x.grad = None
+    x.amax(dim=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[0, 0.5, 0.5], [0.5, 0.5, 0]])  # ties share (PyTorch)
+
+
+def test_sort_and_gather_gradients_against_naive_scatter():
+    x = t64((3, 5), seed=9)
+    w = RNG.standard_normal((3, 5))
+    values, indices = x.sort(dim=1, descending=True)
+    (values * Tensor(w, dtype=np.float64)).sum().backward()
+    expected = np.zeros((3, 5))
+    for i in range(3):
+        for j in range(5):
+            expected[i, indices.data[i, j]] += w[i, j]
+    np.testing.assert_allclose(x.grad.data, expected)
+    x.grad = None
+    index = np.array([[4, 4, 0], [1, 1, 1], [2, 0, 2]])
+    x.gather(1, index).sum().backward()
+    counts = np.zeros((3, 5))
+    for i in range(3):
+        for j in range(3):
+            counts[i, index[i, j]] += 1
+    np.testing.assert_array_equal(x.grad.data, counts)
+
+
+def test_piecewise_constant_ops_have_zero_gradient():
+    x = Tensor([1.5, -2.5, 3.0], requires_grad=True)
+    ((x // 2.0) + x.sign()).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, 0.0])
+
+
+def test_std_gradient_is_zero_for_constant_rows_as_torch(torch):
+    x = Tensor(np.ones((2, 3)), requires_grad=True, dtype=np.float64)
+    x.std(dim=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, 0.0)
+    y = t64((3, 4), seed=2)
+    y.std(dim=0).sum().backward()
+    ty = torch.tensor(y.data, requires_grad=True)
+    ty.std(dim=0).sum().backward()
+    np.testing.assert_allclose(y.grad.data, ty.grad.numpy(), rtol=1e-12)
+
+
+def test_indexing_gradient_matches_torch(torch):
+    x = t64((2, 3, 4, 5), seed=10)
+    index = (1, slice(None), [0, 2, 0], slice(1, 4))
+    w = RNG.standard_normal((3, 3, 3))
+    (x[index] * Tensor(w, dtype=np.float64)).sum().backward()
+    tx = torch.tensor(x.data, requires_grad=True)
+    (tx[1, :, torch.tensor([0, 2, 0]), 1:4] * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy())
+
+
+def test_reductions_of_a_0d_tensor_pass_the_gradient_through():
+    for fn in (
+        lambda s: s.sum(0),
+        lambda s: s.mean(-1, keepdim=True),
+        lambda s: s.amax(0),
+        lambda s: s.max(0).values,
+        lambda s: s.prod(0),
+        lambda s: s.logsumexp(-1),
+        lambda s: s.cumsum(0),
+        lambda s: s.sort(0).values,
+        lambda s: s.flip(0),
+    ):
+        s = Tensor(2.0, requires_grad=True, dtype=np.float64)
+        fn(s).backward()
+        assert s.grad.shape == () and s.grad.item() == 1.0
+    s = Tensor(2.0, requires_grad=True, dtype=np.float64)
+    (softmax(s, 0) + log_softmax(s, -1)).backward()
+    assert s.grad.item() == 0.0  # softmax of one element is the constant 1
+
+
+def test_ndarray_operator_tensor_keeps_the_graph():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    x = Tensor(np.ones((2, 2)), requires_grad=True, dtype=np.float64)
+    (a * x + a / (x + 1.0) - a @ x).sum().backward()
+    expected = a - a / 4.0 - a.sum(axis=0)[:, None]  # d/dx of a*x, a/(x+1) at x=1, and a@x
+    np.testing.assert_allclose(x.grad.data, expected)
+
+
+def test_factories_make_leaves():
+    from tinytorch.core.tensor import full, ones, zeros
+
+    w = zeros(2, 2, dtype=np.float64, requires_grad=True)
+    b = ones(2, requires_grad=True)
+    c = full((2,), 3.0)
+    ((w + 1.0) * b * c).sum().backward()
+    np.testing.assert_array_equal(w.grad.data, 3.0)
+    np.testing.assert_array_equal(b.grad.data, [6.0, 6.0])
+
+
+# --------------------------------------------------------------------------- Module 02: activations
+
+
+ACTIVATIONS = {
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "gelu": gelu,
+    "gelu_tanh": lambda v: gelu(v, approximate="tanh"),
+    "leaky_relu": lambda v: leaky_relu(v, 0.05),
+    "silu": silu,
+    "softplus": lambda v: softplus(v, 1.5, 4.0),
+    "softmax0": lambda v: softmax(v, 0),
+    "softmax_weighted": lambda v: softmax(v, -1) * Tensor(np.arange(4.0)),
+    "log_softmax0": lambda v: log_softmax(v, 0),
+    "log_softmax": lambda v: log_softmax(v, -1),
+}
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_gradients(name):
     x = t64((3, 4), scale=2.0)
     x.data[np.abs(x.data) < 1e-3] = 0.5  # keep relu's kink away from the finite-difference step
-    assert gradcheck(fn, [x])
+    x.data[np.abs(x.data * 1.5 - 4.0) < 1e-3] = 0.5  # and softplus's threshold
+    assert gradcheck(ACTIVATIONS[name], [x])
 
 
 def test_activation_gradients_finite_at_extreme_inputs():
     x = Tensor([[-1000.0, 0.0, 1000.0]], requires_grad=True)
-    for fn in (sigmoid, tanh, gelu, relu, softmax, log_softmax):
+    for name, fn in ACTIVATIONS.items():
+        if name == "softmax_weighted":
+            continue  # its weights are 4 wide
         fn(x).sum().backward()
         assert np.all(np.isfinite(x.grad.data)), fn
         x.grad = None
+    gelu(x).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [[0.0, 0.5, 1.0]])  # Phi(x) + x phi(x): 0, 1/2, 1
+    x.grad = None
+    softplus(x).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [[0.0, 0.5, 1.0]])  # sigmoid(x)
 
 
-@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "relu",
+        "sigmoid",
+        "tanh",
+        "gelu",
+        "gelu_tanh",
+        "leaky_relu",
+        "silu",
+        "softplus",
+        "softmax",
+        "log_softmax",
+    ],
+)
 def test_activation_gradients_match_torch(torch, name):
+    F = torch.nn.functional
     x = t64((4, 6), scale=2.0)
-    ours = {
-        "relu": relu,
-        "sigmoid": sigmoid,
-        "tanh": tanh,
-        "gelu": gelu,
-        "softmax": softmax,
-        "log_softmax": log_softmax,
-    }[name]
+    ours = {"softmax": softmax, "log_softmax": log_softmax}.get(name) or ACTIVATIONS[name]
     theirs = {
         "relu": torch.relu,
         "sigmoid": torch.sigmoid,
         "tanh": torch.tanh,
-        "gelu": torch.nn.GELU(approximate="tanh"),
+        "gelu": torch.nn.GELU(),
+        "gelu_tanh": torch.nn.GELU(approximate="tanh"),
+        "leaky_relu": lambda v: F.leaky_relu(v, 0.05),
+        "silu": F.silu,
+        "softplus": lambda v: F.softplus(v, 1.5, 4.0),
         "softmax": lambda v: torch.softmax(v, dim=-1),
         "log_softmax": lambda v: torch.log_softmax(v, dim=-1),
     }[name]
@@ -613,7 +871,25 @@ def test_cross_entropy_gradient():
     assert gradcheck(lambda v: CrossEntropyLoss()(v, target), [t64((4, 5))])
     assert gradcheck(lambda v: CrossEntropyLoss()(v, target) * 3.0, [t64((4, 5), scale=10.0)])
     t3 = RNG.integers(0, 3, (2, 2))
-    assert gradcheck(lambda v: CrossEntropyLoss()(v, t3), [t64((2, 2, 3))])  # (*, C) with (*) targets
+    assert gradcheck(lambda v: CrossEntropyLoss()(v, t3), [t64((2, 3, 2))])  # (N, C, d) with (N, d) targets
+    t_ignored = np.array([1, -100, 4, 0])
+    for reduction in ("mean", "sum", "none"):
+        loss = CrossEntropyLoss(reduction=reduction, label_smoothing=0.25, ignore_index=-100)
+        assert gradcheck(lambda v, loss=loss: loss(v, t_ignored), [t64((4, 5))])
+    assert gradcheck(lambda v: MSELoss(reduction="none")(v, np.ones((2, 3))), [t64((2, 3))])
+    assert gradcheck(lambda v: BCEWithLogitsLoss(reduction="sum")(v, np.ones((2, 3))), [t64((2, 3))])
+
+
+def test_cross_entropy_options_gradients_match_torch(torch):
+    F = torch.nn.functional
+    logits = t64((2, 5, 3), scale=2.0)  # (N, C, d)
+    target = np.array([[4, -1, 0], [2, 2, -1]])
+    cross_entropy(logits, target, ignore_index=-1, label_smoothing=0.1).backward()
+    tl = torch.tensor(logits.data, requires_grad=True)
+    F.cross_entropy(tl, torch.tensor(target), ignore_index=-1, label_smoothing=0.1).backward()
+    np.testing.assert_allclose(logits.grad.data, tl.grad.numpy(), rtol=1e-10, atol=1e-14)
+    ignored_row = logits.grad.data[0, :, 1]
+    np.testing.assert_array_equal(ignored_row, 0.0)  # an ignored target sends no gradient
 
 
 def test_cross_entropy_gradient_closed_form_at_extreme_logits():

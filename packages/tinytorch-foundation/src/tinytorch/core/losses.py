@@ -6,14 +6,21 @@ pieces. Stability comes from the pieces: classification losses go through
 ``log_softmax`` (``x - logsumexp(x)``) or its binary analogue, so logits of
 +-1000 give finite losses and gradients.
 
-* ``mse_loss``: ``mean((prediction - target)^2)``.
-* ``cross_entropy``: ``-mean_n log_softmax(logits)[n, target_n]``.
-* ``binary_cross_entropy``: ``-mean(t log p + (1 - t) log(1 - p))`` on probabilities.
+* ``mse_loss``: ``(prediction - target)^2``.
+* ``cross_entropy``: ``-log_softmax(logits)[n, target_n]``, the class dimension
+  being dim 1 as in PyTorch (``(N, C)``, ``(N, C, d1, ...)`` or one ``(C,)`` sample);
+  with ``ignore_index`` and ``label_smoothing``.
+* ``binary_cross_entropy``: ``-(t log p + (1 - t) log(1 - p))`` on probabilities.
 * ``binary_cross_entropy_with_logits``: the same on raw scores, as
   ``max(x, 0) - x t + log(1 + exp(-|x|))``, which never exponentiates a large number.
+
+Each takes PyTorch's ``reduction``: ``"mean"`` (the default) over the elements,
+``"sum"``, or ``"none"`` for the per-element losses.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 from tinytorch.core.activations import log_softmax, relu
@@ -33,6 +40,8 @@ __all__ = [
     "log_softmax",
 ]
 
+REDUCTIONS = ("mean", "sum", "none")
+
 
 def _tensor(x, dtype=None) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x, dtype=dtype)
@@ -48,54 +57,124 @@ def _same_shape(op: str, prediction: Tensor, target, what: str = "prediction") -
         raise ValueError(f"{op}: {what} shape {have} does not match target shape {want}")
 
 
-def mse_loss(prediction, target) -> Tensor:
-    """Mean squared error ``mean((prediction - target)^2)``; shapes must be equal."""
+def _check_reduction(op: str, reduction) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: argument 'reduction' must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    """The per-element ``loss`` averaged (``"mean"``), summed (``"sum"``) or as is (``"none"``)."""
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def mse_loss(prediction, target, *, reduction: str = "mean") -> Tensor:
+    """Squared error ``(prediction - target)^2``, reduced (default: the mean); shapes must be equal."""
     prediction = _tensor(prediction)
     target = _array(target)
     _same_shape("MSELoss", prediction, target)
     if target.dtype.kind not in "biuf":
         raise ValueError(f"MSELoss: argument 'target' must hold numbers, got dtype {target.dtype}")
+    _check_reduction("MSELoss", reduction)
     ### BEGIN SOLUTION
     diff = prediction - target
-    return (diff * diff).mean()
+    return _reduce(diff * diff, reduction)
     ### END SOLUTION
 
 
-def cross_entropy(logits, target) -> Tensor:
-    """Cross-entropy between ``logits`` (*, C) and integer class ``target`` (*), mean over samples.
+def cross_entropy(
+    logits, target, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0
+) -> Tensor:
+    """Softmax cross-entropy between ``logits`` and integer class ``target``, as PyTorch's.
 
-    ``loss = -(1/N) sum_n log_softmax(logits)[n, target_n]``; the class axis is
-    the last one (for 2-D inputs this is PyTorch's (N, C)).
+    Shapes (the class dimension is dim 1, PyTorch's convention):
+    logits ``(N, C)`` with target ``(N,)``; ``(N, C, d1, ..., dk)`` with
+    ``(N, d1, ..., dk)`` (a class score per position, e.g. per pixel); or one
+    sample ``(C,)`` with a 0-d target. Logits of a sequence model laid out
+    ``(B, T, C)`` go in as ``logits.reshape(-1, C)`` with ``target.reshape(-1)``.
+
+    Per prediction: ``loss = -(1 - s) log p[target] - s * mean_c log p[c]`` with
+    ``p = softmax`` over the classes and ``s = label_smoothing`` (the target
+    distribution puts ``1 - s`` on the true class and spreads ``s`` evenly).
+    Targets equal to ``ignore_index`` contribute nothing; ``"mean"`` divides by
+    the number of the others (NaN when every target is ignored, as PyTorch).
+
+    Args:
+        logits: Tensor of raw scores.
+        target: integer class indices in ``[0, C)`` (or ``ignore_index``).
+        ignore_index: target value to skip (default -100).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (losses of the target's shape).
+        label_smoothing: ``s`` in [0, 1].
 
     Raises:
-        ValueError: target shape is not logits.shape[:-1] (one-hot targets are
-            named as such), target is not integer, or a class index is outside [0, C).
+        ValueError: a target shape that does not fit (one-hot targets and (B, T, C)
+            logits are named as such), non-integer targets, class indices outside
+            ``[0, C)``, or a bad argument value.
+
+    Cost: one log_softmax over the logits, O(N C d1 ... dk).
     """
+    op = "CrossEntropyLoss"
     logits = _tensor(logits)
     t = _array(target)
-    if logits.ndim < 1 or t.shape != logits.shape[:-1]:
-        hint = " (one-hot targets? pass class indices: target.argmax(-1))" if t.shape == logits.shape else ""
+    _check_cross_entropy_options(ignore_index, reduction, label_smoothing)
+    if logits.ndim == 0:
+        raise ValueError(f"{op}: logits must have a class dimension, got a 0-d tensor")
+    expected = logits.shape[:1] + logits.shape[2:] if logits.ndim > 1 else ()
+    if t.shape != expected:
+        hint = ""
+        if t.shape == logits.shape:
+            hint = " (one-hot targets? pass class indices: target.argmax(1))"
+        elif logits.ndim > 2 and t.shape == logits.shape[:-1]:
+            hint = (
+                f" (the class dimension is dim 1, as PyTorch; for (B, T, C) logits pass "
+                f"logits.reshape(-1, {logits.shape[-1]}) and target.reshape(-1))"
+            )
         raise ValueError(
-            f"CrossEntropyLoss: target shape {t.shape} does not fit logits shape {logits.shape}: "
-            f"expected target shape {logits.shape[:-1]}{hint}"
+            f"{op}: target shape {t.shape} does not fit logits shape {logits.shape}: "
+            f"expected target shape {expected}{hint}"
         )
     if t.dtype.kind not in "iu":
-        raise ValueError(
-            f"CrossEntropyLoss: argument 'target' must hold integer class indices, got {t.dtype}"
-        )
-    classes = logits.shape[-1]
-    if t.size and (t.min() < 0 or t.max() >= classes):
-        raise ValueError(f"CrossEntropyLoss: argument 'target' has class indices outside [0, {classes})")
+        raise ValueError(f"{op}: argument 'target' must hold integer class indices, got {t.dtype}")
+    classes = logits.shape[1] if logits.ndim > 1 else logits.shape[0]
+    kept = t != ignore_index  # (N, d1, ...): the targets that count
+    if t.size and kept.any() and (t[kept].min() < 0 or t[kept].max() >= classes):
+        raise ValueError(f"{op}: argument 'target' has class indices outside [0, {classes})")
     ### BEGIN SOLUTION
-    log_probs = log_softmax(logits.reshape(-1, classes), dim=-1)  # (N, C)
-    rows = np.arange(log_probs.shape[0])
-    picked = log_probs[rows, t.reshape(-1)]  # (N,): log-probability of each true class
-    return -picked.mean()
+    # One row of C scores per prediction: (N, C, d1, ..., dk) -> (N, d1, ..., dk, C) -> (M, C).
+    rows = logits.permute(0, *range(2, logits.ndim), 1) if logits.ndim > 1 else logits
+    log_probs = log_softmax(rows.reshape(-1, classes), dim=1)  # (M, C)
+    kept = kept.reshape(-1)
+    picked = np.where(kept, t.reshape(-1), 0)  # ignored rows read class 0; their weight is 0 below
+    loss = -log_probs[np.arange(log_probs.shape[0]), picked]  # (M,): -log p of each true class
+    if label_smoothing > 0:
+        loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(dim=1)
+    weight = kept.astype(log_probs.dtype)
+    loss = loss * weight
+    if reduction == "none":
+        return loss.reshape(t.shape)
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / weight.sum()
     ### END SOLUTION
 
 
-def binary_cross_entropy(prediction, target, eps: float = 1e-7) -> Tensor:
-    """``-mean(t log p + (1 - t) log(1 - p))`` for probabilities ``p`` in [0, 1].
+def _check_cross_entropy_options(ignore_index, reduction, label_smoothing) -> None:
+    op = "CrossEntropyLoss"
+    _check_reduction(op, reduction)
+    if isinstance(label_smoothing, bool) or not (
+        isinstance(label_smoothing, numbers.Real) and 0.0 <= label_smoothing <= 1.0
+    ):
+        raise ValueError(f"{op}: argument 'label_smoothing' must be in [0, 1], got {label_smoothing!r}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise ValueError(f"{op}: argument 'ignore_index' must be an int, got {ignore_index!r}")
+
+
+def binary_cross_entropy(prediction, target, eps: float = 1e-7, *, reduction: str = "mean") -> Tensor:
+    """``-(t log p + (1 - t) log(1 - p))`` for probabilities ``p`` in [0, 1], reduced (default: mean).
 
     ``p`` is clipped to ``[eps, 1 - eps]`` so the logs stay finite at exactly 0 or 1.
     Prefer ``binary_cross_entropy_with_logits`` on raw scores: it needs no clipping.
@@ -114,15 +193,16 @@ def binary_cross_entropy(prediction, target, eps: float = 1e-7) -> Tensor:
         )
     if not ((t >= 0) & (t <= 1)).all():
         raise ValueError("BinaryCrossEntropyLoss: argument 'target' must be in [0, 1]")
+    _check_reduction("BinaryCrossEntropyLoss", reduction)
     t = t.astype(prediction.dtype)
     ### BEGIN SOLUTION
     p = prediction.clip(eps, 1.0 - eps)
-    return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+    return _reduce(-(t * p.log() + (1 - t) * (1 - p).log()), reduction)
     ### END SOLUTION
 
 
-def binary_cross_entropy_with_logits(logits, target) -> Tensor:
-    """Binary cross-entropy on raw scores ``x``: ``mean(max(x, 0) - x t + log(1 + exp(-|x|)))``.
+def binary_cross_entropy_with_logits(logits, target, *, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy on raw scores ``x``: ``max(x, 0) - x t + log(1 + exp(-|x|))``, reduced.
 
     Equal to ``binary_cross_entropy(sigmoid(x), t)`` but finite for any ``x``:
     ``exp`` only ever sees ``-|x| <= 0``.
@@ -135,27 +215,54 @@ def binary_cross_entropy_with_logits(logits, target) -> Tensor:
     _same_shape("BCEWithLogitsLoss", x, t, what="logits")
     if not ((t >= 0) & (t <= 1)).all():
         raise ValueError("BCEWithLogitsLoss: argument 'target' must be in [0, 1]")
+    _check_reduction("BCEWithLogitsLoss", reduction)
     t = t.astype(x.dtype)
     ### BEGIN SOLUTION
-    return (relu(x) - x * t + (1 + (-x.abs()).exp()).log()).mean()
+    return _reduce(relu(x) - x * t + (1 + (-x.abs()).exp()).log(), reduction)
     ### END SOLUTION
 
 
 class MSELoss(Module):
-    """Mean squared error. Shape: prediction (*) and target (*) of equal shape -> scalar."""
+    """Squared error. Shape: prediction (*) and target (*) of equal shape -> scalar (or (*) for "none").
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(self, *, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = _check_reduction("MSELoss", reduction)
 
     def forward(self, prediction, target) -> Tensor:
-        return mse_loss(prediction, target)
+        return mse_loss(prediction, target, reduction=self.reduction)
 
 
 class CrossEntropyLoss(Module):
-    """Softmax cross-entropy from logits. Shape: logits (N, C), target (N,) int -> scalar (mean).
+    """Softmax cross-entropy from logits (see :func:`cross_entropy`).
 
-    Finite for logits of any magnitude (through the stable ``log_softmax``).
+    Shape: logits (N, C) with target (N,) int, or (N, C, d1, ...) with (N, d1, ...),
+    -> scalar (or the target's shape for ``reduction="none"``). Finite for logits of
+    any magnitude (through the stable ``log_softmax``).
+
+    Args:
+        ignore_index: target value that contributes nothing (default -100).
+        reduction: ``"mean"`` (default, over the targets not ignored), ``"sum"`` or ``"none"``.
+        label_smoothing: in [0, 1] (default 0).
     """
 
+    def __init__(self, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__()
+        _check_cross_entropy_options(ignore_index, reduction, label_smoothing)
+        self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
+
     def forward(self, logits, target) -> Tensor:
-        return cross_entropy(logits, target)
+        return cross_entropy(
+            logits,
+            target,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
 
 
 class BinaryCrossEntropyLoss(Module):
@@ -163,18 +270,20 @@ class BinaryCrossEntropyLoss(Module):
 
     Args:
         eps: clipping margin keeping the logs finite (in (0, 0.5), default 1e-7).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
 
-    Shape: prediction (*) in [0, 1] and target (*) of equal shape -> scalar.
+    Shape: prediction (*) in [0, 1] and target (*) of equal shape -> scalar (or (*)).
     """
 
-    def __init__(self, eps: float = 1e-7) -> None:
+    def __init__(self, eps: float = 1e-7, *, reduction: str = "mean") -> None:
         super().__init__()
         if not 0.0 < eps < 0.5:  # also refuses nan
             raise ValueError(f"BinaryCrossEntropyLoss: argument 'eps' must be in (0, 0.5), got {eps}")
         self.eps = float(eps)
+        self.reduction = _check_reduction("BinaryCrossEntropyLoss", reduction)
 
     def forward(self, prediction, target) -> Tensor:
-        return binary_cross_entropy(prediction, target, self.eps)
+        return binary_cross_entropy(prediction, target, self.eps, reduction=self.reduction)
 
 
 BCELoss = BinaryCrossEntropyLoss
@@ -183,8 +292,15 @@ BCELoss = BinaryCrossEntropyLoss
 class BCEWithLogitsLoss(Module):
     """Binary cross-entropy on raw scores (sigmoid folded in, stable for any magnitude).
 
-    Shape: logits (*) and target (*) in [0, 1] of equal shape -> scalar (mean).
+    Shape: logits (*) and target (*) in [0, 1] of equal shape -> scalar (or (*) for "none").
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     """
 
+    def __init__(self, *, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = _check_reduction("BCEWithLogitsLoss", reduction)
+
     def forward(self, logits, target) -> Tensor:
-        return binary_cross_entropy_with_logits(logits, target)
+        return binary_cross_entropy_with_logits(logits, target, reduction=self.reduction)

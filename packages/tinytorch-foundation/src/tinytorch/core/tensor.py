@@ -13,16 +13,33 @@ its derivative: that is Module 05's lesson, written next to the forward so the
 two can be read side by side, and marked ``(Module 05)``. ``requires_grad``,
 ``.grad`` and ``backward()`` only come alive in Module 05.
 
+The API is PyTorch's: ``dim`` / ``keepdim`` (NumPy's ``axis`` / ``keepdims``
+are accepted as keyword aliases), ``x.size()`` and ``x.size(d)``, ``x.max(dim)``
+returning ``(values, indices)``, indexing placed by PyTorch's rule, and the
+factories ``zeros``, ``ones``, ``full``, ``arange``, ``eye``, ``rand``,
+``randn``, ``*_like`` and ``manual_seed``.
+
 Dtypes: float data becomes float32 unless ``dtype`` is given (float64 is used
 for gradient checks); integer data keeps an integer dtype (indices, class
 targets). Python numbers combined with a tensor never change its dtype (NumPy's
 NEP 50 rule), and NumPy operands are cast to the tensor's float dtype, so a
 float32 model stays float32.
+
+NumPy interoperation: ``np.asarray(t)`` is ``t.data`` (shared, not copied).
+A NumPy ufunc applied to a tensor (``np.abs(p.grad)``, ``np.exp(t)``) computes
+on the data and returns what NumPy returns for an array, an ndarray: no graph,
+like every other NumPy function given a tensor (``np.stack``, ``np.linalg.norm``).
+The one exception is arithmetic: ``ndarray * tensor`` (and ``+ - / // % ** @``
+and comparisons; NumPy routes those operators through the ufuncs ``np.multiply``
+and friends) runs the Tensor operator, so it keeps the graph exactly as
+``tensor * ndarray`` does.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from tinytorch.core.autograd import Function, is_grad_enabled, unbroadcast
@@ -32,7 +49,41 @@ from tinytorch.core.memory import keep_freed_memory
 # Once per process: keep freed memory for the next training step (see tinytorch/core/memory.py).
 keep_freed_memory()
 
-__all__ = ["Tensor", "concatenate", "cat", "stack", "where", "maximum", "minimum"]
+__all__ = [
+    "Tensor",
+    "ValuesIndices",
+    "concatenate",
+    "cat",
+    "stack",
+    "where",
+    "maximum",
+    "minimum",
+    "zeros",
+    "ones",
+    "full",
+    "arange",
+    "eye",
+    "rand",
+    "randn",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "rand_like",
+    "randn_like",
+    "manual_seed",
+]
+
+
+class ValuesIndices(NamedTuple):
+    """What ``max(dim)``, ``min(dim)``, ``sort`` and ``topk`` return (as ``torch.return_types``).
+
+    ``values`` is differentiable (its gradient goes to the selected entries);
+    ``indices`` is an int64 tensor without gradient. Unpacks as a pair:
+    ``values, indices = x.max(dim=1)``.
+    """
+
+    values: Tensor
+    indices: Tensor
 
 
 # --------------------------------------------------------------------------- Tensor
@@ -57,12 +108,10 @@ class Tensor:
     Example:
         >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]])
         >>> (x @ x + 1).sum()
-        Tensor(61.)
+        Tensor(58.)
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
-    # NumPy defers binary operators to us (ndarray * Tensor -> Tensor.__rmul__).
-    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, dtype=None) -> None:
         ### BEGIN SOLUTION
@@ -96,18 +145,29 @@ class Tensor:
         t._ctx = None
         return t
 
-    # ---------------------------------------------------------------- properties
+    # ---------------------------------------------------------------- shape and size
     @property
     def shape(self) -> tuple:
+        """The dimensions, a tuple (PyTorch's ``torch.Size``)."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim=None):
+        """``size()`` is the shape (a tuple); ``size(d)`` the length of dim ``d`` (negative counts back)."""
+        if dim is None:
+            return self.data.shape
+        return self.data.shape[_one_dim("size", dim, self.data.ndim, allow_scalar=False)]
+
+    def numel(self) -> int:
+        """Number of elements (the product of the shape; 1 for a 0-d tensor)."""
         return self.data.size
+
+    def dim(self) -> int:
+        """Number of dimensions (as ``ndim``)."""
+        return self.data.ndim
 
     @property
     def dtype(self):
@@ -137,8 +197,36 @@ class Tensor:
             extras += ", requires_grad=True"
         return f"Tensor({body}{extras})"
 
+    # ---------------------------------------------------------------- NumPy interoperation
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        """``np.asarray(t)``: the data itself (a copy only when a dtype change or ``copy=True`` asks)."""
+        array = self.data if dtype is None else self.data.astype(dtype)
+        return array.copy() if copy and array is self.data else array
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs given a tensor: operators keep the graph, everything else returns an ndarray.
+
+        ``ndarray * tensor`` reaches us as ``np.multiply(ndarray, tensor)``: it runs
+        the Tensor operator (``tensor.__rmul__(ndarray)``), so the result is a Tensor
+        in the graph, as for ``tensor * ndarray``. Any other ufunc (``np.abs``,
+        ``np.exp``, ``np.maximum``, reductions such as ``np.add.reduce``) is
+        computed on the data and returns NumPy's result: an ndarray, without graph.
+        """
+        names = _OPERATOR_UFUNCS.get(ufunc)
+        if names is not None and method == "__call__" and not kwargs:
+            forward, reflected = names
+            if isinstance(inputs[0], Tensor):
+                return getattr(inputs[0], forward)(*inputs[1:])
+            return getattr(inputs[1], reflected)(inputs[0])
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        if "out" in kwargs:
+            for target in kwargs["out"]:
+                if isinstance(target, Tensor) and target.requires_grad and is_grad_enabled():
+                    raise RuntimeError(
+                        f"np.{ufunc.__name__}: out= a tensor that requires grad (use no_grad())"
+                    )
+            kwargs["out"] = tuple(x.data if isinstance(x, Tensor) else x for x in kwargs["out"])
+        return getattr(ufunc, method)(*arrays, **kwargs)
 
     # ---------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
@@ -157,6 +245,10 @@ class Tensor:
     def detach(self) -> Tensor:
         """A tensor sharing the data, cut from the graph (requires_grad=False)."""
         return Tensor._make(self.data, False)
+
+    def clone(self) -> Tensor:
+        """A copy of the data that stays in the graph (its gradient flows back to ``self``)."""
+        return Clone.apply(self)
 
     def astype(self, dtype) -> Tensor:
         """Copy with another dtype (not differentiable; for indices, masks, precision changes)."""
@@ -263,17 +355,35 @@ class Tensor:
             b = np.asarray(b, dtype=np.float32)
         return Div.apply(b, a)
 
+    def __floordiv__(self, other):
+        """``floor(self / other)`` (PyTorch's ``floor_divide``); piecewise constant, so gradient 0."""
+        return FloorDivide.apply(*self._pair(other))
+
+    def __rfloordiv__(self, other):
+        a, b = self._pair(other)
+        return FloorDivide.apply(b, a)
+
+    def __mod__(self, other):
+        """Remainder with the sign of the divisor (Python's ``%``, PyTorch's ``remainder``)."""
+        return Remainder.apply(*self._pair(other))
+
+    def __rmod__(self, other):
+        a, b = self._pair(other)
+        return Remainder.apply(b, a)
+
     def __neg__(self):
         return Neg.apply(self)
 
     def __pow__(self, exponent):
-        if not isinstance(exponent, numbers.Real) or isinstance(exponent, np.ndarray):
-            raise ValueError(f"pow: argument 'exponent' must be a real number, got {type(exponent).__name__}")
-        return Pow.apply(self, exponent if isinstance(exponent, (int, float)) else float(exponent))
+        return Pow.apply(*self._pair(exponent))
 
     def __rpow__(self, base):
-        # base ** x = exp(x * ln(base)), differentiable in x.
-        return (self * float(np.log(base))).exp()
+        a, b = self._pair(base)
+        return Pow.apply(b, a)
+
+    def pow(self, exponent) -> Tensor:
+        """``self ** exponent`` elementwise; ``exponent`` a number or a tensor (broadcast)."""
+        return self**exponent
 
     def __matmul__(self, other):
         return MatMul.apply(*self._pair(other))
@@ -339,6 +449,16 @@ class Tensor:
     def abs(self) -> Tensor:
         return Abs.apply(self)
 
+    def sin(self) -> Tensor:
+        return Sin.apply(self)
+
+    def cos(self) -> Tensor:
+        return Cos.apply(self)
+
+    def sign(self) -> Tensor:
+        """-1, 0 or 1 elementwise (gradient 0)."""
+        return Sign.apply(self)
+
     def clip(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
         """Clamp values to ``[min, max]`` (either may be None). Gradient 0 outside."""
         return Clip.apply(self, min, max)
@@ -357,36 +477,127 @@ class Tensor:
         return Where.apply(np.asarray(mask, dtype=bool), self._operand(value), self)
 
     # ---------------------------------------------------------------- reductions
-    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
-        """Sum over ``axis`` (int, tuple or None for all). Shape: reduced dims dropped unless keepdims."""
-        return Sum.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims)
+    # Every reduction takes PyTorch's ``dim`` (an int, a tuple, or None for all) and
+    # ``keepdim``; NumPy's ``axis`` / ``keepdims`` are accepted as keyword aliases.
+    # A 0-d tensor reduces over dim 0 or -1 to itself (as PyTorch).
 
-    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
-        """Arithmetic mean over ``axis``."""
-        return Mean.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims)
+    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """Sum over ``dim``. Shape: the reduced dims dropped, or kept as size 1 with ``keepdim``."""
+        dims, keep = _dims("sum", self, dim, axis), _keep(keepdim, keepdims)
+        return Sum.apply(self, axis=dims, keepdims=keep)
 
-    def var(self, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        """Variance over ``axis``: ``sum((x - mean(x))**2) / (n - ddof)``.
+    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """Arithmetic mean over ``dim``."""
+        dims, keep = _dims("mean", self, dim, axis), _keep(keepdim, keepdims)
+        return Mean.apply(self, axis=dims, keepdims=keep)
 
-        Note: ``ddof=0`` (biased, NumPy's default and what layer norm needs);
-        PyTorch's ``var`` defaults to the unbiased ``correction=1``.
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        """Variance over ``dim``: ``sum((x - mean(x))**2) / (n - correction)``.
+
+        As PyTorch, the default is the unbiased ``correction=1``; ``unbiased=False``
+        or ``correction=0`` (NumPy's ``ddof=0``) gives the biased variance that
+        normalization layers use.
         """
-        return Var.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims, ddof=ddof)
+        dims, keep = _dims("var", self, dim, axis), _keep(keepdim, keepdims)
+        return Var.apply(self, axis=dims, keepdims=keep, ddof=_correction("var", unbiased, correction))
 
-    def max(self, axis=None, keepdims: bool = False) -> Tensor:
-        """Maximum over ``axis`` (values only; see ``argmax`` for indices)."""
-        return Extremum.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims)
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        """Standard deviation ``sqrt(var)`` over ``dim`` (unbiased by default, as ``var``)."""
+        dims, keep = _dims("std", self, dim, axis), _keep(keepdim, keepdims)
+        return Std.apply(self, axis=dims, keepdims=keep, ddof=_correction("std", unbiased, correction))
 
-    def min(self, axis=None, keepdims: bool = False) -> Tensor:
-        """Minimum over ``axis``."""
-        return Extremum.apply(self, axis=_norm_axis(axis, self.data.ndim), keepdims=keepdims, use_min=True)
+    def prod(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """Product over one ``dim`` (or all elements when None)."""
+        dim, keep = _alias("prod", "dim", dim, "axis", axis), _keep(keepdim, keepdims)
+        if dim is None:
+            everything = Prod.apply(self.reshape(-1), axis=0, keepdims=False)
+            return everything.reshape((1,) * self.ndim) if keep else everything
+        return _scalar_as_vector("prod", self, dim, lambda x, d: Prod.apply(x, axis=d, keepdims=keep))
 
-    def argmax(self, axis=None, keepdims: bool = False) -> Tensor:
-        """Indices of the maxima (int64, no gradient)."""
-        return Tensor._make(np.argmax(self.data, axis=axis, keepdims=keepdims), False)
+    def logsumexp(self, dim, keepdim: bool = False, *, keepdims=None) -> Tensor:
+        """``log(sum(exp(x)))`` over ``dim``, computed stably (never exponentiates a large number)."""
+        return LogSumExp.apply(self, axis=_dims("logsumexp", self, dim), keepdims=_keep(keepdim, keepdims))
 
-    def argmin(self, axis=None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(np.argmin(self.data, axis=axis, keepdims=keepdims), False)
+    def cumsum(self, dim=None, *, axis=None) -> Tensor:
+        """Running sum along ``dim``: ``out[..., i] = x[..., 0] + ... + x[..., i]``. Shape unchanged."""
+        dim = _alias("cumsum", "dim", dim, "axis", axis)
+        return _scalar_as_vector("cumsum", self, dim, lambda x, d: Cumsum.apply(x, d))
+
+    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        """Largest value: ``x.max()`` a tensor; ``x.max(dim)`` the pair ``(values, indices)``.
+
+        With a dim the gradient goes to the returned index (the first maximum), as
+        PyTorch; the full ``x.max()`` splits it equally among tied maxima. ``x.max(other)``
+        with a tensor is the elementwise ``maximum``. For several dims use ``amax``.
+        """
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        dim = _alias("max", "dim", dim, "axis", axis)
+        if dim is None:
+            return Extremum.apply(self, axis=None, keepdims=False)
+        return _select(self, "max", dim, _keep(keepdim, keepdims), np.argmax)
+
+    def min(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        """Smallest value: ``x.min()`` a tensor; ``x.min(dim)`` the pair ``(values, indices)`` (see max)."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        dim = _alias("min", "dim", dim, "axis", axis)
+        if dim is None:
+            return Extremum.apply(self, axis=None, keepdims=False, use_min=True)
+        return _select(self, "min", dim, _keep(keepdim, keepdims), np.argmin)
+
+    def amax(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """Maximum over ``dim`` (an int or a tuple); ties share the gradient equally."""
+        dims, keep = _dims("amax", self, dim, axis), _keep(keepdim, keepdims)
+        return Extremum.apply(self, axis=dims, keepdims=keep)
+
+    def amin(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """Minimum over ``dim`` (an int or a tuple); ties share the gradient equally."""
+        dims, keep = _dims("amin", self, dim, axis), _keep(keepdim, keepdims)
+        return Extremum.apply(self, axis=dims, keepdims=keep, use_min=True)
+
+    def argmax(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """Index of the (first) maximum along ``dim``, or in the flattened tensor (int64, no gradient)."""
+        dim, keep = _alias("argmax", "dim", dim, "axis", axis), _keep(keepdim, keepdims)
+        if dim is None:  # an index into the flattened tensor
+            return Tensor._make(np.argmax(self.data).reshape((1,) * self.ndim if keep else ()), False)
+        return _select(self, "argmax", dim, keep, np.argmax).indices
+
+    def argmin(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """Index of the (first) minimum along ``dim``, or in the flattened tensor (int64, no gradient)."""
+        dim, keep = _alias("argmin", "dim", dim, "axis", axis), _keep(keepdim, keepdims)
+        if dim is None:  # an index into the flattened tensor
+            return Tensor._make(np.argmin(self.data).reshape((1,) * self.ndim if keep else ()), False)
+        return _select(self, "argmin", dim, keep, np.argmin).indices
+
+    def all(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """True where every element along ``dim`` is nonzero (a bool tensor, no gradient)."""
+        dims, keep = _dims("all", self, dim, axis), _keep(keepdim, keepdims)
+        return Tensor._make(np.all(self.data, axis=dims, keepdims=keep), False)
+
+    def any(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+        """True where some element along ``dim`` is nonzero (a bool tensor, no gradient)."""
+        dims, keep = _dims("any", self, dim, axis), _keep(keepdim, keepdims)
+        return Tensor._make(np.any(self.data, axis=dims, keepdims=keep), False)
+
+    # ---------------------------------------------------------------- sorting
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
+        """Sorted values along ``dim`` and where they came from: ``(values, indices)``.
+
+        Equal values keep their original order (always stable). The gradient of
+        ``values`` goes back to the positions in ``indices``. Cost: O(n log n) per row.
+        """
+        return _scalar_as_vector("sort", self, dim, lambda x, d: _sorted(x, d, descending))
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:  # noqa: A002
+        """The ``k`` largest (or smallest) values along ``dim``, in order, and their indices.
+
+        Shape: ``dim`` becomes ``k``. Cost: a sort of each row (O(n log n)).
+        """
+        n = self.shape[_one_dim("topk", dim, self.ndim)] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= n:
+            raise ValueError(f"topk: argument 'k' must be an int in [0, {n}], got {k!r}")
+        return _scalar_as_vector("topk", self, dim, lambda x, d: _sorted(x, d, largest, keep=int(k)))
 
     # ---------------------------------------------------------------- movement
     def reshape(self, *shape) -> Tensor:
@@ -397,13 +608,27 @@ class Tensor:
 
     view = reshape
 
-    def flatten(self, start_dim: int = 0) -> Tensor:
-        """Merge dims from ``start_dim`` on: (N, C, H, W).flatten(1) -> (N, C*H*W)."""
-        return self.reshape(self.shape[:start_dim] + (-1,))
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge dims ``start_dim..end_dim`` into one: (N, C, H, W).flatten(1) -> (N, C*H*W)."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start = _one_dim("flatten", start_dim, self.ndim)
+        end = _one_dim("flatten", end_dim, self.ndim)
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1 :])
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
         """Swap two dimensions (default: the last two)."""
         return Transpose.apply(self, dim0, dim1)
+
+    def t(self) -> Tensor:
+        """Matrix transpose of a tensor with at most 2 dims (0-d and 1-d come back unchanged)."""
+        if self.ndim > 2:
+            raise ValueError(
+                f"t: expects a tensor with <= 2 dims, got shape {self.shape}; use transpose(d0, d1)"
+            )
+        return self if self.ndim < 2 else self.transpose(0, 1)
 
     def permute(self, *dims) -> Tensor:
         """Reorder all dimensions: ``x.permute(0, 2, 1)``."""
@@ -424,13 +649,14 @@ class Tensor:
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None) -> Tensor:
-        """Remove size-1 dimensions (all, or only ``dim`` if it has size 1)."""
+        """Remove size-1 dimensions: all of them, or those among ``dim`` (an int or a tuple).
+
+        A listed dimension whose size is not 1 is left alone (as PyTorch).
+        """
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dim = _norm_axis(dim, self.data.ndim)[0]
-        if self.shape[dim] != 1:
-            return self
-        return self.reshape(self.shape[:dim] + self.shape[dim + 1 :])
+        drop = set(_dims("squeeze", self, dim))
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in drop and n == 1)))
 
     def expand(self, *shape) -> Tensor:
         """Broadcast to ``shape`` without copying (``-1`` keeps a dim)."""
@@ -442,6 +668,75 @@ class Tensor:
 
     def broadcast_to(self, shape) -> Tensor:
         return Expand.apply(self, tuple(shape))
+
+    def flip(self, *dims) -> Tensor:
+        """Reverse the order of elements along ``dims``: ``x.flip(0)``, ``x.flip((0, 2))``."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return Flip.apply(self, _dims("flip", self, dims))
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """Keep the lower triangle of the last two dims (entries ``j <= i + diagonal``), zero the rest."""
+        return Triangle.apply(self, _diagonal("tril", self, diagonal), upper=False)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """Keep the upper triangle of the last two dims (entries ``j >= i + diagonal``), zero the rest."""
+        return Triangle.apply(self, _diagonal("triu", self, diagonal), upper=True)
+
+    def split(self, split_size_or_sections, dim: int = 0) -> tuple:
+        """Cut along ``dim`` into pieces of ``split_size`` (the last may be smaller) or of the listed sizes.
+
+        Each piece is a slice of ``self`` (differentiable). Example: a (5, 3) tensor
+        ``.split(2)`` gives shapes (2, 3), (2, 3), (1, 3); ``.split([1, 4])`` (1, 3), (4, 3).
+        """
+        d = _one_dim("split", dim, self.ndim, allow_scalar=False)
+        n = self.shape[d]
+        if isinstance(split_size_or_sections, numbers.Integral) and not isinstance(
+            split_size_or_sections, bool
+        ):
+            size = int(split_size_or_sections)
+            if size < 1:
+                raise ValueError(f"split: argument 'split_size' must be a positive int, got {size}")
+            sizes = [size] * (n // size) + ([n % size] if n % size else [])
+        else:
+            sizes = [int(s) for s in split_size_or_sections]
+            if sum(sizes) != n or any(s < 0 for s in sizes):
+                raise ValueError(f"split: sections {sizes} do not add up to size {n} of dim {dim}")
+        starts = np.cumsum([0] + sizes[:-1]).tolist()
+        lead = (slice(None),) * d
+        return tuple(self[lead + (slice(start, start + s),)] for start, s in zip(starts, sizes))
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple:
+        """Cut along ``dim`` into ``chunks`` pieces of ``ceil(n / chunks)`` (fewer if n is small)."""
+        if isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks < 1:
+            raise ValueError(f"chunk: argument 'chunks' must be a positive int, got {chunks!r}")
+        n = self.shape[_one_dim("chunk", dim, self.ndim, allow_scalar=False)]
+        if n == 0:
+            return self.split([0] * int(chunks), dim)
+        return self.split(math.ceil(n / chunks), dim)
+
+    def gather(self, dim: int, index) -> Tensor:
+        """``out[i][j][k] = self[index[i][j][k]][j][k]`` for ``dim=0`` (and likewise for other dims).
+
+        ``index`` is an integer tensor with as many dims as ``self``, each at most
+        as long as ``self``'s except along ``dim``; the output has ``index``'s shape.
+        The gradient is added back to the gathered positions (repeats accumulate).
+        """
+        index = index.data if isinstance(index, Tensor) else np.asarray(index)
+        if index.dtype.kind not in "iu":
+            raise ValueError(f"gather: argument 'index' must hold integers, got dtype {index.dtype}")
+        if index.ndim != self.ndim:
+            raise ValueError(f"gather: index shape {index.shape} and input shape {self.shape} differ in rank")
+        d = _one_dim("gather", dim, self.ndim)
+        if self.ndim == 0:  # a 0-d tensor gathers like a 1-element vector
+            return self.reshape(1).gather(0, index.reshape(1)).reshape(())
+        if any(i > n for k, (i, n) in enumerate(zip(index.shape, self.shape)) if k != d):
+            raise ValueError(f"gather: index shape {index.shape} is larger than input shape {self.shape}")
+        if index.size and (index.min() < 0 or index.max() >= self.shape[d]):
+            raise ValueError(
+                f"gather: argument 'index' has entries outside [0, {self.shape[d]}) along dim {dim}"
+            )
+        return Gather.apply(self, d, index)
 
     def pad(self, pad_width, value: float = 0.0) -> Tensor:
         """Constant padding with ``np.pad``'s ``pad_width``: int, (before, after) or one pair per dim.
@@ -459,6 +754,7 @@ class Tensor:
         return Pad.apply(self, tuple(map(tuple, widths.tolist())), value)
 
     def __getitem__(self, index) -> Tensor:
+        """``x[index]``: ints, slices, None, ``...``, integer and boolean arrays, placed as PyTorch does."""
         if isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         elif isinstance(index, Tensor):
@@ -474,6 +770,27 @@ class Tensor:
         self.data[index] = value.data if isinstance(value, Tensor) else value
 
 
+# Ufuncs NumPy calls for operators (``ndarray * tensor`` is ``np.multiply(ndarray, tensor)``):
+# the Tensor method to run with a tensor first, and the reflected one with a tensor second.
+_OPERATOR_UFUNCS = {
+    np.add: ("__add__", "__radd__"),
+    np.subtract: ("__sub__", "__rsub__"),
+    np.multiply: ("__mul__", "__rmul__"),
+    np.true_divide: ("__truediv__", "__rtruediv__"),
+    np.floor_divide: ("__floordiv__", "__rfloordiv__"),
+    np.remainder: ("__mod__", "__rmod__"),
+    np.power: ("__pow__", "__rpow__"),
+    np.matmul: ("__matmul__", "__rmatmul__"),
+    np.negative: ("__neg__", None),
+    np.less: ("__lt__", "__gt__"),
+    np.less_equal: ("__le__", "__ge__"),
+    np.greater: ("__gt__", "__lt__"),
+    np.greater_equal: ("__ge__", "__le__"),
+    np.equal: ("__eq__", "__eq__"),
+    np.not_equal: ("__ne__", "__ne__"),
+}
+
+
 # --------------------------------------------------------------------------- functions
 
 
@@ -481,23 +798,27 @@ def _as_tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def concatenate(tensors, axis: int = 0) -> Tensor:
-    """Join a sequence of tensors along an existing ``axis`` (``torch.cat``)."""
+def concatenate(tensors, dim=None, *, axis=None) -> Tensor:
+    """Join a sequence of tensors along an existing ``dim`` (default 0; ``torch.cat``)."""
     tensors = [_as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate: argument 'tensors' is empty")
-    return Concatenate.apply(*tensors, axis=axis)
+    dim = _alias("concatenate", "dim", dim, "axis", axis)
+    dim = 0 if dim is None else dim
+    return Concatenate.apply(*tensors, axis=dim)
 
 
 cat = concatenate
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
-    """Join same-shape tensors along a new ``axis``."""
+def stack(tensors, dim=None, *, axis=None) -> Tensor:
+    """Join same-shape tensors along a new ``dim`` (default 0)."""
     tensors = [_as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: argument 'tensors' is empty")
-    return Stack.apply(*tensors, axis=axis)
+    dim = _alias("stack", "dim", dim, "axis", axis)
+    dim = 0 if dim is None else dim
+    return Stack.apply(*tensors, axis=dim)
 
 
 def where(condition, x, y) -> Tensor:
@@ -518,21 +839,232 @@ def minimum(a, b) -> Tensor:
     return -maximum(-_as_tensor(a), -_as_tensor(b))
 
 
+# --------------------------------------------------------------------------- factories
+# New tensors as PyTorch makes them: ``zeros(2, 3)`` or ``zeros((2, 3))``, float32
+# unless ``dtype`` says otherwise, ``requires_grad`` to make a leaf for Module 05.
+# The random ones draw from NumPy's global generator, the one that ``Linear``
+# initializes its weights from and ``Dropout`` draws masks from, so one
+# ``manual_seed(s)`` makes a whole run repeatable.
+
+
+def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros of shape ``size`` (float32 unless ``dtype`` is given)."""
+    ### BEGIN SOLUTION
+    return Tensor(np.zeros(_shape("zeros", size)), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of shape ``size``."""
+    ### BEGIN SOLUTION
+    return Tensor(np.ones(_shape("ones", size)), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def full(size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of shape ``size`` filled with ``fill_value``.
+
+    The dtype follows the value as in PyTorch (bool, int64 or float32) unless ``dtype`` is given.
+    """
+    ### BEGIN SOLUTION
+    return Tensor(np.full(_shape("full", (size,)), fill_value), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``start, start + step, ...`` up to (excluding) ``end``; ``arange(n)`` is ``0 .. n-1``.
+
+    int64 when every argument is an int, else float32 (as PyTorch).
+    """
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: argument 'step' must be nonzero")
+    ### BEGIN SOLUTION
+    return Tensor(np.arange(start, end, step), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def eye(n: int, m=None, dtype=None, requires_grad: bool = False) -> Tensor:
+    """The ``(n, m)`` identity matrix (``m = n`` by default): ones on the diagonal."""
+    rows, cols = _shape("eye", (n, n if m is None else m))
+    ### BEGIN SOLUTION
+    return Tensor(np.eye(rows, cols), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def rand(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Uniform random numbers in [0, 1) of shape ``size`` (NumPy's global generator)."""
+    ### BEGIN SOLUTION
+    return Tensor(np.random.random_sample(_shape("rand", size)), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def randn(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal random numbers of shape ``size`` (NumPy's global generator)."""
+    ### BEGIN SOLUTION
+    return Tensor(np.random.standard_normal(_shape("randn", size)), dtype=dtype, requires_grad=requires_grad)
+    ### END SOLUTION
+
+
+def zeros_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Zeros with the shape (and, unless ``dtype`` is given, the dtype) of ``t``."""
+    return zeros(np.shape(t), dtype=dtype or _dtype_of(t), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Ones with the shape and dtype of ``t``."""
+    return ones(np.shape(t), dtype=dtype or _dtype_of(t), requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``fill_value`` everywhere, with the shape and dtype of ``t``."""
+    return full(np.shape(t), fill_value, dtype=dtype or _dtype_of(t), requires_grad=requires_grad)
+
+
+def rand_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Uniform [0, 1) numbers with the shape of ``t`` (its dtype if floating, else float32)."""
+    kind = _dtype_of(t)
+    return rand(np.shape(t), dtype=dtype or (kind if kind.kind == "f" else None), requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal numbers with the shape of ``t`` (its dtype if floating, else float32)."""
+    kind = _dtype_of(t)
+    return randn(
+        np.shape(t), dtype=dtype or (kind if kind.kind == "f" else None), requires_grad=requires_grad
+    )
+
+
+def manual_seed(seed: int) -> None:
+    """Seed NumPy's global generator: ``rand``, ``randn``, ``Linear``'s initial weights and
+    ``Dropout``'s masks repeat exactly after the same seed (``torch.manual_seed``)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise ValueError(f"manual_seed: argument 'seed' must be an int in [0, 2**32), got {seed!r}")
+    np.random.seed(int(seed))
+
+
+def _shape(op: str, size: tuple) -> tuple:
+    """``(2, 3)`` from ``f(2, 3)`` or ``f((2, 3))``; every entry a non-negative int."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    if any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0 for n in size):
+        raise ValueError(f"{op}: argument 'size' must be non-negative ints, got {size!r}")
+    return tuple(int(n) for n in size)
+
+
+def _dtype_of(t) -> np.dtype:
+    return t.data.dtype if isinstance(t, Tensor) else np.asarray(t).dtype
+
+
 # --------------------------------------------------------------------------- helpers
 
 
-def _norm_axis(axis, ndim: int):
-    """Axis argument as a tuple of non-negative ints (None stays None)."""
-    if axis is None:
+def _alias(op: str, name: str, value, alias: str, alias_value):
+    """PyTorch's argument ``name`` or its NumPy alias (``dim``/``axis``); both at once is an error."""
+    if alias_value is None:
+        return value
+    if value is not None:
+        raise ValueError(f"{op}: pass '{name}' or its alias '{alias}', not both")
+    return alias_value
+
+
+def _keep(keepdim, keepdims) -> bool:
+    return bool(keepdim if keepdims is None else keepdims)
+
+
+def _one_dim(op: str, dim, ndim: int, allow_scalar: bool = True) -> int:
+    """One dimension as a non-negative int; for a 0-d tensor 0 and -1 name the tensor itself (as PyTorch)."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise ValueError(f"{op}: argument 'dim' must be an int, got {dim!r}")
+    n = max(ndim, 1) if allow_scalar else ndim
+    if not -n <= dim < n:
+        raise ValueError(f"{op}: argument 'dim' {dim} is out of range for a {ndim}-d tensor")
+    return int(dim) % n
+
+
+def _dims(op: str, x: Tensor, dim, axis=None, *, reduce: bool = True):
+    """``dim`` (int, tuple/list or None) as a tuple of distinct non-negative ints, or None for all dims.
+
+    For reductions an empty tuple also means all dims (as PyTorch). On a 0-d tensor
+    dims 0 and -1 become ``()``: NumPy's "reduce over nothing", which is the tensor itself.
+    """
+    dim = _alias(op, "dim", dim, "axis", axis)
+    if dim is None:
         return None
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    out = []
-    for a in axes:
-        a = int(a)
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
-    return tuple(out)
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    if reduce and not dims:
+        return None
+    out = tuple(_one_dim(op, d, x.ndim) for d in dims)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: argument 'dim' {dim!r} repeats a dimension")
+    return out if x.ndim else ()
+
+
+def _correction(op: str, unbiased, correction) -> float:
+    """The ``correction`` in the variance's divisor ``n - correction``: 1 (PyTorch's default) unless told."""
+    if unbiased is not None and correction is not None:
+        raise ValueError(f"{op}: pass 'unbiased' or 'correction', not both")
+    if correction is None:
+        return 0 if unbiased is False else 1
+    if (
+        isinstance(correction, bool)
+        or not isinstance(correction, numbers.Real)
+        or not 0 <= correction < math.inf
+    ):
+        raise ValueError(f"{op}: argument 'correction' must be a non-negative number, got {correction!r}")
+    return correction
+
+
+def _diagonal(op: str, x: Tensor, diagonal) -> int:
+    if x.ndim < 2:
+        raise ValueError(f"{op}: needs a tensor with at least 2 dims, got shape {x.shape}")
+    if isinstance(diagonal, bool) or not isinstance(diagonal, numbers.Integral):
+        raise ValueError(f"{op}: argument 'diagonal' must be an int, got {diagonal!r}")
+    return int(diagonal)
+
+
+def _scalar_as_vector(op: str, x: Tensor, dim, fn):
+    """``fn(x, d)`` for an op along one dim; a 0-d tensor acts as a 1-element vector (as PyTorch)."""
+    d = _one_dim(op, dim, x.ndim)
+    if x.ndim:
+        return fn(x, d)
+    out = fn(x.reshape(1), 0)
+    if isinstance(out, ValuesIndices):
+        return ValuesIndices(out.values.reshape(()), out.indices.reshape(()))
+    return out.reshape(())
+
+
+def _select(x: Tensor, op: str, dim, keepdim: bool, pick) -> ValuesIndices:
+    """``(values, indices)`` of the entry ``pick`` (``np.argmax`` or ``np.argmin``) chooses along ``dim``.
+
+    The values are gathered at the indices, so their gradient goes to exactly those entries.
+    """
+
+    def along(v: Tensor, d: int) -> ValuesIndices:
+        if v.shape[d] == 0:
+            raise ValueError(f"{op}: cannot reduce over dim {dim} of size 0 (shape {x.shape})")
+        index = np.expand_dims(pick(v.data, axis=d), d)  # (..., 1, ...): where the extreme sits
+        values = v.gather(d, index)
+        if not keepdim:
+            values, index = values.squeeze(d), np.squeeze(index, d)
+        return ValuesIndices(values, Tensor._make(index))
+
+    return _scalar_as_vector(op, x, dim, along)
+
+
+def _sorted(x: Tensor, d: int, descending: bool, keep=None) -> ValuesIndices:
+    """Sorted ``(values, indices)`` along ``d`` (equal values in their original order), the first ``keep``."""
+    if descending:
+        # Sort the reversed row ascending, then reverse: largest first, equal values still in
+        # their original order, NaN first (PyTorch counts NaN as the largest value).
+        n = x.shape[d]
+        order = n - 1 - np.flip(np.argsort(np.flip(x.data, d), axis=d, kind="stable"), d)
+    else:
+        order = np.argsort(x.data, axis=d, kind="stable")
+    if keep is not None:
+        order = order[(slice(None),) * d + (slice(0, keep),)]
+    return ValuesIndices(x.gather(d, order), Tensor._make(order))
 
 
 def _reduced_count(shape: tuple, axis) -> int:
@@ -549,10 +1081,43 @@ def _expand_reduced(grad: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     return np.expand_dims(grad, axis)
 
 
-def _is_advanced(index) -> bool:
-    """True when ``index`` uses integer/boolean arrays (NumPy advanced indexing)."""
+def _split_index(index) -> tuple:
+    """An index as PyTorch applies it: ``(basic, advanced)``, so ``x[index] == x[basic][advanced]``.
+
+    PyTorch applies integers first (each removes its dim, like ``x.select(d, i)``) and
+    then the integer and boolean arrays, placed by NumPy's rule among the dims that
+    remain. NumPy instead counts an integer next to an array as one more array index,
+    which moves the indexed dims to the front when a slice, None or ``...`` stands
+    between them: for x of shape (2, 3, 4), ``x[0, :, [0, 1]]`` is (2, 3) in NumPy and
+    (3, 2) in PyTorch.
+
+    ``basic`` keeps the ints, slices, None and ``...`` with ``:`` in place of every dim
+    an array indexes (a view of the input); ``advanced`` keeps the arrays with ``:``
+    for every dim ``basic`` left (None when there is no array).
+    """
     parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, (list, np.ndarray)) for p in parts)
+    basic, advanced, has_array = [], [], False
+    for part in parts:
+        if isinstance(part, (list, np.ndarray, bool, np.bool_)):
+            array = np.asarray(part)
+            if array.dtype.kind in "iu" and array.ndim == 0:  # a 0-d integer array is an integer
+                basic.append(int(array))
+                continue
+            has_array = True
+            consumed = array.ndim if array.dtype == bool else 1  # a k-d mask indexes k dims
+            basic.extend([slice(None)] * consumed)
+            advanced.append(array)
+        elif isinstance(part, numbers.Integral):
+            basic.append(part)  # removes its dim here, so nothing is left for the second step
+        elif part is None or isinstance(part, slice):
+            basic.append(part)
+            advanced.append(slice(None))  # the dim it made or kept is still there
+        else:  # Ellipsis (anything else is left for NumPy to reject)
+            basic.append(part)
+            advanced.append(part)
+    if Ellipsis not in basic:
+        basic.append(Ellipsis)  # so that x[basic] is an array view even when every dim is an int
+    return tuple(basic), (tuple(advanced) if has_array else None)
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -653,23 +1218,81 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """``x ** p`` for a constant number ``p``. Backward: ``grad * p * x**(p-1)`` (0 when p = 0)."""
+    """``a ** b`` elementwise with broadcasting; either may be a tensor or a number.
+
+    Backward (as PyTorch, which defines the two cases a formula leaves open):
+    ``d/da = grad * b * a**(b-1)``, taken as 0 where ``b == 0`` (``a**0`` is the
+    constant 1, also at ``a = 0``); ``d/db = grad * a**b * log(a)``, taken as 0
+    where ``a == 0`` and ``b >= 0`` (``0**b`` is constant there). A negative base
+    has a real power only for whole exponents (``(-2) ** [0, 1, 2] = [1, -2, 4]``),
+    and no real logarithm: its ``d/db`` is NaN, as in PyTorch.
+    """
 
     @staticmethod
-    def forward(ctx, x, p):
-        ctx.save_for_backward(x)
-        ctx.p = p
+    def forward(ctx, a, b):
         ### BEGIN SOLUTION
-        return x**p
+        out = np.power(a, b)
+        ### END SOLUTION
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        a, b, out = ctx.saved_tensors
+        needs_a, needs_b = ctx.needs_input_grad
+        grad_a = grad_b = None
+        with np.errstate(divide="ignore", invalid="ignore"):  # the cases np.where sets aside
+            if needs_a:
+                grad_a = unbroadcast(np.where(b == 0, 0, grad * b * np.power(a, b - 1)), np.shape(a))
+            if needs_b:
+                log_a = np.log(np.asarray(a, dtype=grad.dtype))
+                grad_b = unbroadcast(np.where((a == 0) & (b >= 0), 0, grad * out * log_a), np.shape(b))
+        return grad_a, grad_b
+        ### END SOLUTION
+
+
+class Remainder(Function):
+    """``a % b`` with the sign of ``b`` (``a - b * floor(a / b)``, Python's and PyTorch's rule).
+
+    Backward: ``grad`` for ``a`` and ``-grad * floor(a / b)`` for ``b`` (``floor`` is locally constant).
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        ### BEGIN SOLUTION
+        return np.remainder(a, b)
         ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
         ### BEGIN SOLUTION (Module 05)
-        (x,) = ctx.saved_tensors
-        if ctx.p == 0:
-            return np.zeros_like(grad)  # x**0 is constant (avoids 0 * 0**-1 = nan at x = 0)
-        return grad * ctx.p * x ** (ctx.p - 1)
+        a, b = ctx.saved_tensors
+        needs_a, needs_b = ctx.needs_input_grad
+        grad_a = unbroadcast(grad, np.shape(a)) if needs_a else None
+        grad_b = unbroadcast(-grad * np.floor_divide(a, b), np.shape(b)) if needs_b else None
+        return grad_a, grad_b
+        ### END SOLUTION
+
+
+class FloorDivide(Function):
+    """``floor(a / b)`` (``//``). Piecewise constant, so its gradient is 0 (PyTorch has none)."""
+
+    name = "floor_divide"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (np.shape(a), np.shape(b))
+        ### BEGIN SOLUTION
+        return np.floor_divide(a, b)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        shape_a, shape_b = ctx.shapes
+        return np.zeros(shape_a, grad.dtype), np.zeros(shape_b, grad.dtype)
         ### END SOLUTION
 
 
@@ -744,6 +1367,58 @@ class Abs(Function):
         ### BEGIN SOLUTION (Module 05)
         (x,) = ctx.saved_tensors
         return grad * np.sign(x)
+        ### END SOLUTION
+
+
+class Sin(Function):
+    """``sin(x)``. Backward: ``grad * cos(x)``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        ### BEGIN SOLUTION
+        return np.sin(x)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        return grad * np.cos(x)
+        ### END SOLUTION
+
+
+class Cos(Function):
+    """``cos(x)``. Backward: ``-grad * sin(x)``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        ### BEGIN SOLUTION
+        return np.cos(x)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        return -grad * np.sin(x)
+        ### END SOLUTION
+
+
+class Sign(Function):
+    """-1, 0 or 1 by the sign of ``x``. Piecewise constant: the gradient is 0 (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        return np.sign(x)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return np.zeros_like(grad)
         ### END SOLUTION
 
 
@@ -829,6 +1504,22 @@ class Cast(Function):
     def backward(ctx, grad):
         ### BEGIN SOLUTION (Module 05)
         return grad.astype(ctx.dtype), None
+        ### END SOLUTION
+
+
+class Clone(Function):
+    """A copy of the data (``clone``). Backward: ``grad`` unchanged."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        return x.copy()
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return grad
         ### END SOLUTION
 
 
@@ -937,8 +1628,117 @@ class Var(Function):
         ### END SOLUTION
 
 
+class Std(Function):
+    """Standard deviation ``sqrt(var)`` over ``axis`` with ``ddof``.
+
+    Backward: ``grad * (x - mean) / ((n - ddof) * std)``, taken as 0 where
+    ``std == 0`` (all values equal: PyTorch's choice; the formula is 0/0 there).
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, ddof=1):
+        ctx.axis, ctx.keepdims, ctx.ddof = axis, keepdims, ddof
+        ### BEGIN SOLUTION
+        out = np.std(x, axis=axis, keepdims=keepdims, ddof=ddof)
+        ### END SOLUTION
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        x, std = ctx.saved_tensors
+        n = _reduced_count(x.shape, ctx.axis)
+        std = _expand_reduced(std, ctx.axis, ctx.keepdims)
+        centered = x - np.mean(x, axis=ctx.axis, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):  # std == 0 is set to 0 below
+            slope = np.where(std == 0, 0, centered / ((n - ctx.ddof) * std))
+        return _expand_reduced(grad, ctx.axis, ctx.keepdims) * slope
+        ### END SOLUTION
+
+
+class Prod(Function):
+    """Product over one ``axis``.
+
+    Backward: the gradient of ``x_i`` is the product of the *other* entries of its
+    row, built as (product of those before i) * (product of those after i) with two
+    running products. Exact with zeros in the row, where ``out / x_i`` would divide by 0.
+    Cost: O(n) for a row of n.
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdims=False):
+        ctx.save_for_backward(x)
+        ctx.axis, ctx.keepdims = axis, keepdims
+        ### BEGIN SOLUTION
+        return np.prod(x, axis=axis, keepdims=keepdims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        (x,) = ctx.saved_tensors
+        rows = np.moveaxis(x, ctx.axis, -1)  # (..., n)
+        ones = np.ones(rows.shape[:-1] + (1,), dtype=rows.dtype)
+        before = np.cumprod(np.concatenate([ones, rows[..., :-1]], axis=-1), axis=-1)
+        after = np.flip(np.cumprod(np.concatenate([ones, np.flip(rows, -1)[..., :-1]], axis=-1), axis=-1), -1)
+        others = np.moveaxis(before * after, -1, ctx.axis)  # back to x's layout
+        return _expand_reduced(grad, (ctx.axis,), ctx.keepdims) * others
+        ### END SOLUTION
+
+
+class LogSumExp(Function):
+    """``log(sum(exp(x)))`` over ``axis`` as ``m + log(sum(exp(x - m)))`` with ``m`` the maximum.
+
+    No ``exp`` sees a positive number, so it cannot overflow. Where a whole row is
+    ``-inf`` the shift is 0 instead (the result is ``-inf``, not NaN).
+    Backward: ``grad * exp(x - out)``, i.e. ``grad`` times the softmax of the row.
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.axis, ctx.keepdims = axis, keepdims
+        ### BEGIN SOLUTION
+        m = np.max(x, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+        ### END SOLUTION
+        ctx.save_for_backward(x, out)
+        return out if keepdims else np.squeeze(out, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        x, out = ctx.saved_tensors
+        return _expand_reduced(grad, ctx.axis, ctx.keepdims) * np.exp(x - out)
+        ### END SOLUTION
+
+
+class Cumsum(Function):
+    """Running sum along ``axis``. Backward: the running sum of ``grad`` taken from the end.
+
+    ``out_j = sum_{i <= j} x_i``, so ``x_i`` reaches every ``out_j`` with ``j >= i``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        ### BEGIN SOLUTION
+        return np.cumsum(x, axis=axis)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis)
+        ### END SOLUTION
+
+
 class Extremum(Function):
-    """Max (or min) over ``axis``. Backward: ``grad`` to the arg-extreme entries, split among ties."""
+    """Max (or min) over ``axis`` (``x.max()``, ``amax``).
+
+    Backward: ``grad`` to the extreme entries, split equally among ties.
+    """
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, use_min=False):
@@ -1031,31 +1831,103 @@ class Expand(Function):
         ### END SOLUTION
 
 
-class GetItem(Function):
-    """``x[index]`` (ints, slices, None, Ellipsis, integer or boolean arrays).
+class Flip(Function):
+    """Reverse the order along ``dims``. Backward: reverse ``grad`` the same way."""
 
-    Backward: scatter ``grad`` into zeros of the input shape; repeated integer
-    indices accumulate (``np.add.at``), so an embedding lookup gets every use.
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        ### BEGIN SOLUTION
+        return np.flip(x, dims)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        return np.flip(grad, ctx.dims)
+        ### END SOLUTION
+
+
+class Triangle(Function):
+    """Lower (``tril``) or upper (``triu``) triangle of the last two dims, the rest zeroed.
+
+    Backward: the same triangle of ``grad`` (the zeroed entries did not reach the output).
+    """
+
+    name = "tril/triu"
+
+    @staticmethod
+    def forward(ctx, x, diagonal, upper=False):
+        ctx.diagonal, ctx.upper = diagonal, upper
+        ### BEGIN SOLUTION
+        return np.triu(x, diagonal) if upper else np.tril(x, diagonal)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        keep = np.triu if ctx.upper else np.tril
+        return keep(grad, ctx.diagonal), None
+        ### END SOLUTION
+
+
+class GetItem(Function):
+    """``x[index]`` (ints, slices, None, Ellipsis, integer or boolean arrays), placed as PyTorch places it.
+
+    The index is applied in PyTorch's two steps (see ``_split_index``): ints, slices,
+    None and ``...`` first (a view), then the arrays.
+    Backward: scatter ``grad`` into zeros of the input shape through the same two
+    steps; repeated integer indices accumulate (``np.add.at``), so an embedding
+    lookup gets every use.
     """
 
     name = "getitem"
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.shape, ctx.index = x.shape, index
+        basic, advanced = _split_index(index)
+        ctx.shape, ctx.basic, ctx.advanced = x.shape, basic, advanced
         ### BEGIN SOLUTION
-        return x[index]
+        view = x[basic]
+        return view if advanced is None else view[advanced]
         ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad):
         ### BEGIN SOLUTION (Module 05)
         full = np.zeros(ctx.shape, dtype=grad.dtype)
-        if _is_advanced(ctx.index):
-            np.add.at(full, ctx.index, grad)  # an index may repeat: add every use
+        view = full[ctx.basic]  # a view: writing into it writes into `full`
+        if ctx.advanced is None:
+            view[...] = grad  # basic indexing never repeats an element
         else:
-            full[ctx.index] = grad  # basic indexing never repeats an element
+            np.add.at(view, ctx.advanced, grad)  # an index may repeat: add every use
         return full
+        ### END SOLUTION
+
+
+class Gather(Function):
+    """``out[i, j, k] = x[index[i, j, k], j, k]`` for ``dim = 0`` (likewise for other dims).
+
+    Written as one NumPy index: ``index`` along ``dim`` and each output position's
+    own coordinate along every other dim (``np.indices``, broadcast, not materialized).
+    Backward: add ``grad`` back at those positions (repeats accumulate).
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim, index):
+        grid = list(np.indices(index.shape, sparse=True))  # coordinate arrays, each (1, .., n, .., 1)
+        grid[dim] = index
+        ctx.shape, ctx.where = x.shape, tuple(grid)
+        ### BEGIN SOLUTION
+        return x[ctx.where]
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        np.add.at(full, ctx.where, grad)
+        return full, None, None
         ### END SOLUTION
 
 
