@@ -204,7 +204,8 @@ def test_gpt_learns_deterministic_sequence():
     losses = []
     for _ in range(150):
         opt.zero_grad()
-        loss = cross_entropy(model(x), Tensor(y))
+        logits = model(x)
+        loss = cross_entropy(logits.reshape(-1, logits.shape[-1]), Tensor(y.reshape(-1)))
         loss.backward()
         opt.step()
         losses.append(loss.item())

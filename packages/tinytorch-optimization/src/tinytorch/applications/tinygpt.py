@@ -111,7 +111,7 @@ class TinyGPT:
             starts = rng.integers(0, ids.size - seq_len - 1, size=batch_size)
             windows = ids[starts[:, None] + offsets]  # (B, seq_len + 1), one fancy index, no loop
             logits = self.model(Tensor(windows[:, :-1]))  # (B, T, V)
-            loss = cross_entropy(logits, windows[:, 1:])
+            loss = cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

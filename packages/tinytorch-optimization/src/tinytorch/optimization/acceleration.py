@@ -960,7 +960,7 @@ def _accelerated(module, reuse_buffers: bool):
         return ChannelsLastConv2d(module, reuse_buffers=reuse_buffers)
     if isinstance(module, MaxPool2d) and not _overrides_forward(module, MaxPool2d):
         return ChannelsLastMaxPool2d(module)
-    if isinstance(module, GELU) and not _overrides_forward(module, GELU):
+    if isinstance(module, GELU) and module.approximate == "tanh" and not _overrides_forward(module, GELU):
         return FusedGELU()
     if isinstance(module, MLP) and not _overrides_forward(module, MLP):
         return FusedMLP(module)
