@@ -70,8 +70,8 @@ def test_train_writes_checkpoint_curves_and_report(tmp_path, capsys):
     final = curve["final"]
     assert final["step"] == 4 and math.isfinite(final["val_nats_per_char"])
     assert 0 <= final["real_words_greedy"] <= 1 and 0 <= final["real_words_t08"] <= 1
-    # The project's corpus is lowercase: the samples start from a newline instead of "ROMEO.\n".
-    assert final["sample_t08"].startswith("\n") and len(final["sample_t08"]) == 1 + 500
+    # The project's corpus is lowercase: "Romeo.\n" is not made of its characters, "romeo.\n" is.
+    assert final["sample_t08"].startswith("romeo.\n") and len(final["sample_t08"]) == 7 + 500
     if png.exists():  # matplotlib installed
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -136,6 +136,19 @@ def test_bpe_tokenizer_reports_its_compression(tmp_path, capsys):
     gpt = load(tmp_path / "ck.npz")
     assert gpt.tokenizer_kind == "bpe" and gpt.tokenizer.vocab_size == 300
     assert gpt.extra["chars_per_token"] == pytest.approx(ratio, abs=0.005)
+
+
+def test_lowercase_shakespeare(tmp_path, capsys):
+    argv = ["--corpus", "shakespeare", "--lowercase", "--steps", "1"]
+    assert tito("capstone", "train", "--checkpoint", str(tmp_path / "ck.npz"), *TINY[2:], *argv) == 0
+    out = capsys.readouterr().out
+    assert "romeo.\n" in out.replace("  | ", "")  # the default prompt, lowercased
+    gpt = load(tmp_path / "ck.npz")
+    assert not any(c.isupper() for c in gpt.tokenizer.id_to_char[1:])
+    assert gpt.extra["options"]["lowercase"] is True
+    ck = str(tmp_path / "ck.npz")
+    assert tito("capstone", "train", "--checkpoint", ck, "--steps", "2", "--no-lowercase") == 1
+    one_error_line(capsys, "--lowercase False (checkpoint: True)")
 
 
 def test_generate_options(tmp_path, capsys):
