@@ -183,6 +183,8 @@ def test_generate_options(tmp_path, capsys):
         (["--steps", "2", "--corpus", "no/such/file.txt"], ["neither a shipped corpus"]),
         (["--steps", "2", "--bpe-vocab", "100"], ["--bpe-vocab must be > 256"]),
         (["--steps", "2", "--plot", "curves.pdf"], ["expected a .png"]),
+        (["--steps", "2", "--checkpoint", "no/such/dir/ck.npz"], ["does not exist"]),
+        (["--steps", "2", "--checkpoint", "."], ["is a directory"]),
     ],
 )
 def test_bad_train_arguments_get_one_line(tmp_path, capsys, argv, needles):

@@ -331,6 +331,18 @@ def _validate_train_args(args) -> None:
         )
     if args.plot is not None and not args.plot.lower().endswith(".png"):
         raise CapstoneError(f"--plot: expected a .png file name, got {args.plot!r}")
+    _check_checkpoint_path(args.checkpoint)
+
+
+def _check_checkpoint_path(path: str) -> None:
+    """Refuse a checkpoint path that can never be written, before any training time is spent."""
+    where = Path(path)
+    if where.is_dir():
+        raise CapstoneError(
+            f"--checkpoint {path} is a directory; give a file name such as {where / 'tinygpt.npz'}"
+        )
+    if not where.resolve().parent.is_dir():
+        raise CapstoneError(f"--checkpoint {path}: the directory {where.resolve().parent} does not exist")
 
 
 def _train(args) -> int:
@@ -684,6 +696,7 @@ def _generate(args) -> int:
     _check_positive("--top-k", args.top_k, integer=True)
     if not args.prompt:
         raise CapstoneError("--prompt must not be empty")
+    _check_checkpoint_path(args.checkpoint)
     _require_tiers()
     gpt = _load_checkpoint(args.checkpoint)
     sample = _sample(gpt, args.prompt, args.length, args.temperature, args.top_k, args.seed)
