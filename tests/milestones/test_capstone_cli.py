@@ -127,6 +127,17 @@ def test_ctrl_c_saves_and_a_resumed_run_matches_an_uninterrupted_one(tmp_path, c
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
+def test_cpu_clock_budget(tmp_path, capsys):
+    assert train(tmp_path, "--minutes", "0.002", "--clock", "cpu", "--eval-every", "0") == 0
+    out = capsys.readouterr().out
+    assert "budget: 0.002 min of CPU time" in out and "CPU min" in out
+    gpt = load(tmp_path / "ck.npz")
+    assert gpt.step >= 1 and gpt.extra["trained_seconds"] >= 0.12  # stopped by CPU time, not steps
+    assert gpt.extra["wall_seconds"] >= gpt.extra["trained_seconds"] * 0.5
+    assert train(tmp_path, "--minutes", "0.004", "--clock", "wall") == 1  # the other clock is refused
+    one_error_line(capsys, "--clock wall (checkpoint: cpu)")
+
+
 def test_bpe_tokenizer_reports_its_compression(tmp_path, capsys):
     assert train(tmp_path, "--steps", "2", "--tokenizer", "bpe", "--bpe-vocab", "300") == 0
     out = capsys.readouterr().out
