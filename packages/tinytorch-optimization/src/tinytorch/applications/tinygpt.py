@@ -290,6 +290,8 @@ class TinyGPT:
         ``path``: a crash leaves the old checkpoint or the new one, never half of one.
         """
         model = self._require_model()
+        if self.quantization_report is not None:
+            raise ValueError("TinyGPT.save: the model is int8-quantized; save it before quantize()")
         meta = {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,

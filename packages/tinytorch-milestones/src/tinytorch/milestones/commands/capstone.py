@@ -630,8 +630,10 @@ def _final_report(gpt, args, state: dict, text: str, split: tuple, val_ids, rati
         state["final"][f"real_words_{name}"] = fraction
         state["final"][f"sample_{name}"] = prompt + samples[0]
         label = "greedy" if temperature == 0 else f"temperature {temperature}"
-        which = f"its {n_words} words" if n == 1 else f"the {n_words} words of {n} such samples; the first"
-        print(f"\nsample, {label} ({100 * fraction:.1f}% of {which} occur in the corpus):")
+        share = f"{100 * fraction:.1f}% of"
+        which = f"its {n_words} words" if n == 1 else f"the {n_words} words of {n} samples"
+        first = "" if n == 1 else "; the first"
+        print(f"\nsample, {label}: {share} {which} occur in the corpus{first}:")
         print("\n".join("  | " + line for line in (prompt + samples[0]).splitlines()))
     _save(gpt, args, state, state["trained_seconds"])
     print(f"\ncheckpoint: {args.checkpoint}  (sample more: tito capstone generate --prompt TEXT)")
