@@ -89,3 +89,24 @@ def test_validation_loss_refuses_a_text_shorter_than_the_context(require_tier):
     model = GPT(5, 8, num_layers=1, num_heads=2, max_seq_len=8)
     with pytest.raises(ValueError, match="need more than 8 tokens"):
         m05.validation_loss(model, np.arange(5) % 5, context=8)
+
+
+def test_sample_text_batches_prompts_of_equal_length_and_keeps_their_order(require_tier):
+    require_tier("architecture")
+    from tinytorch.models.transformer import GPT
+    from tinytorch.text.tokenization import CharTokenizer
+
+    tok = CharTokenizer(["abcdefgh .\n"])
+    np.random.seed(1)
+    model = GPT(tok.vocab_size, 16, num_layers=1, num_heads=2, max_seq_len=32)
+    prompts = ["ab.\n", "a\n", "ce.\n", "h"]  # lengths 4, 2, 4, 1: three batches
+    together = m05.sample_text(model, tok, prompts, 12, temperature=0.0, seed=0)
+    alone = [m05.sample_text(model, tok, [p], 12, temperature=0.0, seed=0)[0] for p in prompts]
+    assert together == alone and all(len(s) == 12 for s in together)
+    assert m05.PROMPTS[0] == "romeo.\n" and len({len(p) for p in m05.PROMPTS}) == 1  # one batch in 05.2
+
+
+def test_pooled_real_words_weights_samples_by_their_words():
+    vocab = {"the", "cat"}
+    assert m05.pooled_real_words(["the cat sat.", "dog."], vocab) == (2 / 4, 4)
+    assert m05.pooled_real_words(["", "..."], vocab) == (0.0, 0)

@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -51,7 +52,6 @@ WARMUP_STEPS = 100
 MIN_LR_RATIO = 0.1  # the cosine ends at lr / 10
 EVAL_CHARS = 20_000  # the periodic validation reads this much of the validation text (the final one all)
 SAMPLE_CHARS = 500
-SAMPLED = 8  # temperature-0.8 samples whose words are counted together (as milestone 05 does)
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -246,23 +246,19 @@ def _sample(gpt, prompt: str, n_chars: int, temperature: float, top_k: int | Non
     return text[len(prompt) : len(prompt) + n_chars]
 
 
-def _samples(gpt, prompt: str, n_chars: int, temperature: float, seed: int, n: int) -> list[str]:
-    """``n`` samples of ``n_chars`` characters after a known-good ``prompt``, drawn in one batch."""
-    import numpy as np
+def _samples(gpt, prompts: list[str], n_chars: int, temperature: float, seed: int) -> list[str]:
+    """One sample of ``n_chars`` characters after each of ``prompts`` (known-good), batched (milestone 05)."""
+    from tinytorch.milestones.m05_transformer import sample_text
 
-    ids = np.repeat(np.asarray([gpt.tokenizer.encode(prompt)]), n, axis=0)  # (n, prompt tokens)
-    out = gpt.model.generate(ids, _tokens_for(gpt, n_chars), temperature=temperature, seed=seed)
-    return [gpt.tokenizer.decode(row.tolist())[len(prompt) : len(prompt) + n_chars] for row in out]
+    texts = sample_text(gpt.model, gpt.tokenizer, prompts, _tokens_for(gpt, n_chars), temperature, seed)
+    return [t[:n_chars] for t in texts]
 
 
 def _real_words(samples: list[str], corpus_text: str) -> tuple[float, int]:
     """Share of the words of all ``samples`` that occur in the corpus (milestone 05's measure), word count."""
-    from tinytorch.milestones.m05_transformer import real_word_fraction, words
+    from tinytorch.milestones.m05_transformer import pooled_real_words, words
 
-    vocabulary = set(words(corpus_text))
-    scores = [real_word_fraction(sample, vocabulary) for sample in samples]
-    n_words = sum(count for _, count in scores)
-    return sum(f * count for f, count in scores) / max(n_words, 1), n_words
+    return pooled_real_words(samples, set(words(corpus_text)))
 
 
 def _run(func, args) -> int:
@@ -623,18 +619,18 @@ def _final_report(gpt, args, state: dict, text: str, split: tuple, val_ids, rati
         f"{val['nats_per_char']:.3f} nats/char ({val['nats_per_char'] / math.log(2):.2f} bits; "
         f"unigram baseline {baseline:.3f}) on all {val['chars']:,} validation characters"
     )
-    prompt = _default_prompt(gpt)
-    for name, temperature, n in (("greedy", 0.0, 1), ("t08", 0.8, SAMPLED)):
-        samples = _samples(gpt, prompt, SAMPLE_CHARS, temperature, args.seed, n)
+    prompts = _speaker_prompts(gpt, split[0])
+    for name, temperature in (("greedy", 0.0), ("t08", 0.8)):
+        samples = _samples(gpt, prompts, SAMPLE_CHARS, temperature, args.seed)
         fraction, n_words = _real_words(samples, text)
         state["final"][f"real_words_{name}"] = fraction
-        state["final"][f"sample_{name}"] = prompt + samples[0]
+        state["final"][f"sample_{name}"] = prompts[0] + samples[0]
         label = "greedy" if temperature == 0 else f"temperature {temperature}"
-        share = f"{100 * fraction:.1f}% of"
-        which = f"its {n_words} words" if n == 1 else f"the {n_words} words of {n} samples"
-        first = "" if n == 1 else "; the first"
-        print(f"\nsample, {label}: {share} {which} occur in the corpus{first}:")
-        print("\n".join("  | " + line for line in (prompt + samples[0]).splitlines()))
+        print(
+            f"\n{len(samples)} samples, {label}, after {', '.join(repr(p) for p in dict.fromkeys(prompts))}: "
+            f"{100 * fraction:.1f}% of their {n_words} words occur in the corpus; the first:"
+        )
+        print("\n".join("  | " + line for line in (prompts[0] + samples[0]).splitlines()))
     _save(gpt, args, state, state["trained_seconds"])
     print(f"\ncheckpoint: {args.checkpoint}  (sample more: tito capstone generate --prompt TEXT)")
     if args.plot:
@@ -642,12 +638,20 @@ def _final_report(gpt, args, state: dict, text: str, split: tuple, val_ids, rati
     return 0
 
 
-def _default_prompt(gpt) -> str:
-    """A speaker line when its characters are known (Shakespeare), else a newline, else the first token."""
-    for prompt in ("Romeo.\n", "romeo.\n", "\n"):  # Romeo's speeches start "Romeo." in the corpus
-        if gpt.tokenizer_kind == "bpe" or all(c in gpt.tokenizer.char_to_id for c in prompt):
-            return prompt
-    return gpt.tokenizer.decode([1])
+def _speaker_prompts(gpt, train_text: str) -> list[str]:
+    """Milestone 05's eight speaker lines as the training text writes them ("Romeo.\n", "ARIEL.\n", ...).
+
+    A text without all of them (another corpus) gets eight newlines instead.
+    """
+    from tinytorch.milestones.m05_transformer import SPEAKERS
+
+    prompts = []
+    for name in SPEAKERS:
+        found = re.search(rf"\n\n({re.escape(name)}\.)\n", train_text, re.IGNORECASE)
+        prompts.append(found.group(1) + "\n" if found else None)
+    if None in prompts:
+        prompts = ["\n"] * len(SPEAKERS)
+    return prompts
 
 
 def _write_curves(png: str, state: dict) -> None:
