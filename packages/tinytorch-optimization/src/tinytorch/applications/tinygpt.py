@@ -313,6 +313,9 @@ class TinyGPT:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a checkpoint is an ordinary file
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

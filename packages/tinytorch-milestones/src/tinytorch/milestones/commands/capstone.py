@@ -519,8 +519,7 @@ def _train_loop(gpt, args, opts: dict, state: dict, train_ids, probe_ids) -> int
     recent: list[float] = []
     if _progress(state, gpt.step, elapsed) >= 1:
         print(
-            f"  the run already used its budget ({state['trained_seconds'] / 60:.1f} min, "
-            f"{gpt.step:,} steps): "
+            f"  the run already used its budget ({_minutes_text(state)}, {gpt.step:,} steps): "
             "nothing to train; raise --minutes or --steps to train longer",
             flush=True,
         )
