@@ -5,10 +5,13 @@
   measurement every minute, and a checkpoint (``--checkpoint``, default
   ``tinygpt.npz``) saved every minute, on Ctrl-C and at the end. Run the same
   command again to continue where it stopped; ``--fresh`` starts over. At the
-  end: validation nats/char, two 500-character samples and the share of their
+  end: validation nats/char on held-out passages (milestone 05's split and
+  sliding-window loss), eight 500-character samples greedy and eight at
+  temperature 0.8 (after milestone 05's speaker lines), and the share of their
   words that occur in the corpus. ``--plot FILE.png`` writes the curves (and
   ``FILE.json`` with the numbers). ``--steps N`` trains a fixed number of steps
-  instead (or as well: whichever budget is reached first).
+  instead (or as well: whichever budget is reached first); ``--clock cpu``
+  counts the process's CPU time instead of elapsed time (a busy shared machine).
 * ``tito capstone generate --prompt TEXT``: sample from the checkpoint
   (``--temperature``, ``--top-k``, ``--length``, ``--seed``).
 
