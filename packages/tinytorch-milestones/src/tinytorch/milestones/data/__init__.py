@@ -1,4 +1,4 @@
-"""Datasets for the milestones: two shipped with the package, two downloaded on request.
+"""Datasets for the milestones: three shipped with the package, two downloaded on request.
 
 >>> from tinytorch.milestones.data import load_tinydigits
 >>> d = load_tinydigits()
@@ -6,7 +6,9 @@
 ((1438, 8, 8), dtype('float32'), dtype('int64'))
 
 * ``load_tinydigits()``: 8x8 UCI handwritten digits, fixed stratified split (shipped, offline).
+* ``load_shakespeare()``: eight Shakespeare plays, about 1 MB of text (shipped, offline).
 * ``load_corpus()``: a small English text written for this project (shipped, offline).
+* ``load_text(name)``: a shipped text corpus by name (``"shakespeare"`` or ``"tinytorch"``).
 * ``load_mnist(download=False)``, ``load_cifar10(download=False)``: cached downloads; without
   the files and without ``download=True`` they raise :class:`DataUnavailable`, whose
   message says how to get them (``tito data download NAME``, or where to put files by hand).
@@ -33,6 +35,9 @@ _EXPORTS = {
     "is_cached": "datasets",
     "load_cifar10": "datasets",
     "load_corpus": "datasets",
+    "load_shakespeare": "datasets",
+    "load_text": "datasets",
+    "TEXT_CORPORA": "datasets",
     "load_mnist": "datasets",
     "load_tinydigits": "datasets",
 }

@@ -1,8 +1,10 @@
 """The datasets the milestones use: what they are, where they come from, how to load them.
 
-Two ship inside the package and work offline:
+Three ship inside the package and work offline:
 
 * ``tinydigits``: 1,797 8x8 handwritten digits (UCI), with a fixed stratified split;
+* ``shakespeare``: eight of Shakespeare's plays (about 1 MB of text), the corpus
+  milestone 05 and the TinyGPT capstone train on;
 * ``corpus``: a small English text written for this project.
 
 Two are downloaded on request into the cache (see :func:`data_dir`):
@@ -10,7 +12,7 @@ Two are downloaded on request into the cache (see :func:`data_dir`):
 * ``mnist``: the four IDX files (about 11 MB);
 * ``cifar10``: the binary version of CIFAR-10 (about 162 MB, extracted to 6 batch files).
 
-Every loader returns a dict ``{"x_train", "y_train", "x_test", "y_test"}`` of
+The image loaders return a dict ``{"x_train", "y_train", "x_test", "y_test"}`` of
 float32 images scaled to [0, 1] and int64 labels.
 """
 
@@ -105,6 +107,11 @@ DATASETS: dict[str, DatasetInfo] = {
         "tinydigits", "8x8 handwritten digits, 1,438 train / 359 test", "49 KB",
         "UCI ML repository, Optical Recognition of Handwritten Digits (Alpaydin & Kaynak)", "CC BY 4.0",
     ),
+    "shakespeare": DatasetInfo(
+        "shakespeare", "8 Shakespeare plays in modern spelling (character-level LM)", "1.0 MB",
+        "the Open Knowledge Foundation's shakespeare 0.6 package (Project Gutenberg texts)",
+        "CC BY 2.5 (the texts are public domain)",
+    ),
     "corpus": DatasetInfo(
         "corpus", "short English prose written for TinyTorch (character-level LM)", "~60 KB",
         "written for this project", "MIT (same as the package)",
@@ -133,7 +140,9 @@ def dataset_dir(name: str) -> Path:
 
 def shipped_path(name: str) -> Path:
     """Path of the file a shipped dataset is read from (inside the installed package)."""
-    fname = {"tinydigits": "tinydigits.npz", "corpus": "corpus.txt"}[_info(name).name]
+    fname = {"tinydigits": "tinydigits.npz", "corpus": "corpus.txt", "shakespeare": "shakespeare.txt"}[
+        _info(name).name
+    ]
     return Path(str(resources.files(__package__).joinpath(fname)))
 
 
@@ -260,6 +269,33 @@ def load_tinydigits() -> dict[str, np.ndarray]:
 def load_corpus() -> str:
     """The project's text corpus (plain English, lowercase letters, digits and basic punctuation)."""
     return resources.files(__package__).joinpath("corpus.txt").read_text(encoding="utf-8")
+
+
+# SHA-256 of shakespeare.txt as scripts/make_shakespeare.py writes it (also in README.md; a test checks both).
+SHAKESPEARE_SHA256 = "cd807db81e6782966ec4a840381a9c26469d358e45d7f910b8b2baf8c0672af8"
+
+
+def load_shakespeare() -> str:
+    """Eight plays of Shakespeare in modern spelling, one string (1,026,818 ASCII characters).
+
+    Hamlet, Macbeth, Romeo and Juliet, Othello, King Lear, Julius Caesar, The
+    Tempest and A Midsummer Night's Dream, in that order: each a title line,
+    then the play from its first act (or prologue) heading, lines stripped,
+    blank-line runs collapsed (``scripts/make_shakespeare.py`` rebuilds it).
+    Speeches read ``SPEAKER.\nline\nline\n\n``; stage directions are in ``[...]``.
+    """
+    return resources.files(__package__).joinpath("shakespeare.txt").read_text(encoding="ascii")
+
+
+# The text corpora by name (``--corpus`` of ``tito capstone train``): name -> loader.
+TEXT_CORPORA = {"shakespeare": load_shakespeare, "tinytorch": load_corpus}
+
+
+def load_text(name: str = "shakespeare") -> str:
+    """A shipped text corpus by name: ``"shakespeare"`` (the default) or ``"tinytorch"`` (``corpus.txt``)."""
+    if name not in TEXT_CORPORA:
+        raise ValueError(f"unknown text corpus {name!r}; shipped corpora: {', '.join(TEXT_CORPORA)}")
+    return TEXT_CORPORA[name]()
 
 
 # ----------------------------------------------------------------------------- MNIST
