@@ -41,9 +41,9 @@ import time
 import numpy as np
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.losses import cross_entropy
-from tinytorch.core.training import Trainer
 from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import Tensor
+from tinytorch.core.training import Trainer
 from tinytorch.generation.kv_cache import enable_kv_cache, measure_generation_speed
 from tinytorch.models.transformer import GPT
 from tinytorch.optimization.quantization import quantize_model
