@@ -210,7 +210,7 @@ def split_corpus(text: str, block: int = VAL_BLOCK, every: int = VAL_EVERY) -> t
 
 
 def learning_rate(step: int, steps: int, peak: float = PEAK_LR, floor: float = MIN_LR, warmup: int = WARMUP):
-    """Linear warm-up over ``warmup`` steps, then Module 07's cosine decay from ``peak`` to ``floor`` (last step)."""
+    """Linear warm-up over ``warmup`` steps, then Module 07's cosine decay from ``peak`` to ``floor``."""
     from tinytorch.core.training import CosineSchedule
 
     if step < warmup:
