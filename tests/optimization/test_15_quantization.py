@@ -6,11 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.layers import Linear, Module, Sequential
+from tinytorch.core.layers import Linear, Module, Parameter, Sequential
 from tinytorch.core.tensor import Tensor
 from tinytorch.optimization.quantization import (
     QuantizedLinear,
     dequantize_int8,
+    is_linear,
+    is_quantized,
+    linear_arrays,
     quantize_int8,
     quantize_int8_per_channel,
     quantize_model,
@@ -67,18 +70,19 @@ def test_bad_inputs():
 
 def test_per_channel_each_channel_bounded_and_better_than_per_tensor():
     rng = np.random.default_rng(0)
-    # Channels with very different ranges: one scale for all would crush the small ones.
-    w = (rng.standard_normal((32, 5)) * np.array([0.01, 0.1, 1.0, 10.0, 100.0])).astype(np.float32)
-    q, scales, zps = quantize_int8_per_channel(w, axis=-1)
+    # Output channels (rows, as Linear.weight (out, in)) with very different ranges:
+    # one scale for all would crush the small ones.
+    w = (rng.standard_normal((5, 32)) * np.array([[0.01], [0.1], [1.0], [10.0], [100.0]])).astype(np.float32)
+    q, scales, zps = quantize_int8_per_channel(w)  # axis=0 by default
     assert q.dtype == np.int8 and scales.shape == (5,) and zps.shape == (5,)
-    back = dequantize_int8(q, scales, zps, axis=-1)
-    per_channel_err = np.abs(back - w).max(axis=0)
+    back = dequantize_int8(q, scales, zps, axis=0)
+    per_channel_err = np.abs(back - w).max(axis=1)
     assert np.all(per_channel_err <= scales / 2 * (1 + 1e-4) + 1e-7)
-    # Same thing along axis 0 (conv layout), via a transposed copy.
-    q0, s0, z0 = quantize_int8_per_channel(w.T.copy(), axis=0)
-    np.testing.assert_array_equal(q0, q.T)
+    # Same thing along the last axis, via a transposed copy.
+    q1, s1, z1 = quantize_int8_per_channel(w.T.copy(), axis=-1)
+    np.testing.assert_array_equal(q1, q.T)
     qt, st_, zt = quantize_int8(w)
-    tensor_err = np.abs(dequantize_int8(qt, st_, zt) - w)[:, 0].max()
+    tensor_err = np.abs(dequantize_int8(qt, st_, zt) - w)[0].max()
     assert per_channel_err[0] < tensor_err / 50
 
 
@@ -86,14 +90,76 @@ def test_quantized_linear_stores_int8_and_matches_dequantized_math():
     np.random.seed(1)
     lin = Linear(20, 7)
     ql = QuantizedLinear(lin)
-    assert ql.weight_q.dtype == np.int8 and ql.weight_q.nbytes == 20 * 7
+    assert ql.weight_q.dtype == np.int8 and ql.weight_q.shape == (7, 20) and ql.weight_q.nbytes == 20 * 7
+    assert ql.scale.shape == (7,)  # one scale per output neuron: per row of the (out, in) weight
     assert ql.parameters() == []  # inference only
+    # independent dequantization, row by row
+    w_hat = (ql.weight_q.astype(np.float64) - ql.zero_point[:, None]) * ql.scale[:, None]
+    for row in range(7):  # each row's error is bounded by its own scale
+        err = np.abs(w_hat[row] - lin.weight.data[row]).max()
+        assert err <= ql.scale[row] / 2 * (1 + 1e-4) + 1e-7
     x = np.random.randn(3, 20).astype(np.float32)
-    w_hat = (ql.weight_q.astype(np.float64) - ql.zero_point) * ql.scale  # independent dequantization
-    expected = x.astype(np.float64) @ w_hat + lin.bias.data
+    expected = x.astype(np.float64) @ w_hat.T + lin.bias.data
     np.testing.assert_allclose(ql(Tensor(x)).data, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(3, 19\)"):
         ql(Tensor(np.zeros((3, 19), np.float32)))
+
+
+def test_gradient_flows_to_the_input_of_a_quantized_layer():
+    """The int8 weights are constants, but a model can still be trained around the layer."""
+    np.random.seed(6)
+    ql = QuantizedLinear(Linear(5, 4))
+    x = Tensor(np.random.randn(3, 5).astype(np.float32), requires_grad=True)
+    (ql(x) * Tensor(np.arange(12, dtype=np.float32).reshape(3, 4))).sum().backward()
+    expected = np.arange(12, dtype=np.float64).reshape(3, 4) @ ql.dequantized_weight().astype(np.float64)
+    np.testing.assert_allclose(x.grad.data, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_quantized_state_dict_round_trip():
+    np.random.seed(7)
+    model = Sequential(Linear(6, 5), ReLU(), Linear(5, 2))
+    quantize_model(model)
+    state = model.state_dict()
+    assert set(state) == {f"{i}.{k}" for i in (0, 2) for k in ("weight_q", "scale", "zero_point", "bias")}
+    assert state["0.weight_q"].dtype == np.int8
+    np.random.seed(8)
+    other = Sequential(Linear(6, 5), ReLU(), Linear(5, 2))
+    quantize_model(other)
+    other.load_state_dict(state)
+    x = Tensor(np.random.randn(4, 6).astype(np.float32))
+    with no_grad():
+        np.testing.assert_array_equal(other(x).data, model(x).data)
+
+
+class Affine(Module):
+    """A linear layer that is not a Linear: recognised by what it offers, not by its class."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.in_features, self.out_features = n_in, n_out
+        self.weight = Parameter(np.random.randn(n_out, n_in).astype(np.float32))
+        self.bias = None
+
+    def forward(self, x):
+        return x @ self.weight.T
+
+
+def test_layers_recognised_by_protocol():
+    np.random.seed(9)
+    model = Sequential(Affine(4, 3), ReLU())
+    x = Tensor(np.random.randn(2, 4).astype(np.float32))
+    with no_grad():
+        before = model(x).data
+    assert is_linear(model[0]) and not is_quantized(model[0])
+    report = quantize_model(model, calibration_data=x)
+    assert report["layers_quantized"] == 1 and is_quantized(model[0]) and not is_linear(model[0])
+    assert report["relative_error"] < 0.02
+    w, b = linear_arrays(model[0])
+    assert w.shape == (3, 4) and b is None
+    with no_grad():
+        np.testing.assert_allclose(model(x).data, before, atol=0.05)
+    with pytest.raises(ValueError, match="linear"):
+        linear_arrays(ReLU())
 
 
 class TwoBranch(Module):
@@ -122,7 +188,7 @@ def test_quantize_model_replaces_every_linear_in_place():
     found = [m for m in model.modules() if isinstance(m, (Linear, QuantizedLinear))]
     assert len(found) == 4 and all(isinstance(m, QuantizedLinear) for m in found)
     assert model.parameters() == []
-    with pytest.raises(ValueError, match="no Linear"):
+    with pytest.raises(ValueError, match="no linear layer"):
         quantize_model(model)
 
 
@@ -183,3 +249,13 @@ def test_shared_linear_quantized_once():
     assert report["layers_quantized"] == 1
     assert model[0] is model[2] and isinstance(model[0], QuantizedLinear)
     assert report["original_bytes"] == 4 * (64 + 8)
+
+
+def test_profiler_counts_quantized_layers_like_linear_ones():
+    """The profiler (Module 14) recognises a quantized layer by protocol: same FLOPs as the float one."""
+    from tinytorch.profiling.profiler import Profiler
+
+    np.random.seed(3)
+    mlp = Sequential(Linear(40, 30), ReLU(), Linear(30, 10))
+    quantize_model(mlp)
+    assert Profiler().count_flops(mlp, (5, 40)) == 2 * 5 * (40 * 30 + 30 * 10)

@@ -13,6 +13,7 @@ from tinytorch.optimization.compression import (
     low_rank_approximate,
     magnitude_prune,
     measure_sparsity,
+    prunable_layers,
     remove_masks,
     structured_prune,
 )
@@ -30,9 +31,9 @@ def weight_sizes(model):
 def test_measure_sparsity_counts_weights_only():
     model = mlp()
     assert measure_sparsity(model) == 0.0
-    model[0].weight.data[:3] = 0.0  # 3 rows of 40
+    model[0].weight.data[:3] = 0.0  # 3 rows (output neurons) of 30 weights
     model[4].bias.data[:] = 0.0  # biases do not count
-    assert measure_sparsity(model) == pytest.approx(120 / sum(weight_sizes(model)))
+    assert measure_sparsity(model) == pytest.approx(90 / sum(weight_sizes(model)))
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 0.9])
@@ -76,6 +77,31 @@ def test_masks_persist_through_optimizer_steps(opt_cls):
     assert opt.lr == pytest.approx(0.05)  # other attributes come from the wrapped optimizer
 
 
+def test_masked_optimizer_in_a_trainer_with_a_schedule():
+    """The wrapper is an optimizer to a Trainer: the schedule sets the wrapped optimizer's lr, zeros stay."""
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.training import CosineSchedule, Trainer
+
+    model = mlp(11)
+    magnitude_prune(model, 0.5)
+    inner = Adam(model.parameters(), lr=0.01)
+    masked = MaskedOptimizer(inner, model)
+    masked.lr = 0.02
+    assert inner.lr == 0.02 and masked.params is inner.params and masked.optimizer is inner
+    schedule = CosineSchedule(max_lr=0.01, min_lr=0.001, total_epochs=3)
+    trainer = Trainer(model, masked, CrossEntropyLoss(), scheduler=schedule)
+    rng = np.random.default_rng(4)
+    batches = [(rng.standard_normal((16, 30)).astype(np.float32), rng.integers(0, 5, 16)) for _ in range(3)]
+    for epoch in range(3):
+        trainer.train_epoch(batches)
+        assert inner.lr == pytest.approx(schedule.get_lr(epoch))
+    assert inner.step_count == masked.step_count == 9
+    assert abs(measure_sparsity(model) - 0.5) <= 0.01
+    assert set(masked.state_dict()) == set(inner.state_dict()) and masked.hyperparameters()["lr"] == inner.lr
+    with pytest.raises(ValueError, match="optimizer"):
+        MaskedOptimizer(object(), model)
+
+
 def test_plain_optimizer_would_regrow_weights_oracle():
     """Without the mask wrapper, momentum + weight decay move pruned weights (why the wrapper exists)."""
     model = mlp(3)
@@ -91,24 +117,46 @@ def test_plain_optimizer_would_regrow_weights_oracle():
 
 
 def test_structured_prune_removes_lowest_norm_neurons():
+    """dim=0: output neurons, i.e. rows of the (out, in) weight, with their bias entries."""
     model = mlp(4)
-    w0 = model[0].weight.data.copy()
-    norms = np.linalg.norm(w0, axis=0)  # one per output neuron (column)
+    w0 = model[0].weight.data.copy()  # (40, 30)
+    norms = np.linalg.norm(w0, axis=1)  # one per output neuron (row)
     report = structured_prune(model, 0.25)
     assert set(report) == {"0", "2"}  # output layer skipped
     expected = sorted(np.argsort(norms)[:10].tolist())
     assert report["0"] == expected
-    assert np.all(model[0].weight.data[:, expected] == 0)
+    assert np.all(model[0].weight.data[expected] == 0)
     assert np.all(model[0].bias.data[expected] == 0)
     keep = [j for j in range(40) if j not in expected]
-    np.testing.assert_array_equal(model[0].weight.data[:, keep], w0[:, keep])
+    np.testing.assert_array_equal(model[0].weight.data[keep], w0[keep])
     assert len(report["2"]) == 5
     # The pruned neurons output exactly 0 for any input: the model could drop them.
     x = Tensor(np.random.default_rng(2).standard_normal((4, 30)).astype(np.float32))
     assert np.all(model[0](x).data[:, expected] == 0)
 
 
+def test_structured_prune_input_columns():
+    """dim=1: input features, i.e. columns of the (out, in) weight; biases untouched."""
+    model = mlp(10)
+    w0, b0 = model[0].weight.data.copy(), model[0].bias.data.copy()
+    norms = np.linalg.norm(w0, axis=0)  # one per input feature (column)
+    report = structured_prune(model, 0.2, dim=1)
+    expected = sorted(np.argsort(norms)[:6].tolist())
+    assert report["0"] == expected and len(report["2"]) == 8  # 20% of layer 2's 40 inputs
+    assert np.all(model[0].weight.data[:, expected] == 0)
+    np.testing.assert_array_equal(model[0].bias.data, b0)
+    # The layer no longer reads the pruned input features.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 30)).astype(np.float32)
+    x2 = x.copy()
+    x2[:, expected] = rng.standard_normal((4, 6))
+    np.testing.assert_array_equal(model[0](Tensor(x)).data, model[0](Tensor(x2)).data)
+    with pytest.raises(ValueError, match="dim"):
+        structured_prune(mlp(), 0.1, dim=2)
+
+
 def test_structured_prune_conv_channels(require_tier):
+    """Filters (dim=0) of a convolution; its input channels with dim=1."""
     require_tier("architecture")
     from tinytorch.core.spatial import Conv2d
 
@@ -119,6 +167,24 @@ def test_structured_prune_conv_channels(require_tier):
     report = structured_prune(model, 0.5)
     assert report["0"] == sorted(np.argsort(norms)[:4].tolist())
     assert np.all(model[0].weight.data[report["0"]] == 0)
+    np.random.seed(5)
+    model = Sequential(Conv2d(3, 8, 3), ReLU(), Conv2d(8, 4, 3))
+    in_norms = np.sqrt((model[2].weight.data ** 2).sum(axis=(0, 2, 3)))  # one per input channel
+    report = structured_prune(model, 0.25, skip_output_layer=False, dim=1)
+    assert report["2"] == sorted(np.argsort(in_norms)[:2].tolist())
+    assert np.all(model[2].weight.data[:, report["2"]] == 0)
+
+
+def test_embeddings_are_not_pruned(require_tier):
+    """Looked-up tables have a 2-D weight but multiply nothing: left alone (protocol: no in_features)."""
+    require_tier("architecture")
+    from tinytorch.text.embeddings import Embedding
+
+    np.random.seed(12)
+    model = Sequential(Embedding(20, 8), Linear(8, 4))
+    assert [name for name, _ in prunable_layers(model)] == ["1"]
+    magnitude_prune(model, 0.5)
+    assert np.all(model[0].weight.data != 0)
 
 
 def test_prune_arguments_validated():
@@ -147,12 +213,20 @@ def test_low_rank_error_is_eckart_young():
 
 
 def test_low_rank_linear_matches_factor_product():
+    from tinytorch.profiling.profiler import Profiler
+
     np.random.seed(7)
     lin = Linear(12, 8)
     lr = LowRankLinear(lin, 1.0)
     x = Tensor(np.random.randn(5, 12).astype(np.float32))
     np.testing.assert_allclose(lr(x).data, lin(x).data, rtol=1e-4, atol=1e-5)  # full rank: exact
     assert len(lr.parameters()) == 3
+    # Rank 3 of 8: the factored layer y = x B^T A^T, and its cost as the profiler counts it.
+    low = LowRankLinear(lin, 3 / 8)
+    a, b, _ = low_rank_approximate(lin.weight, 3 / 8)
+    expected = x.data.astype(np.float64) @ (a.astype(np.float64) @ b).T + lin.bias.data
+    np.testing.assert_allclose(low(x).data, expected, rtol=1e-4, atol=1e-5)
+    assert Profiler().count_flops(low, (5, 12)) == 2 * 5 * (12 * 3 + 3 * 8)
 
 
 def hand_distillation(s, t, y, temp, alpha):

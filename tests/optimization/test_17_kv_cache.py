@@ -94,16 +94,29 @@ def test_bad_arguments():
         cache.get(-1)
 
 
-def test_enable_disable_flag():
+def test_enable_disable_sets_a_factory_sized_from_the_model():
     class Model:
+        max_seq_len, num_layers, num_heads, embed_dim = 12, 3, 2, 8
+
         def generate(self, *args, **kwargs):
             return None
 
     m = Model()
-    assert enable_kv_cache(m) is m and m.kv_cache_enabled is True
-    assert disable_kv_cache(m) is m and m.kv_cache_enabled is False
+    assert enable_kv_cache(m) is m
+    cache = m.kv_cache_factory(batch_size=5)
+    assert isinstance(cache, KVCache) and cache.seq_len == 0
+    assert cache.keys.shape == (3, 5, 2, 12, 4)  # (layers, B, H, max_seq_len, D = 8 / 2)
+    assert m.kv_cache_factory(1) is not cache  # a fresh cache per generation
+    assert disable_kv_cache(m) is m and m.kv_cache_factory is None
     with pytest.raises(ValueError, match="generate"):
         enable_kv_cache(object())
+
+    class NoGeometry:
+        def generate(self):
+            return None
+
+    with pytest.raises(ValueError, match="max_seq_len"):
+        enable_kv_cache(NoGeometry())
 
 
 def numpy_two_layer_attention(x, weights, cache=None):
@@ -188,7 +201,7 @@ def test_cached_forward_logits_equal_full_forward(require_tier):
 @pytest.mark.parametrize("prompt_len", [1, 3, 10, 17])
 def test_greedy_tokens_identical_with_and_without_cache(prompt_len, require_tier):
     require_tier("architecture")
-    gpt = small_gpt(2)
+    gpt = enable_kv_cache(small_gpt(2))
     prompt = np.random.default_rng(prompt_len).integers(0, 65, size=(1, prompt_len))
     cached = np.asarray(gpt.generate(prompt, 20, temperature=0, use_cache=True))
     full = np.asarray(gpt.generate(prompt, 20, temperature=0, use_cache=False))
@@ -199,7 +212,7 @@ def test_greedy_tokens_identical_with_and_without_cache(prompt_len, require_tier
 
 def test_batched_generation_identical(require_tier):
     require_tier("architecture")
-    gpt = small_gpt(3)
+    gpt = enable_kv_cache(small_gpt(3))
     prompt = np.random.default_rng(3).integers(0, 65, size=(3, 5))
     np.testing.assert_array_equal(
         np.asarray(gpt.generate(prompt, 12, temperature=0, use_cache=True)),
@@ -207,26 +220,27 @@ def test_batched_generation_identical(require_tier):
     )
 
 
-def test_enable_kv_cache_switches_generate_default(require_tier, monkeypatch):
+def test_enable_kv_cache_switches_generate_default(require_tier):
     require_tier("architecture")
-    import tinytorch.generation.kv_cache as kv
-
-    made = []
-
-    class CountingCache(kv.KVCache):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(kv, "KVCache", CountingCache)  # generate imports the class lazily
     gpt = small_gpt(4)
-    prompt = np.zeros((1, 3), dtype=np.int64)
-    disable_kv_cache(gpt)
-    gpt.generate(prompt, 4, temperature=0)
-    assert made == []
+    made = []
     enable_kv_cache(gpt)
-    gpt.generate(prompt, 4, temperature=0)
-    assert len(made) == 1 and made[0].seq_len >= 6
+    factory = gpt.kv_cache_factory
+
+    def counting(batch_size):
+        made.append(factory(batch_size))
+        return made[-1]
+
+    prompt = np.zeros((1, 3), dtype=np.int64)
+    gpt.kv_cache_factory = counting
+    cached = gpt.generate(prompt, 4, temperature=0)
+    assert len(made) == 1 and made[0].seq_len >= 6 and made[0].batch_size == 1
+    disable_kv_cache(gpt)
+    assert gpt.kv_cache_factory is None
+    np.testing.assert_array_equal(gpt.generate(prompt, 4, temperature=0), cached)
+    assert len(made) == 1  # no cache asked for
+    with pytest.raises(ValueError, match="enable_kv_cache"):
+        gpt.generate(prompt, 4, temperature=0, use_cache=True)
 
 
 def test_measured_generation_speed_is_consistent(require_tier):
@@ -241,6 +255,7 @@ def test_measured_generation_speed_is_consistent(require_tier):
     gpt = small_gpt(5, max_seq_len=40)
     prompt = np.random.default_rng(5).integers(0, 65, size=(1, 10))
     stats = measure_generation_speed(gpt, prompt, max_new_tokens=16, repeats=1)
+    assert gpt.kv_cache_factory is None  # enabled for the measurement only
     assert stats["same_tokens"]
     assert stats["cached_tokens_per_s"] == pytest.approx(16 / stats["cached_seconds"])
     assert stats["speedup"] == pytest.approx(stats["uncached_seconds"] / stats["cached_seconds"])
@@ -249,69 +264,15 @@ def test_measured_generation_speed_is_consistent(require_tier):
 def test_cached_generation_feeds_one_new_token_per_step(require_tier):
     """Why the cache is faster: after the prompt, each step runs the model on one token, not the prefix."""
     require_tier("architecture")
-    gpt = small_gpt(5, max_seq_len=40)
+    gpt = enable_kv_cache(small_gpt(5, max_seq_len=40))
     prompt = np.random.default_rng(5).integers(0, 65, size=(1, 10))
     widths = []
-    model_forward = gpt.forward
-
-    def spy(tokens, *args, **kwargs):
-        widths.append(np.shape(getattr(tokens, "data", tokens))[-1])
-        return model_forward(tokens, *args, **kwargs)
-
-    gpt.forward = spy
+    # Observed through a forward pre-hook of the first block: x is (B, T, E).
+    handle = gpt.blocks[0].register_forward_pre_hook(lambda m, args: widths.append(args[0].shape[1]))
     cached = gpt.generate(prompt, 8, temperature=0, use_cache=True)
     cached_widths, widths[:] = list(widths), []
     full = gpt.generate(prompt, 8, temperature=0, use_cache=False)
+    handle.remove()
     np.testing.assert_array_equal(cached, full)
     assert cached_widths == [10] + [1] * 7  # prefill the prompt, then one token per step
     assert widths == list(range(10, 18))  # recomputation re-reads the whole, growing prefix
-
-
-# ---------------------------------------------------------------- the fused NumPy decoding path
-
-
-@pytest.mark.parametrize("prompt_len,batch", [(1, 1), (4, 1), (10, 1), (6, 3)])
-def test_fused_decoder_same_tokens_as_model(prompt_len, batch, require_tier):
-    require_tier("architecture")
-    from tinytorch.generation.fused_decoder import FusedGPTDecoder
-
-    gpt = small_gpt(6)
-    prompt = np.random.default_rng(prompt_len).integers(0, 65, size=(batch, prompt_len))
-    fused = FusedGPTDecoder(gpt).generate(prompt, 25)
-    np.testing.assert_array_equal(fused, gpt.generate(prompt, 25, temperature=0, use_cache=False))
-    one = FusedGPTDecoder(gpt).generate(prompt[0], 5)  # 1-D prompt -> 1-D result
-    assert one.shape == (prompt_len + 5,)
-
-
-def test_fused_decoder_on_int8_model_and_window_fallback(require_tier):
-    require_tier("architecture")
-    from tinytorch.generation.fused_decoder import FusedGPTDecoder
-    from tinytorch.optimization.quantization import quantize_model
-
-    gpt = small_gpt(7, max_seq_len=24)
-    quantize_model(gpt)
-    prompt = np.random.default_rng(7).integers(0, 65, size=(1, 5))
-    decoder = FusedGPTDecoder(gpt)
-    np.testing.assert_array_equal(decoder.generate(prompt, 15), gpt.generate(prompt, 15, temperature=0))
-    # 5 + 30 > 24: the window slides; the decoder defers to the model's own generate.
-    np.testing.assert_array_equal(decoder.generate(prompt, 30), gpt.generate(prompt, 30, temperature=0))
-    sampled = decoder.generate(prompt, 10, temperature=1.0, top_k=5, seed=1)
-    np.testing.assert_array_equal(sampled, decoder.generate(prompt, 10, temperature=1.0, top_k=5, seed=1))
-    with pytest.raises(ValueError, match="prompt_tokens"):
-        decoder.generate(np.array([[70]]), 3)
-    with pytest.raises(ValueError, match="GPT"):
-        FusedGPTDecoder(object())
-
-
-def test_fused_decoder_matches_a_long_generation(require_tier):
-    """96 greedy tokens: the fused NumPy path and full recomputation agree token for token.
-
-    Its speed against the generic path is reported by ``tito benchmark`` (generate_kv).
-    """
-    require_tier("architecture")
-    from tinytorch.generation.fused_decoder import FusedGPTDecoder
-
-    gpt = small_gpt(8, max_seq_len=110, embed_dim=64)
-    prompt = np.random.default_rng(8).integers(0, 65, size=(1, 10))
-    fused = FusedGPTDecoder(gpt).generate(prompt, 96)
-    np.testing.assert_array_equal(fused, gpt.generate(prompt, 96, temperature=0, use_cache=False))

@@ -1,4 +1,6 @@
-"""Module 18: every accelerated kernel equals its reference; the speed report is measured."""
+"""Module 18: every accelerated kernel equals its plain-path reference (values and gradients);
+accelerate() swaps layers without touching parameters, state_dict or the plain model; fused decoding
+gives the model's tokens. Speed is measured by benchmarks/_opt_timing.py, never asserted here."""
 
 import math
 
@@ -115,3 +117,396 @@ def test_speed_report_is_measured_and_blas_wins():
     assert math.isclose(small["blas_speedup_over_loop"], small["loop_seconds"] / small["blas_seconds"])
     table = format_speed_table(rows)
     assert table.count("\n") == 3 and "BLAS" in table
+
+
+# ---------------------------------------------------------------- in-place GELU as a Function
+
+
+def test_fused_gelu_function_equals_plain_gelu_values_and_gradients():
+    from tinytorch.core.activations import gelu
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import FusedGELU, FusedGELUFunction
+
+    x = np.random.default_rng(3).standard_normal((4, 33)).astype(np.float32) * 3
+    before = x.copy()
+    fast, plain = Tensor(x, requires_grad=True), Tensor(x, requires_grad=True)
+    upstream = np.random.default_rng(4).standard_normal(x.shape).astype(np.float32)
+    (FusedGELUFunction.apply(fast) * upstream).sum().backward()
+    (gelu(plain) * upstream).sum().backward()
+    np.testing.assert_allclose(FusedGELU()(Tensor(x)).data, gelu(Tensor(x)).data, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fast.grad.data, plain.grad.data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(x, before)  # in place on its own buffers only
+
+
+def test_fused_gelu_gradcheck():
+    from tinytorch.core.autograd import gradcheck
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import FusedGELUFunction
+
+    x = Tensor(np.linspace(-4, 4, 13).reshape(13, 1), requires_grad=True, dtype=np.float64)
+    assert gradcheck(FusedGELUFunction.apply, [x])
+
+
+# ---------------------------------------------------------------- channels-last convolution and pooling
+
+
+def conv_loop_oracle(x, w, b, stride, padding):
+    """Independent float64 oracle: the definition of cross-correlation, one output pixel at a time."""
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    out = np.zeros((n, o, oh, ow))
+    for y in range(oh):
+        for xx in range(ow):
+            patch = xp[:, :, y * sh : y * sh + kh, xx * sw : xx * sw + kw]  # (n, c, kh, kw)
+            out[:, :, y, xx] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3]))
+    return out + (0 if b is None else b[None, :, None, None])
+
+
+@pytest.mark.parametrize(
+    "shape,out_ch,kernel,stride,padding,bias",
+    [
+        ((2, 3, 9, 9), 5, (3, 3), (1, 1), (1, 1), True),
+        ((1, 4, 8, 7), 6, (2, 3), (2, 1), (0, 2), False),
+        ((3, 1, 6, 6), 2, (5, 5), (1, 1), (0, 0), True),
+        ((2, 2, 7, 5), 3, (3, 2), (3, 2), (1, 0), True),
+    ],
+)
+def test_channels_last_conv_equals_plain_conv(shape, out_ch, kernel, stride, padding, bias, require_tier):
+    require_tier("architecture")
+    from tinytorch.core.spatial import Conv2d
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import ChannelsLastConv2d
+
+    np.random.seed(sum(shape))
+    plain = Conv2d(shape[1], out_ch, kernel, stride=stride, padding=padding, bias=bias)
+    fast = ChannelsLastConv2d(plain)
+    assert fast.weight is plain.weight and fast.bias is plain.bias
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    expected = conv_loop_oracle(
+        x, plain.weight.data, None if plain.bias is None else plain.bias.data, stride, padding
+    )
+    grads = {}
+    for name, layer in (("plain", plain), ("fast", fast)):
+        layer.zero_grad()
+        xt = Tensor(x, requires_grad=True)
+        out = layer(xt)
+        np.testing.assert_allclose(out.data, expected, rtol=1e-4, atol=1e-4)
+        (out * Tensor(np.cos(np.arange(out.size, dtype=np.float32)).reshape(out.shape))).sum().backward()
+        grads[name] = [xt.grad.data] + [p.grad.data for p in layer.parameters()]
+        if name == "fast":  # the GEMM wrote the output channels-last: (N, OH, OW, O) is contiguous
+            assert out.data.transpose(0, 2, 3, 1).flags["C_CONTIGUOUS"]
+    for g_plain, g_fast in zip(grads["plain"], grads["fast"]):
+        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_conv_gradcheck(require_tier):
+    require_tier("architecture")
+    from tinytorch.core.autograd import gradcheck
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import ChannelsLastConv2dFunction, Workspace
+
+    rng = np.random.default_rng(2)
+    x = Tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True, dtype=np.float64)
+    w = Tensor(rng.standard_normal((3, 2, 3, 2)), requires_grad=True, dtype=np.float64)
+    b = Tensor(rng.standard_normal(3), requires_grad=True, dtype=np.float64)
+    for workspace in (None, Workspace()):
+
+        def f(x, w, b, workspace=workspace):
+            return ChannelsLastConv2dFunction.apply(
+                x, w, b, stride=(2, 1), padding=(1, 1), workspace=workspace
+            )
+
+        assert gradcheck(f, [x, w, b])
+
+
+def test_im2col_channels_last_rows_are_patches():
+    from tinytorch.optimization.acceleration import col2im_channels_last, im2col_channels_last
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    cols, geo = im2col_channels_last(x, (2, 3), (2, 1), (1, 0))
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    assert cols.shape == (2 * geo["OH"] * geo["OW"], 2 * 3 * 3)
+    row = 0
+    for n in range(2):
+        for y in range(geo["OH"]):
+            for xx in range(geo["OW"]):
+                patch = xp[n, :, 2 * y : 2 * y + 2, xx : xx + 3]  # (C, kH, kW)
+                np.testing.assert_array_equal(cols[row], patch.transpose(1, 2, 0).ravel())  # (i, j, c) order
+                row += 1
+    # col2im is the adjoint: <im2col(x), d> == <x, col2im(d)> for any d.
+    d = rng.standard_normal(cols.shape).astype(np.float64)
+    lhs = float((cols.astype(np.float64) * d).sum())
+    rhs = float((x.astype(np.float64) * col2im_channels_last(d, geo)).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,padding", [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (0, 1))]
+)
+def test_channels_last_max_pool_equals_plain(kernel, stride, padding, require_tier):
+    require_tier("architecture")
+    from tinytorch.core.spatial import MaxPool2d
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import ChannelsLastMaxPool2d
+
+    plain = MaxPool2d(kernel, stride=stride, padding=padding)
+    fast = ChannelsLastMaxPool2d(plain)
+    rng = np.random.default_rng(6)
+    x = np.round(rng.standard_normal((2, 3, 7, 8)), 1).astype(np.float32)  # rounding makes ties
+    x[0, 0] = 1.0  # a constant channel: every window a tie (first maximum takes the gradient)
+    x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # same values, channels-last
+    upstream = None
+    grads = []
+    for layer, data in ((plain, x), (fast, x_cl)):
+        xt = Tensor(data, requires_grad=True)
+        out = layer(xt)
+        if upstream is None:
+            upstream = rng.standard_normal(out.shape).astype(np.float32)
+            expected = out.data
+        np.testing.assert_array_equal(out.data, expected)
+        (out * Tensor(upstream)).sum().backward()
+        grads.append(xt.grad.data)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-6)
+
+
+def test_workspace_reuses_buffers_and_refuses_a_stale_backward(require_tier):
+    require_tier("architecture")
+    from tinytorch.core.spatial import Conv2d
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import ChannelsLastConv2d, Workspace
+
+    ws = Workspace()
+    a = ws.take((4, 3), np.float32, holder="a")
+    ws.give(a)
+    assert ws.take((4, 3), np.float32, holder="b") is a  # the same memory, handed on
+    with pytest.raises(RuntimeError, match="reuse_buffers=False"):
+        ws.check(a, "a")
+    ws.check(a, "b")
+
+    np.random.seed(7)
+    conv = ChannelsLastConv2d(Conv2d(2, 3, 3, padding=1))
+    x = Tensor(np.random.randn(2, 2, 6, 6).astype(np.float32))
+    first = conv(x).sum()
+    first.backward(retain_graph=True)
+    grad_once = conv.weight.grad.data.copy()
+    conv(Tensor(np.random.randn(2, 2, 6, 6).astype(np.float32))).sum()  # a newer forward takes the buffer
+    with pytest.raises(RuntimeError, match="reuse_buffers=False"):
+        first.backward()
+    safe = ChannelsLastConv2d(conv, reuse_buffers=False)
+    safe.zero_grad()
+    out = safe(x).sum()
+    out.backward(retain_graph=True)
+    safe(Tensor(np.random.randn(2, 2, 6, 6).astype(np.float32))).sum()
+    out.backward()
+    np.testing.assert_allclose(safe.weight.grad.data, 2 * grad_once, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- accelerate(): the opt-in entry point
+
+
+def lenet(seed=0):
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+
+    np.random.seed(seed)
+    return Sequential(
+        Conv2d(1, 6, 5), ReLU(), MaxPool2d(2), Conv2d(6, 16, 5, padding=1), ReLU(), MaxPool2d(2), Flatten(),
+        Linear(144, 32), ReLU(), Linear(32, 10),
+    )  # fmt: skip
+
+
+def test_accelerate_swaps_layers_and_keeps_parameters_and_state_dict(require_tier):
+    require_tier("architecture")
+    from tinytorch.core.spatial import Conv2d, MaxPool2d
+    from tinytorch.optimization.acceleration import ChannelsLastConv2d, ChannelsLastMaxPool2d, accelerate
+
+    plain = lenet()
+    plain_types = [type(m) for m in plain.modules()]
+    fast = accelerate(plain)
+    assert [type(m) for m in plain.modules()] == plain_types  # the plain model is untouched (opt-out)
+    assert {type(fast[0]), type(fast[2])} == {ChannelsLastConv2d, ChannelsLastMaxPool2d}
+    assert isinstance(plain[0], Conv2d) and isinstance(plain[2], MaxPool2d)
+    assert all(p is q for p, q in zip(fast.parameters(), plain.parameters()))
+    state, fast_state = plain.state_dict(), fast.state_dict()
+    assert list(state) == list(fast_state)
+    for key in state:
+        np.testing.assert_array_equal(state[key], fast_state[key])
+    fast.load_state_dict(state)  # loads into the shared parameters
+
+
+def test_accelerated_training_follows_the_plain_path(require_tier):
+    """Same losses and gradients to float32 rounding: trained from one start, both models stay together."""
+    require_tier("architecture")
+    import copy
+
+    from tinytorch.core.losses import cross_entropy
+    from tinytorch.core.optimizers import SGD
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import accelerate
+
+    plain = lenet(1)
+    fast = accelerate(copy.deepcopy(plain))  # separate parameters, same values
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((8, 1, 20, 20)).astype(np.float32)  # -> 16 x 3 x 3 = 144 features
+    y = rng.integers(0, 10, 8)
+    optimizers = [SGD(m.parameters(), lr=0.05, momentum=0.9) for m in (plain, fast)]
+    for _ in range(4):
+        losses = []
+        for model, opt in zip((plain, fast), optimizers):
+            opt.zero_grad()
+            loss = cross_entropy(model(Tensor(x)), y)
+            loss.backward()
+            losses.append(float(loss.data))
+        for p, q in zip(plain.parameters(), fast.parameters()):
+            np.testing.assert_allclose(q.grad.data, p.grad.data, rtol=1e-3, atol=1e-5)
+        for opt in optimizers:
+            opt.step()
+        assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_accelerate_keeps_shared_modules_shared_and_hooks(require_tier):
+    require_tier("architecture")
+    from tinytorch.core.activations import GELU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import FusedGELU, accelerate
+
+    np.random.seed(9)
+    shared = Linear(4, 4)
+    model = Sequential(shared, GELU(), shared)
+    calls = []
+    model.register_forward_hook(lambda m, args, out: calls.append(out.shape))
+    fast = accelerate(model)
+    assert fast[0] is fast[2] and isinstance(fast[1], FusedGELU)
+    x = Tensor(np.random.randn(3, 4).astype(np.float32))
+    np.testing.assert_allclose(fast(x).data, model(x).data, rtol=1e-6, atol=1e-6)
+    assert calls == [(3, 4), (3, 4)]  # the hook registered before accelerate() runs on both
+    fast.register_forward_hook(lambda m, args, out: calls.append("fast only"))
+    model(x)
+    assert calls[-1] == (3, 4)  # new hooks on the copy do not reach the original
+    with pytest.raises(ValueError, match="model"):
+        accelerate("not a model")
+
+
+def test_accelerated_gpt_matches_plain_gpt(require_tier):
+    require_tier("architecture")
+    from tinytorch.core.losses import cross_entropy
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.models.transformer import GPT
+    from tinytorch.optimization.acceleration import FusedMLP, accelerate
+
+    np.random.seed(10)
+    gpt = GPT(30, 16, num_layers=2, num_heads=2, max_seq_len=12)
+    fast = accelerate(gpt)
+    assert all(isinstance(b.mlp, FusedMLP) for b in fast.blocks)
+    assert list(fast.state_dict()) == list(gpt.state_dict())
+    tokens = np.random.default_rng(10).integers(0, 30, (3, 12))
+    grads = []
+    for model in (gpt, fast):
+        model.zero_grad()
+        logits = model(Tensor(tokens[:, :-1]))
+        cross_entropy(logits.reshape(-1, 30), tokens[:, 1:].reshape(-1)).backward()
+        grads.append([p.grad.data.copy() for p in model.parameters()])
+    np.testing.assert_allclose(fast(Tensor(tokens)).data, gpt(Tensor(tokens)).data, rtol=1e-5, atol=1e-5)
+    for g_plain, g_fast in zip(*grads):
+        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- fused decoding of a GPT
+
+
+def small_gpt(seed=0, max_seq_len=40, embed_dim=32, num_heads=4, num_layers=2, vocab=65):
+    from tinytorch.models.transformer import GPT
+
+    np.random.seed(seed)
+    return GPT(vocab, embed_dim, num_layers=num_layers, num_heads=num_heads, max_seq_len=max_seq_len)
+
+
+@pytest.mark.parametrize("prompt_len,batch", [(1, 1), (4, 1), (10, 1), (6, 3)])
+def test_fused_decoder_same_tokens_as_model(prompt_len, batch, require_tier):
+    require_tier("architecture")
+    from tinytorch.optimization.acceleration import FusedGPTDecoder, fast_generate
+
+    gpt = small_gpt(6)
+    prompt = np.random.default_rng(prompt_len).integers(0, 65, size=(batch, prompt_len))
+    fused = FusedGPTDecoder(gpt).generate(prompt, 25, temperature=0)
+    np.testing.assert_array_equal(fused, gpt.generate(prompt, 25, temperature=0, use_cache=False))
+    np.testing.assert_array_equal(fast_generate(gpt, prompt, 25, temperature=0), fused)
+    one = FusedGPTDecoder(gpt).generate(prompt[0], 5, temperature=0)  # 1-D prompt -> 1-D result
+    assert one.shape == (prompt_len + 5,)
+
+
+def test_fused_decoder_step_logits_equal_model_logits(require_tier):
+    require_tier("architecture")
+    from tinytorch.core.autograd import no_grad
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.generation.kv_cache import KVCache
+    from tinytorch.optimization.acceleration import FusedGPTDecoder
+
+    gpt = small_gpt(11)
+    tokens = np.random.default_rng(11).integers(0, 65, (2, 9))
+    decoder = FusedGPTDecoder(gpt)
+    cache = KVCache(2, 40, 2, 4, 8)
+    pieces = [decoder.step(tokens[:, :5], cache)] + [
+        decoder.step(tokens[:, t : t + 1], cache) for t in range(5, 9)
+    ]
+    with no_grad():
+        full = gpt(Tensor(tokens)).data
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, rtol=1e-4, atol=1e-5)
+    assert cache.seq_len == 9
+
+
+def test_fused_decoder_sampling_matches_model_sampling(require_tier):
+    """Sampling goes through the architecture tier's own sampler: same seed, same tokens."""
+    require_tier("architecture")
+    from tinytorch.optimization.acceleration import FusedGPTDecoder
+
+    gpt = small_gpt(12)
+    prompt = np.random.default_rng(12).integers(0, 65, size=(2, 4))
+    fused = FusedGPTDecoder(gpt).generate(prompt, 12, temperature=0.8, top_k=7, seed=3)
+    np.testing.assert_array_equal(fused, gpt.generate(prompt, 12, temperature=0.8, top_k=7, seed=3))
+
+
+def test_fused_decoder_on_int8_model_and_window_fallback(require_tier):
+    require_tier("architecture")
+    from tinytorch.optimization.acceleration import FusedGPTDecoder
+    from tinytorch.optimization.quantization import quantize_model
+
+    gpt = small_gpt(7, max_seq_len=24)
+    quantize_model(gpt)
+    prompt = np.random.default_rng(7).integers(0, 65, size=(1, 5))
+    decoder = FusedGPTDecoder(gpt)
+    np.testing.assert_array_equal(
+        decoder.generate(prompt, 15, temperature=0), gpt.generate(prompt, 15, temperature=0)
+    )
+    # 5 + 30 > 24: the window slides; the decoder defers to the model's own generate.
+    np.testing.assert_array_equal(
+        decoder.generate(prompt, 30, temperature=0), gpt.generate(prompt, 30, temperature=0)
+    )
+    sampled = decoder.generate(prompt, 10, temperature=1.0, top_k=5, seed=1)
+    np.testing.assert_array_equal(sampled, decoder.generate(prompt, 10, temperature=1.0, top_k=5, seed=1))
+    with pytest.raises(ValueError, match="prompt_tokens"):
+        decoder.generate(np.array([[70]]), 3)
+    with pytest.raises(ValueError, match="temperature"):
+        decoder.generate(prompt, 3, temperature=float("nan"))
+    with pytest.raises(ValueError, match="GPT"):
+        FusedGPTDecoder(object())
+
+
+def test_fused_decoder_matches_a_long_generation(require_tier):
+    """96 greedy tokens: the fused NumPy path and full recomputation agree token for token.
+
+    Its speed against the plain and cached paths is measured by benchmarks/_opt_timing.py.
+    """
+    require_tier("architecture")
+    from tinytorch.optimization.acceleration import FusedGPTDecoder
+
+    gpt = small_gpt(8, max_seq_len=110, embed_dim=64)
+    prompt = np.random.default_rng(8).integers(0, 65, size=(1, 10))
+    fused = FusedGPTDecoder(gpt).generate(prompt, 96, temperature=0)
+    np.testing.assert_array_equal(fused, gpt.generate(prompt, 96, temperature=0, use_cache=False))

@@ -139,6 +139,14 @@ def test_tinymlperf_scores_reference_and_optimized_models(tmp_path):
 
 def test_tinymlperf_cnn_task(require_tier):
     require_tier("architecture")
+    from tinytorch.optimization.acceleration import accelerate
+
     perf = TinyMLPerf(seed=1, warmup=1, iterations=3)
     r = perf.run("cnn_digits", perf.reference_model("cnn_digits"), "ref")
     assert r["fidelity"] == 1.0 and r["latency"]["n"] == 3
+    # A Module 18 submission: the same weights through the accelerated layers, the same predictions.
+    fast = perf.run("cnn_digits", accelerate(perf.reference_model("cnn_digits")), "accelerated")
+    assert fast["fidelity"] == 1.0 and fast["valid"]
+    assert fast["normalized_score"] == pytest.approx(
+        fast["reference_latency"]["median"] / fast["latency"]["median"]
+    )

@@ -20,7 +20,7 @@ def test_tinygpt_trains_generates_quantizes_and_profiles(require_tier):
     assert gpt.tokenizer.vocab_size > 256  # BPE learned merges
     assert len(gpt.losses) == 120
     assert np.mean(gpt.losses[-10:]) < 0.3 * np.mean(gpt.losses[:10])
-    assert gpt.model.kv_cache_enabled  # generation uses the cache by default after fit
+    assert gpt.model.kv_cache_factory is not None  # generation uses the cache by default after fit
 
     sample = gpt.generate("the cat", max_new_tokens=8)
     assert sample.startswith("the cat")
@@ -30,7 +30,7 @@ def test_tinygpt_trains_generates_quantizes_and_profiles(require_tier):
     assert speed["same_tokens"]
 
     report = gpt.quantize(calibration_text=TEXT)
-    assert report["layers_quantized"] == 2 * 6 + 1  # q, k, v, out, 2 MLP per block + LM head
+    assert report["layers_quantized"] == 2 * 4 + 1  # in_proj (q|k|v), out_proj, 2 MLP per block + LM head
     assert report["compression_ratio"] > 3.0
     assert report["relative_error"] < 0.05
     assert gpt.generate("the cat", max_new_tokens=8) in TEXT * 2  # int8 keeps the memorized text

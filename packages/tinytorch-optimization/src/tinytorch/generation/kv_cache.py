@@ -10,7 +10,7 @@ feed the model only the newest token, and let attention read the history from
 the buffer. ``n`` tokens then cost O(n) token-forwards.
 
 The cache implements the protocol the architecture tier's attention speaks
-(see ``tinytorch.core.attention``)::
+(see ``tinytorch.core.attention``; that tier never imports this one)::
 
     cache.seq_len                       # positions already committed
     cache.update(layer_idx, key, value) # key/value (B, H, T_new, D) written at [seq_len, seq_len + T_new)
@@ -20,6 +20,11 @@ The cache implements the protocol the architecture tier's attention speaks
 The buffers are preallocated once (``max_seq_len`` positions), so generation
 never reallocates or concatenates: each step writes ``T_new`` rows in place and
 reads a view. Memory: ``2 * num_layers * B * H * max_seq_len * D * 4`` bytes.
+
+A model opts in with :func:`enable_kv_cache`, which gives it a
+``kv_cache_factory``: a callable ``factory(batch_size) -> KVCache`` sized from
+the model. ``GPT.generate`` asks that factory for a fresh cache per call;
+:func:`disable_kv_cache` sets it back to None (recompute the prefix every step).
 """
 
 from __future__ import annotations
@@ -190,8 +195,53 @@ class KVCache:
         )
 
 
+class KVCacheFactory:
+    """``factory(batch_size) -> KVCache`` with the sizes of one model (what ``enable_kv_cache`` installs).
+
+    Args:
+        max_seq_len: the model's context length (the cache's capacity).
+        num_layers, num_heads, head_dim: the model's attention geometry.
+    """
+
+    def __init__(self, max_seq_len: int, num_layers: int, num_heads: int, head_dim: int):
+        self.max_seq_len = _positive_int(max_seq_len, "max_seq_len")
+        self.num_layers = _positive_int(num_layers, "num_layers")
+        self.num_heads = _positive_int(num_heads, "num_heads")
+        self.head_dim = _positive_int(head_dim, "head_dim")
+
+    def __call__(self, batch_size: int) -> KVCache:
+        return KVCache(batch_size, self.max_seq_len, self.num_layers, self.num_heads, self.head_dim)
+
+    def __repr__(self) -> str:
+        return (
+            f"KVCacheFactory(max_seq_len={self.max_seq_len}, num_layers={self.num_layers}, "
+            f"num_heads={self.num_heads}, head_dim={self.head_dim})"
+        )
+
+
+def _model_geometry(model, op: str) -> tuple[int, int, int, int]:
+    """``(max_seq_len, num_layers, num_heads, head_dim)`` read from a GPT-shaped model."""
+    if not callable(getattr(model, "generate", None)):
+        raise ValueError(f"{op}: model must have a generate() method, got {type(model).__name__}")
+    missing = [a for a in ("max_seq_len", "num_heads", "embed_dim") if not hasattr(model, a)]
+    if not hasattr(model, "num_layers") and not hasattr(model, "blocks"):
+        missing.append("num_layers (or blocks)")
+    if missing:
+        raise ValueError(f"{op}: {type(model).__name__} lacks {', '.join(missing)} to size a KV cache")
+    num_layers = getattr(model, "num_layers", None) or len(model.blocks)
+    return (
+        int(model.max_seq_len),
+        int(num_layers),
+        int(model.num_heads),
+        int(model.embed_dim // model.num_heads),
+    )
+
+
 def enable_kv_cache(model):
     """Make ``model.generate`` use a :class:`KVCache` by default (``use_cache=None``).
+
+    Sets ``model.kv_cache_factory`` to a :class:`KVCacheFactory` sized from the
+    model's ``max_seq_len``, ``num_layers``, ``num_heads`` and ``embed_dim``.
 
     Args:
         model: a model with a ``generate`` method that follows the cache protocol (e.g. ``GPT``).
@@ -200,15 +250,13 @@ def enable_kv_cache(model):
         the same model, for chaining.
     """
     ### BEGIN SOLUTION
-    if not callable(getattr(model, "generate", None)):
-        raise ValueError(f"enable_kv_cache: model must have a generate() method, got {type(model).__name__}")
-    model.kv_cache_enabled = True
+    model.kv_cache_factory = KVCacheFactory(*_model_geometry(model, "enable_kv_cache"))
     return model
     ### END SOLUTION
 
 
 def disable_kv_cache(model):
-    """Make ``model.generate`` recompute the whole prefix each step (``use_cache=None``).
+    """Make ``model.generate`` recompute the whole prefix each step: ``model.kv_cache_factory = None``.
 
     Returns:
         the same model, for chaining.
@@ -216,7 +264,7 @@ def disable_kv_cache(model):
     ### BEGIN SOLUTION
     if not callable(getattr(model, "generate", None)):
         raise ValueError(f"disable_kv_cache: model must have a generate() method, got {type(model).__name__}")
-    model.kv_cache_enabled = False
+    model.kv_cache_factory = None
     return model
     ### END SOLUTION
 
@@ -225,7 +273,8 @@ def measure_generation_speed(model, prompt_tokens, max_new_tokens: int = 256, re
     """Time greedy generation with and without the cache on the same prompt.
 
     Each variant runs ``repeats`` times and keeps its fastest run (noise from
-    other processes only ever slows a run down).
+    other processes only ever slows a run down). A model without a
+    ``kv_cache_factory`` gets one for the measurement (and has it removed after).
 
     Args:
         model: a model with ``generate(prompt, max_new_tokens, temperature=0, use_cache=...)``.
@@ -242,14 +291,23 @@ def measure_generation_speed(model, prompt_tokens, max_new_tokens: int = 256, re
     prompt = np.asarray(getattr(prompt_tokens, "data", prompt_tokens))
     if prompt.ndim != 2:
         raise ValueError(f"prompt_tokens must be (B, T), got shape {prompt.shape}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"measure_generation_speed: argument 'repeats' must be an int >= 1, got {repeats!r}")
+    enabled_here = getattr(model, "kv_cache_factory", None) is None
+    if enabled_here:
+        enable_kv_cache(model)
     best, tokens = {}, {}
-    for use_cache in (True, False):
-        for _ in range(repeats):
-            start = time.perf_counter()
-            out = model.generate(prompt, max_new_tokens, temperature=0.0, use_cache=use_cache)
-            elapsed = time.perf_counter() - start
-            best[use_cache] = min(best.get(use_cache, np.inf), elapsed)
-        tokens[use_cache] = np.asarray(getattr(out, "data", out))
+    try:
+        for use_cache in (True, False):
+            for _ in range(repeats):
+                start = time.perf_counter()
+                out = model.generate(prompt, max_new_tokens, temperature=0.0, use_cache=use_cache)
+                elapsed = time.perf_counter() - start
+                best[use_cache] = min(best.get(use_cache, np.inf), elapsed)
+            tokens[use_cache] = np.asarray(getattr(out, "data", out))
+    finally:
+        if enabled_here:
+            disable_kv_cache(model)
     new_tokens = max_new_tokens * prompt.shape[0]
     return {
         "cached_seconds": best[True],

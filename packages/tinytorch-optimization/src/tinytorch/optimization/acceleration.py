@@ -1,36 +1,88 @@
-"""Module 18: acceleration, or why the same arithmetic can run 1000x faster.
+"""Module 18: acceleration, the same arithmetic made faster, opt-in and measured against the plain path.
 
-A matrix product ``C = A @ B`` with ``A (M, K)`` and ``B (K, N)`` is
-``2 * M * K * N`` floating-point operations (one multiply and one add per
-term) whichever way we compute it. What changes is how fast the machine does
-them:
+Modules 01-13 hold one readable path per lesson. This module is where speed is
+the subject: each technique computes *the same numbers* as a layer of the plain
+path (to float32 rounding), a user opts into it, and ``benchmarks/`` and
+``benchmarks/_opt_timing.py`` measure it against the plain path.
 
-* ``naive_matmul``: three Python loops. Every multiply-add goes through the
-  interpreter (boxing floats, dispatching ``*`` and ``+``): ~10-50 MFLOP/s.
-* ``vectorized_matmul``: one NumPy expression per row-block (broadcast
-  multiply then sum). The loops run in C, but the products are materialized
-  in memory first, so it is bound by memory bandwidth.
-* ``tiled_matmul``: splits the product into ``tile_size`` blocks so each block
-  of A, B and C fits in cache, and multiplies blocks with BLAS. This is the
-  idea inside every fast GEMM (cache blocking).
-* ``np.matmul``: the BLAS library (OpenBLAS/MKL): cache blocking, SIMD
-  registers, several cores. Tens of GFLOP/s.
+1. **Same FLOPs, different speed.** ``naive_matmul`` (three Python loops),
+   ``vectorized_matmul`` (broadcast, then reduce), ``tiled_matmul`` (cache
+   blocking) and ``np.matmul`` (BLAS) all do ``2 M K N`` floating-point
+   operations; :func:`measure_matmul_speed` shows GFLOP/s spanning 1000x.
+2. **In-place kernels.** An elementwise formula written as a chain of NumPy
+   operations allocates one temporary per operation; on activations of a
+   million elements each fresh array (allocation, page faults, a pass through
+   memory) costs more than its arithmetic. :class:`FusedGELUFunction` computes
+   GELU forward and backward in two buffers updated in place.
+3. **Memory layout.** :class:`ChannelsLastConv2dFunction` builds the im2col
+   matrix with one *row* per output pixel and channels innermost, so the one
+   GEMM ``cols @ W`` yields ``(N*OH*OW, O)``: the output already in
+   channels-last memory (returned as an ``(N, O, OH, OW)`` view, no transposing
+   copy), and every patch row the copy moves is a run of ``kW*C`` neighbouring
+   floats. :class:`ChannelsLastMaxPool2dFunction` pools that memory as it is
+   (the plain pooling would transpose it back first), and ReLU keeps the layout,
+   so a CNN stays channels-last from one convolution to the next.
+4. **Buffer reuse.** A :class:`Workspace` per convolution hands the im2col
+   matrix of one step to the next, so the largest array of the layer is
+   allocated (and page-faulted) once instead of every step.
+5. **Fused decoding.** :class:`FusedGPTDecoder` runs cached GPT generation on
+   the raw weight arrays: one token at a time the arithmetic is tiny, and the
+   framework's per-operation overhead (Tensor wrappers, graph bookkeeping,
+   validation) is most of the cost. It reuses the architecture tier's
+   LayerNorm, softmax and sampling code on arrays: one implementation of each idea.
 
-``fused_gelu`` shows the same effect for elementwise code: the tanh GELU
-written as a chain of NumPy operations allocates one temporary array per
-operation (memory traffic dominates); the fused version reuses one buffer.
-
-:func:`measure_matmul_speed` times all of them and reports GFLOP/s.
+The entry points: :func:`accelerate` returns a model with accelerated layers
+swapped in (same Parameter objects, same ``state_dict`` keys, the plain model
+untouched), and :func:`fast_generate` decodes a GPT with :class:`FusedGPTDecoder`.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from tinytorch.core.activations import GELU, GELU_C, GELU_K, GELUFunction, SoftmaxFunction
+from tinytorch.core.autograd import Function
+from tinytorch.core.layers import Dropout, Module
+from tinytorch.core.spatial import Conv2d, MaxPool2d
+from tinytorch.core.tensor import Tensor
+from tinytorch.generation.kv_cache import KVCache
+from tinytorch.models.transformer import MLP, LayerNormFunction, sample_next_token
+from tinytorch.optimization.quantization import linear_arrays
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+__all__ = [
+    "ChannelsLastConv2d",
+    "ChannelsLastConv2dFunction",
+    "ChannelsLastMaxPool2d",
+    "ChannelsLastMaxPool2dFunction",
+    "FusedGELU",
+    "FusedGELUFunction",
+    "FusedGPTDecoder",
+    "FusedMLP",
+    "Workspace",
+    "accelerate",
+    "col2im_channels_last",
+    "fast_generate",
+    "format_speed_table",
+    "fused_gelu",
+    "gelu_backward_inplace",
+    "gelu_forward_inplace",
+    "im2col_channels_last",
+    "measure_matmul_speed",
+    "naive_gelu",
+    "naive_matmul",
+    "tiled_matmul",
+    "unfused_gelu",
+    "vectorized_matmul",
+]
+
+
+# =============================================================================================
+# 1. Same FLOPs, different speed: four matrix products
+# =============================================================================================
 
 
 def _as_array(x, name: str) -> np.ndarray:
@@ -131,62 +183,6 @@ def tiled_matmul(a, b, tile_size: int = 64) -> np.ndarray:
     ### END SOLUTION
 
 
-def naive_gelu(x) -> np.ndarray:
-    """Tanh-approximation GELU, one element at a time with :mod:`math` (the oracle).
-
-    ``gelu(x) = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))``
-    """
-    ### BEGIN SOLUTION
-    arr = _as_array(x, "x")
-    flat = [
-        0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
-        for v in arr.ravel().tolist()
-    ]
-    return np.array(flat, dtype=np.result_type(arr, np.float32)).reshape(arr.shape)
-    ### END SOLUTION
-
-
-def unfused_gelu(x) -> np.ndarray:
-    """Tanh GELU as a chain of NumPy operations: each line allocates a new temporary array."""
-    ### BEGIN SOLUTION
-    arr = _as_array(x, "x")
-    cube = arr**3
-    inner = arr + 0.044715 * cube
-    scaled = _SQRT_2_OVER_PI * inner
-    t = np.tanh(scaled)
-    one_plus = 1.0 + t
-    return 0.5 * arr * one_plus
-    ### END SOLUTION
-
-
-def fused_gelu(x) -> np.ndarray:
-    """Tanh GELU computed in one reused buffer (no temporaries beyond the output).
-
-    Same formula as :func:`naive_gelu`; every step writes into ``out`` with
-    ``out=`` so the array is streamed through memory ~6 times instead of
-    allocating 6 fresh arrays. A Tensor input gives a Tensor output (no grad).
-    """
-    ### BEGIN SOLUTION
-    arr = _as_array(x, "x")
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float32)
-    out = np.multiply(arr, arr)  # x^2 (the only allocation)
-    np.multiply(out, 0.044715, out=out)  # 0.044715 x^2
-    np.add(out, 1.0, out=out)  # 1 + 0.044715 x^2
-    np.multiply(out, arr, out=out)  # x + 0.044715 x^3
-    np.multiply(out, _SQRT_2_OVER_PI, out=out)
-    np.tanh(out, out=out)
-    np.add(out, 1.0, out=out)
-    np.multiply(out, arr, out=out)
-    np.multiply(out, 0.5, out=out)
-    if not isinstance(x, np.ndarray) and hasattr(x, "data"):
-        from tinytorch.core.tensor import Tensor  # lazy: this module works on plain arrays too
-
-        return Tensor(out)
-    return out
-    ### END SOLUTION
-
-
 def _best_time(fn, repeats: int) -> float:
     """Fastest of ``repeats`` wall-clock runs of ``fn()`` in seconds (least disturbed by other load)."""
     best = math.inf
@@ -253,3 +249,763 @@ def format_speed_table(rows) -> str:
         ]
         lines.append(f"| {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# =============================================================================================
+# 2. In-place kernels: GELU forward and backward on two buffers
+# =============================================================================================
+
+
+def naive_gelu(x) -> np.ndarray:
+    """Tanh-approximation GELU, one element at a time with :mod:`math` (the oracle).
+
+    ``gelu(x) = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))``
+    """
+    ### BEGIN SOLUTION
+    arr = _as_array(x, "x")
+    flat = [0.5 * v * (1.0 + math.tanh(GELU_C * (v + GELU_K * v * v * v))) for v in arr.ravel().tolist()]
+    return np.array(flat, dtype=np.result_type(arr, np.float32)).reshape(arr.shape)
+    ### END SOLUTION
+
+
+def unfused_gelu(x) -> np.ndarray:
+    """Tanh GELU as the plain path computes it (Module 02's ``GELUFunction.forward``).
+
+    One NumPy expression, but every operator in it (``x**3``, ``*``, ``+``,
+    ``tanh``, ...) allocates a fresh temporary array: the baseline the in-place
+    kernel is measured against.
+    """
+    arr = _as_array(x, "x")
+    return GELUFunction.forward(GELUFunction(), arr)
+
+
+def gelu_forward_inplace(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(gelu(x), t)`` with ``t = tanh(c (x + k x^3))``, computed in two buffers updated in place.
+
+    Args:
+        x: float array (not modified).
+
+    Returns:
+        ``(y, t)``, both of ``x``'s shape and dtype: the output, and the tanh
+        that the backward pass needs (saving it avoids a second ``tanh``).
+
+    Cost: two allocations and 9 in-place passes over memory, where the plain
+    expression allocates a fresh array for each of its 8 operations.
+    """
+    if x.dtype.kind != "f":
+        x = x.astype(np.float32)  # the in-place updates below need a float buffer
+    ### BEGIN SOLUTION
+    t = np.multiply(x, x, out=np.empty_like(x))  # out=: stays an array even for 0-d x
+    t *= GELU_K
+    t += 1.0
+    t *= x
+    t *= GELU_C  # c (x + k x^3)
+    np.tanh(t, out=t)
+    y = np.add(t, 1.0, out=np.empty_like(t))
+    y *= x
+    y *= 0.5
+    return y, t
+    ### END SOLUTION
+
+
+def gelu_backward_inplace(x: np.ndarray, t: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """``grad * gelu'(x)`` from the saved tanh ``t``, in two buffers updated in place.
+
+    ``gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2)``, computed as
+    ``0.5 (1 + t + (1 - t^2) d)`` with ``d = c x (1 + 3 k x^2)``.
+    ``x``, ``t`` and ``grad`` are not modified.
+    """
+    ### BEGIN SOLUTION
+    d = np.multiply(x, x, out=np.empty_like(x))
+    d *= 3.0 * GELU_K
+    d += 1.0
+    d *= x
+    d *= GELU_C  # c x (1 + 3 k x^2)
+    out = np.multiply(t, t, out=np.empty_like(t))
+    np.subtract(1.0, out, out=out)  # 1 - t^2
+    out *= d
+    out += t
+    out += 1.0
+    out *= 0.5
+    out *= grad
+    return out
+    ### END SOLUTION
+
+
+def fused_gelu(x):
+    """Tanh GELU through :func:`gelu_forward_inplace` (same numbers as :func:`naive_gelu`).
+
+    Arrays in, an array out; a Tensor in, a Tensor out (no gradient: use
+    :class:`FusedGELUFunction` or :class:`FusedGELU` inside a model).
+    """
+    arr = _as_array(x, "x")
+    if arr.dtype.kind != "f":
+        arr = arr.astype(np.float32)
+    out, _ = gelu_forward_inplace(arr)
+    return Tensor(out, dtype=out.dtype) if isinstance(x, Tensor) else out
+
+
+class FusedGELUFunction(Function):
+    """GELU (tanh approximation) with in-place forward and backward kernels.
+
+    The same values and derivative as ``tinytorch.core.activations.GELUFunction``
+    (to float rounding); forward saves ``x`` and the tanh ``t`` so backward
+    needs no second ``tanh``.
+    """
+
+    name = "gelu"
+
+    @staticmethod
+    def forward(ctx, x):
+        ### BEGIN SOLUTION
+        y, t = gelu_forward_inplace(x)
+        ctx.save_for_backward(x, t)
+        return y
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        x, t = ctx.saved_tensors
+        return gelu_backward_inplace(x, t, grad)
+        ### END SOLUTION
+
+
+class FusedGELU(Module):
+    """Drop-in for ``GELU()``: the tanh GELU through :class:`FusedGELUFunction`. Shape: (*) -> (*)."""
+
+    def forward(self, x) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        return FusedGELUFunction.apply(x)
+
+
+class FusedMLP(Module):
+    """Drop-in for the transformer's ``MLP``: ``fc2(gelu(fc1(x)))`` with the fused GELU.
+
+    Built from an ``MLP``: it holds the very same ``fc1``, ``fc2`` and
+    ``dropout`` modules, so parameters and ``state_dict`` keys are unchanged.
+    """
+
+    def __init__(self, mlp):
+        super().__init__()
+        self.fc1, self.fc2 = mlp.fc1, mlp.fc2
+        self.dropout = getattr(mlp, "dropout", None) or Dropout(0.0)
+        self.training = mlp.training
+
+    def forward(self, x) -> Tensor:
+        return self.dropout(self.fc2(FusedGELUFunction.apply(self.fc1(x))))
+
+
+# =============================================================================================
+# 3. Memory layout: channels-last convolution; 4. buffer reuse
+# =============================================================================================
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    """``3 -> (3, 3)``, ``(2, 3) -> (2, 3)``; non-negative ints only."""
+    pair = (value, value) if np.ndim(value) == 0 else tuple(value)
+    if len(pair) != 2 or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in pair
+    ):
+        raise ValueError(f"argument '{name}' must be a non-negative int or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class Workspace:
+    """Arrays a layer reuses from one call to the next, instead of allocating them every time.
+
+    A fresh large array costs more than its size suggests: the allocator maps
+    new pages and the first write to each page faults. A layer that needs an
+    array of the same shape every step (the im2col matrix of a convolution)
+    *takes* one from its workspace and *gives* it back when it is done.
+
+    Every take records who holds the array; :meth:`check` lets a holder verify,
+    before it reads the array again, that nobody has taken it since (e.g. a
+    second backward through an old graph after a newer forward), so reuse can
+    never silently corrupt a gradient.
+    """
+
+    def __init__(self, max_free: int = 2) -> None:
+        self.max_free = int(max_free)
+        self._free: dict = {}  # (shape, dtype) -> arrays ready for reuse
+        self._holder: dict = {}  # id(array) -> id(holder) of its latest taker
+
+    def take(self, shape: tuple, dtype, holder=None, fill=None) -> np.ndarray:
+        """An array of ``shape``/``dtype``: a free one as it was given back, else a new one.
+
+        A new array is filled with ``fill`` (uninitialized when None); a reused one
+        keeps the values it had, e.g. the zero border of a padded image, whose
+        interior is all the next call rewrites.
+        """
+        ### BEGIN SOLUTION
+        free = self._free.get((tuple(shape), np.dtype(dtype)))
+        if free:
+            array = free.pop()
+        else:
+            array = np.empty(shape, dtype=dtype) if fill is None else np.full(shape, fill, dtype=dtype)
+            if len(self._holder) > 64:  # forget arrays that were taken and never given back
+                kept = {id(a) for arrays in self._free.values() for a in arrays}
+                self._holder = {k: v for k, v in self._holder.items() if k in kept}
+        self._holder[id(array)] = id(holder)
+        return array
+        ### END SOLUTION
+
+    def give(self, array: np.ndarray) -> None:
+        """Return ``array`` for reuse (kept only while fewer than ``max_free`` of its kind are free)."""
+        ### BEGIN SOLUTION
+        free = self._free.setdefault((array.shape, array.dtype), [])
+        if len(free) < self.max_free and not any(a is array for a in free):
+            free.append(array)
+        ### END SOLUTION
+
+    def check(self, array: np.ndarray, holder) -> None:
+        """Raise RuntimeError if ``array`` was taken by someone else since ``holder`` took it."""
+        if self._holder.get(id(array), id(holder)) != id(holder):
+            raise RuntimeError(
+                "the im2col buffer of this convolution was reused by a newer forward pass; a second "
+                "backward through an older graph needs accelerate(model, reuse_buffers=False)"
+            )
+
+    def clear(self) -> None:
+        """Drop every free array (their memory goes back to the allocator)."""
+        self._free.clear()
+        self._holder.clear()
+
+
+def _conv_geometry(x_shape, kernel, stride, padding) -> dict:
+    N, C, H, W = x_shape
+    (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
+    Hp, Wp = H + 2 * pH, W + 2 * pW
+    OH, OW = (Hp - kH) // sH + 1, (Wp - kW) // sW + 1
+    return dict(N=N, C=C, H=H, W=W, Hp=Hp, Wp=Wp, OH=OH, OW=OW, kernel=kernel, stride=stride, padding=padding)
+
+
+def im2col_channels_last(x: np.ndarray, kernel, stride, padding, workspace: Workspace | None = None,
+                         holder=None):  # fmt: skip
+    """Unfold every ``kH x kW`` patch of ``x`` into one *row* of a matrix, channels innermost.
+
+    Args:
+        x: input ``(N, C, H, W)``, any memory layout (channels-last memory, which
+            :class:`ChannelsLastConv2dFunction` outputs, makes the copy fastest).
+        kernel, stride, padding: pairs ``(h, w)``.
+        workspace: optional :class:`Workspace` to lease the padded input and the
+            result from (``holder`` is recorded as the result's lessee).
+
+    Returns:
+        ``(cols, geometry)``: ``cols`` of shape ``(N*OH*OW, kH*kW*C)``, one row per
+        output pixel (ordered ``n, oh, ow``), columns ordered ``i, j, c`` (kernel
+        row, kernel column, channel), and the dict of sizes ``col2im`` needs.
+
+    Why channels-last: with channels innermost every patch row is a run of
+    ``kW*C`` neighbouring floats, so the one copy moves contiguous blocks, and
+    ``cols @ W`` is ``(N*OH*OW, O)``: the output in channels-last memory.
+
+    Cost: one copy of ``N OH OW kH kW C`` elements (plus one of the input when
+    padding); no Python loop.
+    """
+    geo = _conv_geometry(x.shape, kernel, stride, padding)
+    N, C, H, W, Hp, Wp, OH, OW = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp", "OH", "OW"))
+    (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
+    ### BEGIN SOLUTION
+    xl = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a view
+    padded = None
+    if pH or pW:
+        if workspace is None:
+            padded = np.zeros((N, Hp, Wp, C), dtype=x.dtype)
+        else:  # a reused buffer keeps its zero border: only the interior is rewritten
+            padded = workspace.take((N, Hp, Wp, C), x.dtype, fill=0)
+        padded[:, pH : pH + H, pW : pW + W] = xl
+        xl = padded
+    win = sliding_window_view(xl, (kH, kW), axis=(1, 2))  # (N, Hp-kH+1, Wp-kW+1, C, kH, kW), a view
+    win = win[:, ::sH, ::sW][:, :OH, :OW]  # (N, OH, OW, C, kH, kW)
+    shape = (N, OH, OW, kH, kW, C)
+    cols = np.empty(shape, x.dtype) if workspace is None else workspace.take(shape, x.dtype, holder)
+    np.copyto(cols, win.transpose(0, 1, 2, 4, 5, 3))  # the one copy, patch rows channels-innermost
+    if workspace is not None and padded is not None:
+        workspace.give(padded)
+    return cols.reshape(N * OH * OW, kH * kW * C), geo
+    ### END SOLUTION
+
+
+def col2im_channels_last(dcols: np.ndarray, geo: dict) -> np.ndarray:
+    """Adjoint of :func:`im2col_channels_last`: add every row back onto the pixels of its patch.
+
+    Args:
+        dcols: ``(N*OH*OW, kH*kW*C)`` gradient w.r.t. ``cols``.
+        geo: the geometry returned by ``im2col_channels_last``.
+
+    Returns:
+        ``dx`` of shape ``(N, C, H, W)`` (padding cropped away), a view with
+        channels-last memory.
+
+    Cost: ``kH*kW`` vectorized adds of ``N OH OW C`` elements (a loop over kernel
+    offsets only); each add moves contiguous runs of ``C`` floats.
+    """
+    N, C, H, W, Hp, Wp = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp"))
+    OH, OW = geo["OH"], geo["OW"]
+    (kH, kW), (sH, sW), (pH, pW) = geo["kernel"], geo["stride"], geo["padding"]
+    ### BEGIN SOLUTION
+    d = dcols.reshape(N, OH, OW, kH, kW, C)
+    dxp = np.zeros((N, Hp, Wp, C), dtype=dcols.dtype)
+    for i in range(kH):
+        for j in range(kW):
+            # kernel offset (i, j) of output pixel (oh, ow) read input pixel (oh*sH + i, ow*sW + j)
+            dxp[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += d[:, :, :, i, j]
+    # crop the padding; (N, H, W, C) -> (N, C, H, W) as a view (no copy)
+    return dxp[:, pH : pH + H, pW : pW + W].transpose(0, 3, 1, 2)
+    ### END SOLUTION
+
+
+def _weight_matrix(weight: np.ndarray) -> np.ndarray:
+    """``(O, C, kH, kW)`` filters -> ``(kH*kW*C, O)``, rows in :func:`im2col_channels_last`'s column order."""
+    return weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
+
+
+class ChannelsLastConv2dFunction(Function):
+    """2-D cross-correlation ``y[n,o] = b[o] + sum_c W[o,c] (*) x[n,c]`` through channels-last im2col.
+
+    Inputs ``x (N, C, H, W)``, ``weight (O, C, kH, kW)``, ``bias (O,)`` or None;
+    keywords ``stride``, ``padding`` (pairs) and an optional ``workspace``
+    (:class:`Workspace`) to reuse the im2col matrix from. Output ``(N, O, OH, OW)``,
+    a view of ``(N, OH, OW, O)`` memory: the same values as the plain
+    ``Conv2d`` (to float rounding), in the layout the GEMM produces.
+
+    Backward (``g`` the output gradient as ``(N*OH*OW, O)``, a view when it kept
+    the output's layout): ``dW = cols^T g``, ``db = sum of g's rows``,
+    ``dx = col2im(g W^T)``.
+
+    Cost: forward one GEMM of ``2 N OH OW O C kH kW`` flops; backward two.
+    """
+
+    name = "conv2d"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride=(1, 1), padding=(0, 0), workspace=None):
+        ### BEGIN SOLUTION
+        O = weight.shape[0]
+        cols, geo = im2col_channels_last(x, weight.shape[2:], stride, padding, workspace, holder=ctx)
+        out = cols @ _weight_matrix(weight)  # (N*OH*OW, O): the one GEMM
+        if bias is not None:
+            out += bias
+        ctx.save_for_backward(cols, weight)
+        ctx.geo, ctx.workspace = geo, workspace
+        if workspace is not None and not any(ctx.needs_input_grad):
+            workspace.give(cols.base if cols.base is not None else cols)  # no backward will read it
+        # (N, OH, OW, O) memory seen as (N, O, OH, OW): a view, channels-last underneath.
+        return out.reshape(geo["N"], geo["OH"], geo["OW"], O).transpose(0, 3, 1, 2)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        cols, weight = ctx.saved_tensors
+        buffer = cols.base if cols.base is not None else cols  # the leased (N, OH, OW, kH, kW, C) array
+        if ctx.workspace is not None:
+            ctx.workspace.check(buffer, ctx)
+        O = weight.shape[0]
+        needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
+        g = grad.transpose(0, 2, 3, 1).reshape(-1, O)  # (N*OH*OW, O)
+        dx = col2im_channels_last(g @ _weight_matrix(weight).T, ctx.geo) if needs_x else None
+        dw = None
+        if needs_w:
+            kH, kW = ctx.geo["kernel"]
+            dw = (cols.T @ g).reshape(kH, kW, -1, O).transpose(3, 2, 0, 1)  # (kH*kW*C, O) -> (O, C, kH, kW)
+            dw = np.ascontiguousarray(dw)
+        db = g.sum(axis=0) if needs_b else None
+        if ctx.workspace is not None:
+            ctx.workspace.give(buffer)  # the next forward may fill it
+        return dx, dw, db
+        ### END SOLUTION
+
+
+class ChannelsLastConv2d(Module):
+    """Drop-in for ``Conv2d`` computing through :class:`ChannelsLastConv2dFunction`.
+
+    Built from a ``Conv2d`` (or anything with ``weight (O, C, kH, kW)``,
+    ``bias``, ``stride``, ``padding``): it holds the very same ``weight`` and
+    ``bias`` Parameters, so training either trains both and ``state_dict``
+    keys are unchanged.
+
+    Args:
+        conv: the convolution to accelerate.
+        reuse_buffers: lease the im2col matrix from a per-layer :class:`Workspace`.
+
+    Shape: ``(N, C, H, W) -> (N, O, OH, OW)`` (memory channels-last).
+    """
+
+    def __init__(self, conv, reuse_buffers: bool = True):
+        super().__init__()
+        weight = getattr(conv, "weight", None)
+        if not isinstance(weight, Tensor) or weight.ndim != 4:
+            raise ValueError(
+                f"ChannelsLastConv2d: expects a convolution with a 4-D weight, got {type(conv).__name__}"
+            )
+        self.weight = weight
+        self.bias = getattr(conv, "bias", None)
+        self.out_channels, self.in_channels = int(weight.shape[0]), int(weight.shape[1])
+        self.kernel_size = tuple(int(k) for k in weight.shape[2:])
+        self.stride = _pair(getattr(conv, "stride", 1), "stride")
+        self.padding = _pair(getattr(conv, "padding", 0), "padding")
+        if min(self.stride) < 1:
+            raise ValueError(f"ChannelsLastConv2d: argument 'stride' must be >= 1, got {self.stride}")
+        self.workspace = Workspace() if reuse_buffers else None
+        self.training = conv.training
+
+    def forward(self, x) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        (kH, kW), (pH, pW) = self.kernel_size, self.padding
+        if (
+            x.ndim != 4
+            or x.shape[1] != self.in_channels
+            or x.shape[2] + 2 * pH < kH
+            or x.shape[3] + 2 * pW < kW
+        ):
+            raise ValueError(
+                f"ChannelsLastConv2d: input of shape {x.shape} does not fit weight of shape "
+                f"{self.weight.shape} "
+                f"with padding {self.padding} (expected (N, {self.in_channels}, H, W), H and W >= the kernel)"
+            )
+        return ChannelsLastConv2dFunction.apply(
+            x, self.weight, self.bias, stride=self.stride, padding=self.padding, workspace=self.workspace
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, bias={self.bias is not None}, "
+            f"reuse_buffers={self.workspace is not None}"
+        )
+
+
+class ChannelsLastMaxPool2dFunction(Function):
+    """Max over each ``kH x kW`` window of channels-last memory (``-inf`` padding); gradient to the arg-max.
+
+    The plain ``MaxPool2d`` sees ``N*C`` one-channel images, which needs
+    channel-major memory: fed a channels-last convolution output, it would
+    first transpose the whole activation. Here the windows are slices of the
+    ``(N, H, W, C)`` view: the maximum is taken over the ``kH*kW`` kernel
+    offsets, each a vectorized pass over contiguous runs of ``C`` floats, and
+    the offset of each window's first maximum (row-major order, as PyTorch) is
+    kept for backward in one byte per output element. (Compare-and-select in
+    one pass would do the same with masked writes, which NumPy runs far slower
+    than a plain ``np.maximum``.)
+
+    Output ``(N, C, OH, OW)``, a view of ``(N, OH, OW, C)`` memory; backward
+    returns ``dx`` in the same layout.
+
+    Cost: ``kH*kW`` elementwise passes over the output's size, forward and backward.
+    """
+
+    name = "max_pool2d"
+
+    @staticmethod
+    def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+        geo = _conv_geometry(x.shape, kernel, stride, padding)
+        ctx.geo = geo
+        ### BEGIN SOLUTION
+        N, C, H, W, Hp, Wp, OH, OW = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp", "OH", "OW"))
+        (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
+        xl = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory
+        if pH or pW:
+            padded = np.full((N, Hp, Wp, C), -np.inf, dtype=x.dtype)  # a padded pixel never wins
+            padded[:, pH : pH + H, pW : pW + W] = xl
+            xl = padded
+        # Window element k = (i, j) of every output pixel, each an (N, OH, OW, C) strided view.
+        windows = [
+            xl[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW]
+            for i in range(kH)
+            for j in range(kW)
+        ]
+        out = windows[0].copy()
+        for window in windows[1:]:
+            np.maximum(out, window, out=out)
+        # The first maximum in row-major window order takes the gradient: walk the offsets backwards.
+        arg = np.full(out.shape, len(windows) - 1, dtype=np.uint8 if len(windows) <= 256 else np.int32)
+        for k in range(len(windows) - 2, -1, -1):
+            np.copyto(arg, k, where=windows[k] == out)
+        ctx.save_for_backward(arg)
+        return out.transpose(0, 3, 1, 2)  # (N, C, OH, OW) view of (N, OH, OW, C)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        (arg,) = ctx.saved_tensors
+        geo = ctx.geo
+        ### BEGIN SOLUTION
+        N, C, H, W, Hp, Wp, OH, OW = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp", "OH", "OW"))
+        (kH, kW), (sH, sW), (pH, pW) = geo["kernel"], geo["stride"], geo["padding"]
+        g = grad.transpose(0, 2, 3, 1)  # (N, OH, OW, C), a view when grad kept the output's layout
+        dxp = np.zeros((N, Hp, Wp, C), dtype=grad.dtype)
+        for k in range(kH * kW):
+            i, j = divmod(k, kW)
+            # Output pixel (y, x) read input pixel (y*sH + i, x*sW + j) at kernel offset k.
+            dxp[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += np.where(arg == k, g, 0)
+        return dxp[:, pH : pH + H, pW : pW + W].transpose(0, 3, 1, 2)  # (N, C, H, W) view
+        ### END SOLUTION
+
+
+class ChannelsLastMaxPool2d(Module):
+    """Drop-in for ``MaxPool2d`` on channels-last memory (see :class:`ChannelsLastMaxPool2dFunction`).
+
+    Built from a ``MaxPool2d`` (its ``kernel_size``, ``stride``, ``padding``).
+    Shape: ``(N, C, H, W) -> (N, C, OH, OW)``.
+    """
+
+    def __init__(self, pool):
+        super().__init__()
+        self.kernel_size = _pair(pool.kernel_size, "kernel_size")
+        self.stride = _pair(getattr(pool, "stride", None) or pool.kernel_size, "stride")
+        self.padding = _pair(getattr(pool, "padding", 0), "padding")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1:
+            raise ValueError(f"ChannelsLastMaxPool2d: kernel_size and stride must be >= 1, got {pool!r}")
+
+    def forward(self, x) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        (kH, kW), (pH, pW) = self.kernel_size, self.padding
+        if x.ndim != 4 or x.shape[2] + 2 * pH < kH or x.shape[3] + 2 * pW < kW:
+            raise ValueError(
+                f"ChannelsLastMaxPool2d: input of shape {x.shape} (padded by {self.padding}) is not 4-D "
+                f"(N, C, H, W) or is smaller than the kernel {self.kernel_size}"
+            )
+        return ChannelsLastMaxPool2dFunction.apply(
+            x, kernel=self.kernel_size, stride=self.stride, padding=self.padding
+        )
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+# =============================================================================================
+# 5. Fused decoding: a GPT with a KV cache on raw arrays
+# =============================================================================================
+
+
+class FusedGPTDecoder:
+    """Cached decoding of a ``GPT`` on the raw weight arrays.
+
+    ``GPT.generate`` with a KV cache does O(1) new work per token, but each
+    step still runs some fifty framework operations (Tensor wrappers, graph
+    bookkeeping, validation) on vectors of ``embed_dim`` numbers, where that
+    overhead, not the arithmetic, sets the speed. This decoder takes a trained
+    ``GPT`` once, keeps references to its weight arrays (``Linear`` layers, or
+    quantized ones dequantized once), and runs each step as plain NumPy on a
+    :class:`~tinytorch.generation.kv_cache.KVCache`, reusing the architecture
+    tier's own LayerNorm, softmax and token sampling code on arrays: the same
+    floating-point operations as the model's layers, so greedy decoding returns
+    the same tokens as ``GPT.generate``.
+
+    The decoder is a snapshot: rebuild it after further training or quantization.
+
+    Args:
+        model: a ``tinytorch.models.transformer.GPT``.
+
+    Example::
+
+        decoder = FusedGPTDecoder(gpt)
+        tokens = decoder.generate(prompt, 256, temperature=0)   # == gpt.generate(prompt, 256, temperature=0)
+    """
+
+    def __init__(self, model):
+        try:
+            emb = model.embedding
+            self.tok = emb.token_embedding.weight.data
+            pos = getattr(emb, "position_embedding", None)
+            pos = pos.weight if pos is not None else emb.position_table
+            self.pos = np.asarray(getattr(pos, "data", pos))
+            self.blocks = []
+            for blk in model.blocks:
+                self.blocks.append({
+                    "ln1": (blk.ln1.weight.data, blk.ln1.bias.data, blk.ln1.eps),
+                    "qkv": linear_arrays(blk.attn.in_proj), "o": linear_arrays(blk.attn.out_proj),
+                    "ln2": (blk.ln2.weight.data, blk.ln2.bias.data, blk.ln2.eps),
+                    "fc1": linear_arrays(blk.mlp.fc1), "fc2": linear_arrays(blk.mlp.fc2),
+                })  # fmt: skip
+            self.ln_f = (model.ln_f.weight.data, model.ln_f.bias.data, model.ln_f.eps)
+            self.head = linear_arrays(model.head)
+            self.num_heads, self.head_dim = model.num_heads, model.embed_dim // model.num_heads
+            self.max_seq_len, self.vocab_size = model.max_seq_len, model.vocab_size
+        except (AttributeError, ValueError) as exc:
+            raise ValueError(f"FusedGPTDecoder: expects a GPT-shaped model ({exc})") from None
+        self.model = model
+
+    def step(self, ids: np.ndarray, cache: KVCache) -> np.ndarray:
+        """Logits ``(B, T, V)`` of the new tokens ``ids (B, T)`` at positions ``cache.seq_len ..``.
+
+        Their keys and values are written into ``cache``, which is then advanced by ``T``.
+        """
+        ### BEGIN SOLUTION
+        B, T = ids.shape
+        H, D = self.num_heads, self.head_dim
+        offset = cache.seq_len
+        x = self.tok[ids] + self.pos[offset : offset + T]  # (B, T, E)
+        # Query t (absolute position offset + t) sees keys 0..offset + t; one new token sees all of them.
+        bias = None
+        if T > 1:
+            bias = np.where(np.tri(T, offset + T, k=offset, dtype=bool), 0.0, -np.inf).astype(x.dtype)
+        scale = x.dtype.type(1.0 / math.sqrt(D))
+        for i, p in enumerate(self.blocks):
+            qkv = _linear(_layer_norm(x, *p["ln1"]), *p["qkv"])  # (B, T, 3E): q | k | v
+            q, k, v = qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+            cache.update(i, k, v)
+            k_all, v_all = cache.get(i)  # (B, H, offset + T, D)
+            scores = (q @ k_all.transpose(0, 1, 3, 2)) * scale  # (B, H, T, offset + T)
+            if bias is not None:
+                scores += bias
+            weights = SoftmaxFunction.forward(SoftmaxFunction(), scores, dim=-1)
+            y = (weights @ v_all).transpose(0, 2, 1, 3).reshape(B, T, H * D)  # (B, H, T, D) -> (B, T, E)
+            x = x + _linear(y, *p["o"])
+            h, _ = gelu_forward_inplace(_linear(_layer_norm(x, *p["ln2"]), *p["fc1"]))
+            x = x + _linear(h, *p["fc2"])
+        cache.advance(T)
+        return _linear(_layer_norm(x, *self.ln_f), *self.head)
+        ### END SOLUTION
+
+    def generate(self, prompt_tokens, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 seed: int | None = None) -> np.ndarray:  # fmt: skip
+        """Prompt ``(B, T)`` (or ``(T,)``) followed by ``max_new_tokens`` tokens, int64; as ``GPT.generate``.
+
+        ``temperature == 0`` is greedy (the same tokens as ``GPT.generate``);
+        otherwise tokens are drawn by the architecture tier's sampling function
+        with the same ``seed`` handling. When prompt plus new tokens exceed
+        ``max_seq_len`` (the window would slide), this defers to ``model.generate``.
+        """
+        ids = np.asarray(getattr(prompt_tokens, "data", prompt_tokens))
+        squeeze = ids.ndim == 1
+        ids = ids[None] if squeeze else ids
+        if ids.ndim != 2 or ids.shape[1] < 1 or ids.dtype.kind not in "iu":
+            raise ValueError(
+                f"FusedGPTDecoder.generate: argument 'prompt_tokens' must be integer ids of shape (B, T), "
+                f"got shape {np.shape(prompt_tokens)}"
+            )
+        if ids.min() < 0 or ids.max() >= self.vocab_size:
+            raise ValueError(
+                f"FusedGPTDecoder.generate: argument 'prompt_tokens' must be in [0, {self.vocab_size})"
+            )
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, (int, np.integer))
+            or max_new_tokens < 0
+        ):
+            raise ValueError(
+                "FusedGPTDecoder.generate: argument 'max_new_tokens' must be an int >= 0, "
+                f"got {max_new_tokens!r}"
+            )
+        if not temperature >= 0:  # also refuses NaN
+            raise ValueError(
+                f"FusedGPTDecoder.generate: argument 'temperature' must be >= 0, got {temperature}"
+            )
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"FusedGPTDecoder.generate: argument 'top_k' must be >= 1, got {top_k}")
+        B, T0 = ids.shape
+        if T0 + max_new_tokens > self.max_seq_len:
+            out = self.model.generate(ids, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
+            return out[0] if squeeze else out
+        ### BEGIN SOLUTION
+        out = np.empty((B, T0 + max_new_tokens), dtype=np.int64)
+        out[:, :T0] = ids
+        rng = np.random.default_rng(seed)
+        cache = KVCache(B, self.max_seq_len, len(self.blocks), self.num_heads, self.head_dim)
+        new = out[:, :T0]  # the prompt first, then one token per step
+        for n in range(T0, T0 + max_new_tokens):
+            logits = self.step(new, cache)[:, -1]  # (B, V)
+            out[:, n] = sample_next_token(logits, temperature, top_k, rng)  # the model's own sampler
+            new = out[:, n : n + 1]
+        ### END SOLUTION
+        return out[0] if squeeze else out
+
+
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """``x @ W^T + b`` on arrays: the plain ``Linear``'s arithmetic without the Tensor around it.
+
+    ``x`` is seen as a 2-D ``(rows, in)`` matrix: a 2-D product with the transposed
+    weight *view* goes straight to BLAS (a transposed-operand GEMM), where a 3-D
+    ``(B, T, in) @ W.T`` would first copy ``W.T`` into contiguous memory, every call.
+    """
+    out = x.reshape(-1, x.shape[-1]) @ weight.T  # (rows, in) @ (in, out)
+    if bias is not None:
+        out += bias
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """The architecture tier's LayerNorm forward, called on arrays (one implementation of the math)."""
+    return LayerNormFunction.forward(LayerNormFunction(), x, weight, bias, eps=eps)
+
+
+def fast_generate(model, prompt_tokens, max_new_tokens: int, temperature: float = 1.0,
+                  top_k: int | None = None, seed: int | None = None) -> np.ndarray:  # fmt: skip
+    """``model.generate(...)`` through a fresh :class:`FusedGPTDecoder` (same arguments, same tokens)."""
+    return FusedGPTDecoder(model).generate(prompt_tokens, max_new_tokens, temperature, top_k, seed)
+
+
+# =============================================================================================
+# The opt-in entry point
+# =============================================================================================
+
+
+def _overrides_forward(module, cls) -> bool:
+    return type(module).forward is not cls.forward
+
+
+def _accelerated(module, reuse_buffers: bool):
+    """The accelerated replacement of ``module`` (sharing its parameters), or None to keep it."""
+    # Exact classes' semantics are what the replacements reproduce: a subclass with its
+    # own forward computes something else and is kept.
+    if isinstance(module, Conv2d) and not _overrides_forward(module, Conv2d):
+        return ChannelsLastConv2d(module, reuse_buffers=reuse_buffers)
+    if isinstance(module, MaxPool2d) and not _overrides_forward(module, MaxPool2d):
+        return ChannelsLastMaxPool2d(module)
+    if isinstance(module, GELU) and not _overrides_forward(module, GELU):
+        return FusedGELU()
+    if isinstance(module, MLP) and not _overrides_forward(module, MLP):
+        return FusedMLP(module)
+    return None
+
+
+def accelerate(model, reuse_buffers: bool = True):
+    """A copy of ``model`` with accelerated layers swapped in; ``model`` itself is left as it is.
+
+    Swaps (each computes the same values and gradients, to float32 rounding):
+
+    * ``Conv2d`` -> :class:`ChannelsLastConv2d` (channels-last im2col, one GEMM
+      straight into channels-last memory; im2col matrix reused across steps
+      when ``reuse_buffers``);
+    * ``GELU`` -> :class:`FusedGELU` and the transformer's ``MLP`` -> :class:`FusedMLP`
+      (in-place GELU forward and backward).
+
+    Every other module is copied shallowly with its sub-modules rebuilt the
+    same way, so the copy holds the **same Parameter objects** (and buffers) as
+    ``model``: ``state_dict`` keys and values are identical, an optimizer built on
+    either model's parameters trains both, and ``model`` keeps running the
+    plain path (accelerating is an opt-in, never a global switch). Forward
+    hooks registered on ``model`` before the call are carried over.
+
+    Args:
+        model: a Module.
+        reuse_buffers: let each accelerated convolution reuse its im2col matrix.
+
+    Returns:
+        the accelerated copy.
+    """
+    if not isinstance(model, Module):
+        raise ValueError(f"accelerate: argument 'model' must be a Module, got {type(model).__name__}")
+    memo = {}
+
+    def rebuild(module):
+        if id(module) in memo:  # a shared sub-module stays shared
+            return memo[id(module)]
+        new = _accelerated(module, reuse_buffers)
+        memo[id(module)] = new
+        if new is None:
+            new = memo[id(module)] = copy.copy(module)  # same attributes: parameters, buffers, settings
+            for name in ("_forward_pre_hooks", "_forward_hooks", "_buffer_names"):
+                if name in vars(module):
+                    setattr(new, name, copy.copy(vars(module)[name]))  # own hook tables
+            for name, value in vars(module).items():
+                if isinstance(value, Module):
+                    setattr(new, name, rebuild(value))
+                elif isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
+                    setattr(new, name, type(value)(rebuild(v) if isinstance(v, Module) else v for v in value))
+        return new
+
+    return rebuild(model)

@@ -6,9 +6,12 @@ Four classic tools:
   in each layer. Trained networks tolerate high sparsity, but the zeros are
   scattered, so a dense matmul is no faster; the win is in storage
   (sparse formats) and specialised kernels.
-* **Structured pruning**: remove whole output neurons (``Linear`` columns) or
-  channels (``Conv2d`` filters) of smallest L2 norm. Coarser, so accuracy
-  drops sooner, but the layer can then be physically shrunk: real speedups.
+* **Structured pruning**: remove whole units of smallest L2 norm. Weights are
+  stored as PyTorch stores them, ``Linear`` ``(out, in)`` and ``Conv2d``
+  ``(out, in, kH, kW)``, so ``dim=0`` removes *output* units (rows: a neuron, a
+  filter, with its bias entry) and ``dim=1`` removes *input* units (columns: an
+  input feature or input channel). Coarser, so accuracy drops sooner, but the
+  layer can then be physically shrunk: real speedups.
 * **Low-rank approximation**: replace ``W (m, n)`` by ``A (m, r) @ B (r, n)``
   from a truncated SVD; ``r (m + n)`` numbers instead of ``m n``. By the
   Eckart-Young theorem it is the best rank-``r`` approximation, with error
@@ -17,19 +20,34 @@ Four classic tools:
   output distribution of a large *teacher* (its "dark knowledge": which wrong
   classes it finds plausible), mixed with the usual hard-label loss.
 
+Layers are recognised by protocol: a *prunable* layer multiplies its input by a
+``weight`` of two or more dimensions and says how wide that input is
+(``in_features`` or ``in_channels``); embedding tables, which are looked up
+rather than multiplied, are left alone.
+
 Pruning masks persist: each pruned layer keeps ``weight_mask`` (and
-``bias_mask`` for structured pruning) as attributes, and
+``bias_mask`` when output units were removed) as attributes, and
 :class:`MaskedOptimizer` wraps any optimizer so that masked gradients are
-zeroed before each ``step()`` and the masks re-applied after it. Fine-tuning a
-pruned model thus keeps its zeros at zero, with no change to foundation classes.
+zeroed before each ``step()`` and the masks re-applied after it. It has the
+optimizer interface itself (``step``, ``zero_grad``, ``params``, a settable
+``lr``, ``state_dict``), so a ``Trainer`` and its learning-rate schedule use it
+as they use the optimizer it wraps; ``masked.optimizer`` is the wrapped one.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from tinytorch.core.activations import log_softmax, softmax
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
+from tinytorch.core.losses import cross_entropy
 from tinytorch.core.tensor import Tensor
+
+__all__ = [
+    "KnowledgeDistillation", "LowRankLinear", "MaskedOptimizer", "apply_masks", "is_prunable",
+    "low_rank_approximate", "magnitude_prune", "measure_sparsity", "prunable_layers", "remove_masks",
+    "structured_prune",
+]  # fmt: skip
 
 
 def _check_fraction(value, name: str, allow_one: bool = False) -> float:
@@ -39,24 +57,22 @@ def _check_fraction(value, name: str, allow_one: bool = False) -> float:
     return float(value)
 
 
-def prunable_layers(model) -> list:
-    """``(name, module)`` of every layer with a weight matrix/kernel (``weight`` of ndim >= 2).
+def is_prunable(module) -> bool:
+    """A layer that multiplies its input by ``weight`` (ndim >= 2): ``in_features`` or ``in_channels`` set."""
+    weight = getattr(module, "weight", None)
+    multiplies = hasattr(module, "in_features") or hasattr(module, "in_channels")
+    return isinstance(weight, Tensor) and weight.ndim >= 2 and multiplies
 
-    Embedding tables are skipped: they are looked up, not multiplied, so
-    zeroing entries saves no arithmetic.
-    """
+
+def prunable_layers(model) -> list:
+    """``(name, module)`` of every :func:`is_prunable` layer, each once, in module order."""
     if not isinstance(model, Module):
         raise ValueError(f"model must be a Module, got {type(model).__name__}")
-    found = []
-
-    def visit(module, prefix):
-        weight = getattr(module, "weight", None)
-        if isinstance(weight, Tensor) and weight.ndim >= 2 and "Embedding" not in type(module).__name__:
-            found.append((prefix.rstrip(".") or type(module).__name__, module))
-        for name, child in module.named_children():
-            visit(child, f"{prefix}{name}.")
-
-    visit(model, "")
+    found, seen = [], set()
+    for name, module in model.named_modules():
+        if is_prunable(module) and id(module) not in seen:
+            seen.add(id(module))
+            found.append((name or type(model).__name__, module))
     return found
 
 
@@ -123,41 +139,49 @@ def magnitude_prune(model, sparsity: float) -> dict:
     ### END SOLUTION
 
 
-def structured_prune(model, prune_ratio: float, skip_output_layer: bool = True) -> dict:
-    """Zero whole output neurons/channels of smallest L2 norm in each layer, in place.
+def structured_prune(model, prune_ratio: float, skip_output_layer: bool = True, dim: int = 0) -> dict:
+    """Zero whole units of smallest L2 norm in each layer, in place.
 
-    For a ``Linear`` weight ``(in, out)`` an output neuron is a column
-    ``W[:, j]``; for a convolution weight ``(out, in, kh, kw)`` an output channel
-    is ``W[j]``. The ``round(prune_ratio * out)`` smallest-norm ones are zeroed,
-    together with their bias entries (masks ``weight_mask``/``bias_mask``).
+    ``dim=0`` (default) prunes *output* units: rows of the weight, a neuron
+    ``W[j, :]`` of a ``Linear (out, in)`` or a filter ``W[j]`` of a ``Conv2d
+    (out, in, kH, kW)``, together with their bias entries (``bias_mask``): the
+    unit then outputs exactly 0 for any input. ``dim=1`` prunes *input* units:
+    columns ``W[:, j]``, an input feature or input channel the layer stops
+    reading (biases untouched). The ``round(prune_ratio * units)`` units of
+    smallest norm (over every other axis) are zeroed; masks are kept as
+    ``weight_mask``/``bias_mask`` (see :class:`MaskedOptimizer`).
 
     Args:
         model: a Module.
-        prune_ratio: fraction of output units to remove per layer, in [0, 1).
+        prune_ratio: fraction of units to remove per layer, in [0, 1).
         skip_output_layer: leave the last layer alone (its outputs are the classes).
+        dim: 0 for output units (rows), 1 for input units (columns).
 
     Returns:
-        ``{layer name: list of pruned output indices}``.
+        ``{layer name: sorted list of pruned unit indices}``.
     """
-    ### BEGIN SOLUTION
     prune_ratio = _check_fraction(prune_ratio, "prune_ratio")
+    if dim not in (0, 1) or isinstance(dim, bool):
+        raise ValueError(
+            f"structured_prune: argument 'dim' must be 0 (output units) or 1 (input units), got {dim!r}"
+        )
+    ### BEGIN SOLUTION
     layers = prunable_layers(model)
     if skip_output_layer:
         layers = layers[:-1]
     report = {}
     for name, module in layers:
         w = module.weight.data
-        axis = w.ndim - 1 if isinstance(module, Linear) else 0  # the output-unit axis
-        other = tuple(i for i in range(w.ndim) if i != axis)
-        norms = np.sqrt((w.astype(np.float64) ** 2).sum(axis=other))  # (out,)
+        other = tuple(i for i in range(w.ndim) if i != dim)
+        norms = np.sqrt((w.astype(np.float64) ** 2).sum(axis=other))  # one norm per unit
         k = int(round(prune_ratio * norms.size))
         pruned = np.sort(np.argsort(norms, kind="stable")[:k])
         keep_units = np.ones(norms.size, dtype=bool)
         keep_units[pruned] = False
         shape = [1] * w.ndim
-        shape[axis] = -1
+        shape[dim] = -1  # broadcast the per-unit decision along the unit's axis
         _set_mask(module, "weight", np.broadcast_to(keep_units.reshape(shape), w.shape).copy())
-        if getattr(module, "bias", None) is not None:
+        if dim == 0 and getattr(module, "bias", None) is not None:
             _set_mask(module, "bias", keep_units.reshape(module.bias.shape))
         report[name] = pruned.tolist()
     return report
@@ -178,16 +202,33 @@ class MaskedOptimizer:
     ``step()`` zeroes the gradients of masked entries (so momentum/Adam state
     never accumulates there), runs the wrapped optimizer's step, then
     multiplies every weight by its mask again (weight decay or old momentum
-    could otherwise move a zero). Every other attribute is the wrapped optimizer's.
+    could otherwise move a zero).
+
+    It offers the optimizer interface a training loop uses, forwarded to the
+    wrapped optimizer: ``zero_grad()``, ``params``, ``lr`` (read *and* set, so a
+    learning-rate schedule reaches the wrapped optimizer), ``step_count``,
+    ``hyperparameters()``, ``state_dict()`` and ``load_state_dict()``.
 
     Args:
-        optimizer: any object with ``step()`` and ``zero_grad()`` (e.g. ``SGD``, ``Adam``).
+        optimizer: an optimizer with ``step()`` and ``zero_grad()`` (e.g. ``SGD``, ``Adam``).
         model: the pruned model whose masks to enforce.
+
+    Attributes:
+        optimizer: the wrapped optimizer.
+        model: the model whose masks are enforced.
     """
 
     def __init__(self, optimizer, model):
-        if not callable(getattr(optimizer, "step", None)):
-            raise ValueError(f"optimizer must have a step() method, got {type(optimizer).__name__}")
+        for method in ("step", "zero_grad"):
+            if not callable(getattr(optimizer, method, None)):
+                raise ValueError(
+                    f"MaskedOptimizer: argument 'optimizer' must have a {method}() method, "
+                    f"got {type(optimizer).__name__}"
+                )
+        if not isinstance(model, Module):
+            raise ValueError(
+                f"MaskedOptimizer: argument 'model' must be a Module, got {type(model).__name__}"
+            )
         self.optimizer = optimizer
         self.model = model
 
@@ -201,8 +242,34 @@ class MaskedOptimizer:
     def zero_grad(self) -> None:
         self.optimizer.zero_grad()
 
-    def __getattr__(self, name):
-        return getattr(self.optimizer, name)
+    @property
+    def lr(self) -> float:
+        """The wrapped optimizer's learning rate; assigning it sets the wrapped optimizer's."""
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.optimizer.lr = value
+
+    @property
+    def params(self) -> list:
+        return self.optimizer.params
+
+    @property
+    def step_count(self) -> int:
+        return self.optimizer.step_count
+
+    def hyperparameters(self) -> dict:
+        return self.optimizer.hyperparameters()
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
+    def __repr__(self) -> str:
+        return f"MaskedOptimizer({self.optimizer!r})"
 
 
 def low_rank_approximate(weight, rank_ratio: float):
@@ -244,38 +311,34 @@ def low_rank_approximate(weight, rank_ratio: float):
 
 
 class LowRankLinear(Module):
-    """A ``Linear`` replaced by two thin ones: ``y = (x @ A) @ B + b`` (trainable).
+    """A linear layer replaced by two thin ones: ``y = x B^T A^T + b`` (trainable).
+
+    With the weight ``W (out, in) ~ A (out, r) @ B (r, in)`` from
+    :func:`low_rank_approximate`, ``x W^T = (x B^T) A^T``: ``first`` is a
+    ``Linear(in, r)`` holding ``B`` and ``second`` a ``Linear(r, out)`` holding
+    ``A`` and the original bias.
 
     Args:
-        linear: the trained ``Linear`` to factor.
+        linear: the trained linear layer to factor (a ``weight (out, in)`` and ``bias``).
         rank_ratio: as in :func:`low_rank_approximate`.
 
     Cost: ``2 M r (in + out)`` FLOPs instead of ``2 M in out``.
     """
 
-    def __init__(self, linear: Linear, rank_ratio: float):
+    def __init__(self, linear, rank_ratio: float):
         super().__init__()
-        a, b, self.info = low_rank_approximate(linear.weight, rank_ratio)
-        self.in_features, self.out_features, self.rank = (
-            linear.in_features,
-            linear.out_features,
-            self.info["rank"],
-        )
+        a, b, self.info = low_rank_approximate(linear.weight, rank_ratio)  # a (out, r), b (r, in)
+        self.in_features, self.out_features = int(linear.in_features), int(linear.out_features)
+        self.rank = self.info["rank"]
         self.first = Linear(self.in_features, self.rank, bias=False)
         self.second = Linear(self.rank, self.out_features, bias=linear.bias is not None)
-        self.first.weight.data[...] = a
-        self.second.weight.data[...] = b
+        self.first.weight.data[...] = b  # (r, in)
+        self.second.weight.data[...] = a  # (out, r)
         if linear.bias is not None:
             self.second.bias.data[...] = linear.bias.data
 
     def forward(self, x) -> Tensor:
         return self.second(self.first(x))
-
-
-def _softmax_np(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)  # stable: exp of values <= 0
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class KnowledgeDistillation:
@@ -314,9 +377,8 @@ class KnowledgeDistillation:
             teacher_logits: Tensor or array ``(N, C)`` (treated as a constant).
             labels: ints ``(N,)`` in ``[0, C)``.
         """
-        ### BEGIN SOLUTION
         s = student_logits if isinstance(student_logits, Tensor) else Tensor(student_logits)
-        t = np.asarray(getattr(teacher_logits, "data", teacher_logits), dtype=np.float64)
+        t = np.asarray(getattr(teacher_logits, "data", teacher_logits), dtype=s.dtype)
         y = np.asarray(getattr(labels, "data", labels)).astype(np.int64).reshape(-1)
         if s.ndim != 2 or t.shape != s.shape:
             raise ValueError(
@@ -325,15 +387,13 @@ class KnowledgeDistillation:
         n, c = s.shape
         if y.shape != (n,) or (y.size and (y.min() < 0 or y.max() >= c)):
             raise ValueError(f"distillation_loss: labels must be {n} ints in [0, {c}), got shape {y.shape}")
+        ### BEGIN SOLUTION
         temp = self.temperature
-        p_t = _softmax_np(t / temp)
-        log_p_t = np.log(np.maximum(p_t, 1e-30))  # p log p -> 0 as p -> 0
-        log_p_s = (s / temp).log_softmax(-1)
-        kl = (Tensor(p_t.astype(np.float32)) * (Tensor(log_p_t.astype(np.float32)) - log_p_s)).sum() / n
-        one_hot = np.zeros((n, c), dtype=np.float32)
-        one_hot[np.arange(n), y] = 1.0
-        ce = -(Tensor(one_hot) * s.log_softmax(-1)).sum() / n
-        return kl * (self.alpha * temp**2) + ce * (1.0 - self.alpha)
+        with no_grad():  # the teacher is a constant target
+            log_p_t = log_softmax(Tensor(t / temp), dim=-1)
+            p_t = softmax(Tensor(t / temp), dim=-1)
+        kl = (p_t * (log_p_t - log_softmax(s / temp, dim=-1))).sum() / n
+        return kl * (self.alpha * temp**2) + cross_entropy(s, y) * (1.0 - self.alpha)
         ### END SOLUTION
 
     def train_step(self, inputs, labels, optimizer) -> float:

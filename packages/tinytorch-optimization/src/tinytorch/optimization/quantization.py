@@ -15,22 +15,66 @@ rounded to the nearest grid point, so ``|x - x_hat| <= scale / 2``.
 
 *Per-channel* quantization gives every output channel its own scale and zero
 point: a channel of small weights is then not crushed by the range of a channel
-of large ones.
+of large ones. Weights are stored as PyTorch stores them, ``Linear`` as
+``(out_features, in_features)`` and ``Conv2d`` as ``(out, in, kH, kW)``, so the
+output channels are the rows, ``axis=0``, in both.
 
 :class:`QuantizedLinear` stores its weight as real int8 (``weight_q.nbytes ==
 in * out``) and dequantizes on the fly; activations stay float32 ("weight-only"
-quantization). :func:`quantize_model` swaps every ``Linear`` of a model in place
-and reports the bytes saved and the output error it caused.
+quantization). :func:`quantize_model` swaps every linear layer of a model in
+place and reports the bytes saved and the output error it caused.
+
+Layers are recognised by what they offer, never by their class: a layer is
+*linear* when it has ``in_features``, ``out_features`` and a 2-D ``weight``
+(:func:`is_linear`); a layer is *quantized* when it can give back its float
+weight through ``dequantized_weight()`` (:func:`is_quantized`). The profiler,
+the fused decoder and the compression tools read layers the same way.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from tinytorch.core.autograd import no_grad
-from tinytorch.core.layers import Linear, Module
+from tinytorch.core.layers import LinearFunction, Module
 from tinytorch.core.tensor import Tensor
 
+__all__ = [
+    "QMIN", "QMAX", "QuantizedLinear", "dequantize_int8", "is_linear", "is_quantized", "linear_arrays",
+    "quantize_int8", "quantize_int8_per_channel", "quantize_model",
+]  # fmt: skip
+
 QMIN, QMAX = -128, 127
+
+
+def is_linear(module) -> bool:
+    """True for a float linear layer: ``in_features``, ``out_features`` and a weight ``(out, in)``."""
+    weight = getattr(module, "weight", None)
+    return (
+        isinstance(weight, Tensor)
+        and hasattr(module, "in_features")
+        and hasattr(module, "out_features")
+        and weight.shape == (module.out_features, module.in_features)
+    )
+
+
+def is_quantized(module) -> bool:
+    """True for a layer that stores a compressed weight and can give back its float ``(out, in)`` weight."""
+    return callable(getattr(module, "dequantized_weight", None))
+
+
+def linear_arrays(layer) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(W (out, in), b (out,) or None)`` as float arrays, for a float or a quantized linear layer.
+
+    A quantized layer is dequantized here (call it once and keep the result, not per use).
+    """
+    if is_quantized(layer):
+        weight = layer.dequantized_weight()
+    elif is_linear(layer):
+        weight = layer.weight.data
+    else:
+        raise ValueError(f"linear_arrays: {type(layer).__name__} is not a linear layer")
+    bias = getattr(layer, "bias", None)
+    return weight, None if bias is None else np.asarray(getattr(bias, "data", bias))
 
 
 def _as_float_array(x, name: str) -> np.ndarray:
@@ -101,11 +145,11 @@ def dequantize_int8(q, scale, zero_point, axis: int | None = None) -> np.ndarray
     ### END SOLUTION
 
 
-def quantize_int8_per_channel(tensor, axis: int = -1):
+def quantize_int8_per_channel(tensor, axis: int = 0):
     """Affine int8 quantization with one (scale, zero_point) per slice along ``axis``.
 
-    For a ``Linear`` weight ``(in, out)`` the output channels are ``axis=-1``;
-    for a ``Conv2d`` weight ``(out, in, kh, kw)`` they are ``axis=0``.
+    For a ``Linear`` weight ``(out, in)`` and a ``Conv2d`` weight ``(out, in, kh, kw)``
+    the output channels are the rows, ``axis=0`` (the default).
 
     Returns:
         ``(q, scales, zero_points)``: int8 ndarray, float32 ``(C,)``, int32 ``(C,)``;
@@ -127,58 +171,67 @@ def quantize_int8_per_channel(tensor, axis: int = -1):
 
 
 class QuantizedLinear(Module):
-    """Inference-only ``Linear`` with int8 weights and float32 activations.
+    """Inference ``Linear`` with int8 weights and float32 activations.
 
     Args:
-        linear: the trained float ``Linear`` to convert (left unchanged).
-        per_channel: one scale per output neuron (default) or one for the whole matrix.
+        linear: the trained float linear layer to convert (left unchanged); any
+            layer that :func:`is_linear` accepts.
+        per_channel: one scale per output neuron, i.e. per row of the weight
+            (default), or one for the whole matrix.
 
-    Attributes:
-        weight_q: int8 ndarray ``(in, out)``.
+    Attributes (buffers: ``state_dict`` saves them, there are no parameters):
+        weight_q: int8 ndarray ``(out, in)``, the same layout as ``Linear.weight``.
         scale, zero_point: float32/int32 arrays ``(out,)`` (per channel) or 0-d.
         bias: float32 ndarray ``(out,)`` or None (biases are tiny; kept exact).
 
     Shape:
         input ``(*, in)`` -> output ``(*, out)``.
 
-    Cost: the same ``2 * M * in * out`` FLOPs as ``Linear``, plus an ``in*out``
-    int8->float conversion per call (real int8 kernels skip it; NumPy has none).
+    The weights are constants (no gradient for them), but gradients still flow
+    to the input, so a quantized layer can sit inside a model that is trained
+    around it. Cost: the same ``2 * M * in * out`` FLOPs as ``Linear``, plus an
+    ``in*out`` int8->float conversion per call (real int8 kernels skip it; NumPy has none).
     """
 
-    def __init__(self, linear: Linear, per_channel: bool = True):
-        ### BEGIN SOLUTION
+    def __init__(self, linear, per_channel: bool = True):
         super().__init__()
-        if not isinstance(linear, Linear):
-            raise ValueError(f"QuantizedLinear: expects a Linear, got {type(linear).__name__}")
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.per_channel = per_channel
+        if not is_linear(linear):
+            raise ValueError(
+                f"QuantizedLinear: expects a linear layer (in_features, out_features, weight (out, in)), "
+                f"got {type(linear).__name__}"
+            )
+        self.in_features, self.out_features = int(linear.in_features), int(linear.out_features)
+        self.per_channel = bool(per_channel)
+        ### BEGIN SOLUTION
         if per_channel:
-            self.weight_q, scale, zero_point = quantize_int8_per_channel(linear.weight, axis=-1)
+            weight_q, scale, zero_point = quantize_int8_per_channel(linear.weight, axis=0)
         else:
-            self.weight_q, scale, zero_point = quantize_int8(linear.weight)
-        self.scale = np.asarray(scale, dtype=np.float32)
-        self.zero_point = np.asarray(zero_point, dtype=np.int32)
-        self.bias = None if linear.bias is None else np.array(linear.bias.data, dtype=np.float32)
+            weight_q, scale, zero_point = quantize_int8(linear.weight)
+        self.register_buffer("weight_q", weight_q)
+        self.register_buffer("scale", np.asarray(scale, dtype=np.float32))
+        self.register_buffer("zero_point", np.asarray(zero_point, dtype=np.int32))
+        if linear.bias is None:
+            self.bias = None
+        else:
+            self.register_buffer("bias", np.array(linear.bias.data, dtype=np.float32))
         ### END SOLUTION
 
     def dequantized_weight(self) -> np.ndarray:
-        """The float32 ``(in, out)`` weight the int8 codes stand for."""
+        """The float32 ``(out, in)`` weight the int8 codes stand for."""
         return dequantize_int8(
-            self.weight_q, self.scale, self.zero_point, axis=-1 if self.scale.ndim else None
+            self.weight_q, self.scale, self.zero_point, axis=0 if self.scale.ndim else None
         )
 
     def forward(self, x) -> Tensor:
-        ### BEGIN SOLUTION
-        x_data = np.asarray(getattr(x, "data", x), dtype=np.float32)
-        if x_data.ndim == 0 or x_data.shape[-1] != self.in_features:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
-                f"QuantizedLinear: input shape {x_data.shape} does not match weight shape "
+                f"QuantizedLinear: input shape {x.shape} does not match weight shape "
                 f"{self.weight_q.shape} (in_features={self.in_features})"
             )
-        out = x_data @ self.dequantized_weight()
-        if self.bias is not None:
-            out += self.bias
-        return Tensor(out)
+        ### BEGIN SOLUTION
+        # The same affine map as Linear, with the int8 codes turned back into floats.
+        return LinearFunction.apply(x, self.dequantized_weight(), self.bias)
         ### END SOLUTION
 
     def memory_bytes(self) -> int:
@@ -193,12 +246,12 @@ class QuantizedLinear(Module):
         )
 
 
-def _linear_bytes(linear: Linear) -> int:
+def _linear_bytes(linear) -> int:
     return int(linear.weight.data.nbytes + (0 if linear.bias is None else linear.bias.data.nbytes))
 
 
 def _replace_linears(module, per_channel: bool, swapped: dict) -> None:
-    """Replace every ``Linear`` reachable from ``module`` (attributes, lists, tuples) in place.
+    """Replace every linear layer reachable from ``module`` (attributes, lists, tuples) in place.
 
     ``swapped`` maps ``id(linear) -> (linear, QuantizedLinear)``: a layer shared by
     two owners is quantized once and both owners get the same replacement.
@@ -210,14 +263,14 @@ def _replace_linears(module, per_channel: bool, swapped: dict) -> None:
         return swapped[id(linear)][1]
 
     for name, value in list(vars(module).items()):
-        if isinstance(value, Linear):
+        if isinstance(value, Module) and is_linear(value):
             setattr(module, name, convert(value))
         elif isinstance(value, Module):
             _replace_linears(value, per_channel, swapped)
         elif isinstance(value, (list, tuple)):
             items = list(value)
             for i, item in enumerate(items):
-                if isinstance(item, Linear):
+                if isinstance(item, Module) and is_linear(item):
                     items[i] = convert(item)
                 elif isinstance(item, Module):
                     _replace_linears(item, per_channel, swapped)
@@ -234,10 +287,11 @@ def _forward_numpy(model, data) -> np.ndarray:
 
 
 def quantize_model(model, calibration_data=None, per_channel: bool = True) -> dict:
-    """Replace every ``Linear`` in ``model`` by a :class:`QuantizedLinear`, in place.
+    """Replace every linear layer in ``model`` by a :class:`QuantizedLinear`, in place.
 
     Args:
-        model: a Module (``Linear`` layers found through attributes, lists, tuples, ``Sequential``).
+        model: a Module (linear layers, as :func:`is_linear` recognises them, found
+            through attributes, lists, tuples, ``Sequential``).
         calibration_data: optional input batch; the fp32 and int8 outputs on it are compared.
         per_channel: per-output-neuron scales (default) or one scale per matrix.
 
@@ -255,7 +309,10 @@ def quantize_model(model, calibration_data=None, per_channel: bool = True) -> di
     _replace_linears(model, per_channel, swapped)
     swapped = list(swapped.values())
     if not swapped:
-        raise ValueError(f"quantize_model: no Linear layer found in {type(model).__name__}")
+        raise ValueError(
+            "quantize_model: no linear layer (in_features, out_features, weight) found in "
+            f"{type(model).__name__}"
+        )
     original = sum(_linear_bytes(lin) for lin, _ in swapped)
     quantized = sum(q.memory_bytes() for _, q in swapped)
     report = {

@@ -14,9 +14,14 @@ Four numbers describe the cost of a model:
 * **latency**: wall-clock time of a forward pass, as a distribution
   (median, p90, min), never a single run.
 
-The per-layer profiles run the model once while timing every sub-module: a
-layer's ``forward`` is wrapped *on that instance only* for the duration of the
-measurement (the class is not modified) and restored afterwards.
+The per-layer profiles observe the model through *forward hooks*, the
+observation points every ``Module.__call__`` offers
+(``register_forward_pre_hook`` / ``register_forward_hook``, as in PyTorch): a
+pre-hook starts a layer's clock, a forward hook stops it and counts the FLOPs
+of the call from the shapes it saw. Nothing about the model is replaced or
+patched, and the hooks are removed afterwards, even when the forward pass
+raises. Hooks see a call's positional arguments only (as PyTorch's default),
+so a keyword argument such as an attention ``mask`` is not recorded.
 """
 
 from __future__ import annotations
@@ -48,11 +53,17 @@ def _first_tensor_shape(args) -> tuple | None:
 
 
 def _is_attention(module) -> bool:
-    """Multi-head attention by its interface: ``num_heads`` and an embedding/head size attribute."""
-    return hasattr(module, "num_heads") and (hasattr(module, "head_dim") or hasattr(module, "embed_dim"))
+    """Multi-head attention by its interface: ``num_heads`` and ``embed_dim`` attributes."""
+    return hasattr(module, "num_heads") and hasattr(module, "embed_dim")
 
 
-def module_flops(module, args, kwargs, output) -> int:
+def _is_linear(module) -> bool:
+    """Linear-like by protocol: ``in_features``, ``out_features``, a float ``weight`` or int8 ``weight_q``."""
+    has_matrix = isinstance(getattr(module, "weight", None), Tensor) or hasattr(module, "weight_q")
+    return has_matrix and hasattr(module, "in_features") and hasattr(module, "out_features")
+
+
+def module_flops(module, args, output) -> int:
     """FLOPs of one call of ``module`` itself (sub-modules excluded), 2 per multiply-add.
 
     Rules (shapes from the actual call):
@@ -62,10 +73,9 @@ def module_flops(module, args, kwargs, output) -> int:
       ``2 * rows * in * out`` with ``rows`` the product of the input's leading dims.
     * convolution (4-D ``weight (O, C, kH, kW)``, 4-D output ``(N, O, OH, OW)``):
       ``2 * N * O * OH * OW * C * kH * kW``.
-    * attention (``num_heads``): the score product ``Q K^T`` and the weighted sum
-      ``A V``, each ``2 * B * T * T_k * E`` for queries ``(B, T, E)`` and
-      ``T_k = T + cache.seq_len`` keys; its projections are counted by their own
-      ``Linear`` sub-modules (or here, when they are bare weight matrices).
+    * self-attention (``num_heads`` and ``embed_dim``): the score product ``Q K^T``
+      and the weighted sum ``A V``, each ``2 * B * T * T * E`` for input ``(B, T, E)``;
+      its projections are ``Linear`` sub-modules, counted there.
     * anything else: 0 (elementwise, lookups, normalization, pooling).
     """
     ### BEGIN SOLUTION
@@ -73,8 +83,7 @@ def module_flops(module, args, kwargs, output) -> int:
     out_shape = _shape(output)
     if in_shape is None:
         return 0
-    has_matrix = isinstance(getattr(module, "weight", None), Tensor) or hasattr(module, "weight_q")
-    if has_matrix and hasattr(module, "in_features") and hasattr(module, "out_features"):
+    if _is_linear(module):
         rows = math.prod(in_shape[:-1])
         return 2 * rows * module.in_features * module.out_features
     weight = getattr(module, "weight", None)
@@ -84,14 +93,7 @@ def module_flops(module, args, kwargs, output) -> int:
         return 2 * n * o * oh * ow * c * kh * kw
     if _is_attention(module) and len(in_shape) == 3:
         b, t, e = in_shape
-        cache = kwargs.get("cache")
-        t_k = t + (int(cache.seq_len) if cache is not None else 0)
-        flops = 2 * (2 * b * t * t_k * e)  # Q K^T and A V
-        # Projection matrices held as bare Parameters (not Linear children) are counted here.
-        for value in vars(module).values():
-            if isinstance(value, Tensor) and value.ndim == 2 and value.requires_grad:
-                flops += 2 * b * t * value.shape[0] * value.shape[1]
-        return flops
+        return 2 * (2 * b * t * t * e)  # Q K^T and A V
     return 0
     ### END SOLUTION
 
@@ -104,8 +106,8 @@ class CallRecord:
     module: Module
     depth: int
     args: tuple
-    kwargs: dict
     output: object = None
+    start: float = 0.0
     inclusive_s: float = 0.0
     children_s: float = 0.0
     flops: int = 0
@@ -113,61 +115,55 @@ class CallRecord:
 
 
 def named_modules(model) -> list:
-    """``(dotted name, module)`` for ``model`` (named by its class) and every descendant, each once."""
+    """``(dotted name, module)`` for ``model`` (named by its class) and every descendant, each once.
+
+    ``Module.named_modules`` with shared sub-modules listed once, under their first name.
+    """
     out, seen = [], set()
-
-    def visit(module, name):
-        if id(module) in seen:
-            return
-        seen.add(id(module))
-        out.append((name, module))
-        for child_name, child in module.named_children():
-            visit(child, child_name if name == "" else f"{name}.{child_name}")
-
-    visit(model, "")
-    return [(n or type(model).__name__, m) for n, m in out]
+    for name, module in model.named_modules():
+        if id(module) not in seen:
+            seen.add(id(module))
+            out.append((name or type(model).__name__, module))
+    return out
 
 
 @contextmanager
 def trace_calls(model):
-    """Record every module call of ``model`` inside the ``with`` block.
+    """Record every module call of ``model`` inside the ``with`` block, through forward hooks.
 
-    Yields a list filled with :class:`CallRecord` in call order. Each module's
-    ``forward`` is shadowed by a timing wrapper set on the instance (restored
-    on exit, even on error); classes are never modified.
+    Yields a list filled with :class:`CallRecord` in call order (a parent before
+    its children). Every module gets a pre-hook (start the clock, open a
+    record) and a forward hook (stop the clock, count FLOPs); both are removed
+    on exit, even when the block raises. A call that raises never reaches its
+    forward hook: its record keeps ``inclusive_s == 0``.
     """
-    records, stack, wrapped = [], [], []
-    for name, module in named_modules(model):
-        previous = module.__dict__.get("forward")
-        original = module.forward
+    records, stack, handles = [], [], []
 
-        def timed(*args, _name=name, _module=module, _original=original, **kwargs):
-            rec = CallRecord(_name, _module, len(stack), args, kwargs)
-            records.append(rec)
-            if stack:
-                stack[-1].children.append(rec)
-            stack.append(rec)
-            start = time.perf_counter()
-            try:
-                rec.output = _original(*args, **kwargs)
-            finally:
-                rec.inclusive_s = time.perf_counter() - start
-                stack.pop()
-                if stack:
-                    stack[-1].children_s += rec.inclusive_s
-            rec.flops = module_flops(_module, args, kwargs, rec.output)
-            return rec.output
+    def before(module, args, name):
+        rec = CallRecord(name, module, len(stack), args)
+        records.append(rec)
+        if stack:
+            stack[-1].children.append(rec)
+        stack.append(rec)
+        rec.start = time.perf_counter()
 
-        module.forward = timed
-        wrapped.append((module, previous))
+    def after(module, args, output):
+        end = time.perf_counter()
+        rec = stack.pop()
+        rec.inclusive_s = end - rec.start
+        rec.output = output
+        rec.flops = module_flops(module, args, output)
+        if stack:
+            stack[-1].children_s += rec.inclusive_s
+
     try:
+        for name, module in named_modules(model):
+            handles.append(module.register_forward_pre_hook(lambda m, a, _name=name: before(m, a, _name)))
+            handles.append(module.register_forward_hook(after))
         yield records
     finally:
-        for module, previous in wrapped:
-            if previous is None:
-                del module.__dict__["forward"]
-            else:
-                module.forward = previous
+        for handle in handles:
+            handle.remove()
 
 
 def _looks_like_token_model(model) -> bool:
@@ -361,8 +357,10 @@ class Profiler:
     def profile_backward_pass(self, model, input) -> list:
         """Per-layer backward profile, most expensive first.
 
-        Every module is replayed on the very inputs it saw during a forward
-        pass (detached, float inputs marked ``requires_grad``), and the backward
+        Every module is replayed on the very positional inputs it saw during a
+        forward pass (detached, float inputs marked ``requires_grad``; keyword
+        arguments are not seen by hooks, so e.g. an attention mask is left out,
+        which does not change the cost), and the backward
         of its output (with an all-ones upstream gradient) is timed. A module's
         ``backward_ms`` is its self time (its sub-modules' backward subtracted);
         for a container this is mostly the autograd engine's own work (walking a
@@ -396,7 +394,7 @@ class Profiler:
             )
             best = 0.0
             for attempt in range(2):  # the first backward warms up; keep the faster
-                out = r.module(*args, **r.kwargs)
+                out = r.module(*args)
                 if not (isinstance(out, Tensor) and out.requires_grad):
                     break
                 start = time.perf_counter()
