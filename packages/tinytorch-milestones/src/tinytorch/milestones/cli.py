@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("milestone", "data", "system", "module", "course", "benchmark")
+COMMANDS = ("milestone", "data", "system", "module", "course")
 
 
 def build_parser() -> argparse.ArgumentParser:
