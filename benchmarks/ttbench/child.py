@@ -267,13 +267,23 @@ def _threads_in_use(impl: str) -> dict:
     return out
 
 
-def run_training(name: str, impl: str, cfg: dict, steps: int, min_seconds: float, max_steps: int) -> dict:
+def _more_steps(done: int, elapsed: float, steps: int, min_seconds: float, max_steps: int,
+                max_seconds: float) -> bool:  # fmt: skip
+    """At least ``steps`` steps and ``min_seconds``; at most ``max_steps``, and past ``max_seconds``
+    stop as soon as there are 12 (the first 10 and a steady half of 6)."""
+    if done >= max_steps or (elapsed > max_seconds and done >= 12):
+        return False
+    return done < steps or elapsed < min_seconds
+
+
+def run_training(name: str, impl: str, cfg: dict, steps: int, min_seconds: float, max_steps: int,
+                 max_seconds: float = 30.0) -> dict:  # fmt: skip
     rss_before = _rss_now_mb()
     trainer, x, y = build_trainer(name, impl, cfg)
     wall, cpu, losses = [], [], []
     grads = None
     start = time.perf_counter()
-    while len(wall) < max_steps and (len(wall) < steps or time.perf_counter() - start < min_seconds):
+    while _more_steps(len(wall), time.perf_counter() - start, steps, min_seconds, max_steps, max_seconds):
         w0, c0 = time.perf_counter(), time.process_time()
         loss = trainer.step(x, y)
         cpu.append(time.process_time() - c0)
@@ -372,8 +382,8 @@ def main(argv=None) -> int:
     if name == "peak":
         result = run_peak()
     elif name in TRAINING:
-        result = run_training(name, impl, cfg, spec.get("steps", 60), spec.get("min_seconds", 1.5),
-                              spec.get("max_steps", 400))  # fmt: skip
+        result = run_training(name, impl, cfg, spec.get("steps", 30), spec.get("min_seconds", 1.0),
+                              spec.get("max_steps", 400), spec.get("max_seconds", 30.0))  # fmt: skip
     else:
         result = run_generation(impl, cfg, spec.get("reps", 3))
     result.update(

@@ -15,9 +15,10 @@ Method (what ``python benchmarks/run.py`` does):
   clock. Wall time is the default; CPU time is offered only for one thread (it
   adds up every thread of a process, and it leaves out the time a busy machine
   kept the process waiting, which makes it the steadier view on a shared machine).
-* **Steady state and first steps.** A child runs at least ``steps`` training
-  steps (and at least ``min_seconds``); *first 10* is the mean of steps 1-10,
-  *steady* the median of the last half of the steps.
+* **Steady state and first steps.** A child runs at least ``--steps`` training
+  steps (30, and at least one second; past ``--max-seconds`` it stops once it
+  has 12); *first 10* is the mean of steps 1-10, *steady* the median of the last
+  half of the steps.
 * **Interleaved rounds.** Round ``r`` runs the implementations of each workload
   in an order rotated by ``r`` (A B C D, B C D A, ...), so a burst of load from
   other users hits every column alike; tables show the median over rounds and
@@ -366,7 +367,10 @@ def main(argv=None) -> int:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="clock of the one-thread tables (CPU time only where every side runs one "
                              "thread; two threads always use the wall clock)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="2 rounds, 20 steps, 64 tokens: a smoke run")
+    parser.add_argument("--steps", type=int, default=30, help="training steps per process, at least (30)")
+    parser.add_argument("--max-seconds", type=float, default=30.0,
+                        help="a training process stops after this long once it has 12 steps (30)")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 12 steps, 64 tokens: a smoke run")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--malloc", choices=("default",), help="TINYTORCH_MALLOC=default: glibc's defaults")
     parser.add_argument("--json", metavar="PATH", help="write every child's report and the summary here")
@@ -375,7 +379,7 @@ def main(argv=None) -> int:
         parser.error("--threads and --rounds must be >= 1")
     names = args.workload or list(WORKLOADS)
     if args.quick:
-        args.rounds = min(args.rounds, 2)
+        args.rounds, args.steps = min(args.rounds, 2), 12
     vers = versions(not args.no_torch)
     with_torch = vers.get("torch") is not None
     impls_of = {
@@ -405,7 +409,8 @@ def main(argv=None) -> int:
                 for impl in rotated(impls_of[w], r):
                     spec = {"workload": w, "impl": impl}
                     if w in TRAINING:
-                        spec.update(steps=20 if args.quick else 60, min_seconds=0.3 if args.quick else 1.5)
+                        spec.update(steps=args.steps, min_seconds=0.3 if args.quick else 1.0,
+                                    max_seconds=args.max_seconds)
                     else:
                         spec["reps"] = 1 if impl.endswith("uncached") else 3
                         if args.quick:
