@@ -374,7 +374,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--malloc", choices=("default",), help="TINYTORCH_MALLOC=default: glibc's defaults")
     parser.add_argument("--json", metavar="PATH", help="write every child's report and the summary here")
+    parser.add_argument("--report", metavar="PATH", help="only print the tables of an earlier --json file")
     args = parser.parse_args(argv)
+    if args.report:
+        data = json.loads(Path(args.report).read_text())
+        print(report(data["runs"], data["meta"], args.clock))
+        return 0
     if any(t < 1 for t in args.threads) or args.rounds < 1:
         parser.error("--threads and --rounds must be >= 1")
     names = args.workload or list(WORKLOADS)
