@@ -193,6 +193,8 @@ def plot(result: dict, path: Path) -> bool:
         if ratio_pts:
             twin = ax.twinx()
             twin.plot(*zip(*ratio_pts), color="tab:green", linestyle=":", marker=".")
+            twin.axhline(1.5, color="tab:green", linewidth=0.6, linestyle="--")  # the memory goal
+            twin.set_ylim(0, max(1.6, 1.1 * max(r for _, r in ratio_pts)))
             twin.set_ylabel("net peak memory, tinytorch / PyTorch", fontsize=7, color="tab:green")
             twin.tick_params(axis="y", labelsize=7, colors="tab:green")
     for ax in list(axes.flat)[n:]:
