@@ -8,6 +8,12 @@ round alike) and the table reports the median over rounds.
 
     python benchmarks/_opt_timing.py                    # every workload, 5 rounds
     python benchmarks/_opt_timing.py --rounds 3 --workloads lenet gpt
+    python benchmarks/_opt_timing.py --baseline-python /path/to/other/venv/bin/python   # + that checkout
+
+With ``--baseline-python`` every workload also runs its plain variants (``base_plain``, and
+``base_no_cache``, ``base_kv_cache``, ``base_fused`` for generation) under another interpreter, i.e.
+whatever tinytorch that environment imports (e.g. the main branch before the restructure), interleaved
+with the others.
 
 Workloads (the shapes of ``benchmarks/``):
 
@@ -93,10 +99,11 @@ def _train_case(workload):
 def child_train(workload, variant, steps):
     from tinytorch.core.losses import cross_entropy
     from tinytorch.core.tensor import Tensor
-    from tinytorch.optimization.acceleration import accelerate
 
     model, x, y, opt_cls, lr = _train_case(workload)
     if variant.startswith("accelerated"):
+        from tinytorch.optimization.acceleration import accelerate
+
         model = accelerate(model, reuse_buffers=variant != "accelerated_no_reuse")
     opt = opt_cls(model.parameters(), lr=lr)
     x = Tensor(x)
@@ -119,7 +126,6 @@ def child_generate(variant, width=128):
     import numpy as np
     from tinytorch.generation.kv_cache import disable_kv_cache, enable_kv_cache
     from tinytorch.models.transformer import GPT
-    from tinytorch.optimization.acceleration import fast_generate
 
     np.random.seed(0)
     model = GPT(65, width, num_layers=2, num_heads=4, max_seq_len=PROMPT + NEW_TOKENS)
@@ -129,6 +135,13 @@ def child_generate(variant, width=128):
     else:
         disable_kv_cache(model)
     if variant == "fused":
+        try:
+            from tinytorch.optimization.acceleration import fast_generate
+        except ImportError:  # a baseline checkout from before Module 18 had the fused decoder
+            from tinytorch.generation.fused_decoder import FusedGPTDecoder
+
+            def fast_generate(model, prompt, n, temperature):
+                return FusedGPTDecoder(model).generate(prompt, n, temperature=temperature)
 
         def run(n):
             return fast_generate(model, prompt, n, temperature=0)
@@ -151,11 +164,15 @@ def child_generate(variant, width=128):
 # ----------------------------------------------------------------------------------------- parent side
 
 
-def run_child(workload, variant, steps) -> dict:
+def run_child(workload, variant, steps, python=None) -> dict:
     env = dict(os.environ)
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = "1"  # before NumPy loads in the child
-    cmd = [sys.executable, __file__, "--child", workload, variant, "--steps", str(steps)]
+    if variant.startswith("base_"):
+        python, variant = python, variant.removeprefix("base_")
+    else:
+        python = sys.executable
+    cmd = [python, __file__, "--child", workload, variant, "--steps", str(steps)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{workload}/{variant} failed:\n{done.stderr}")
@@ -169,6 +186,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workloads", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "VARIANT"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--baseline-python", help="also run the plain variants with this interpreter")
     args = parser.parse_args(argv)
     if args.child:
         workload, variant = args.child
@@ -180,14 +198,20 @@ def main(argv=None) -> int:
         return 0
 
     print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
-    results = {(w, v): [] for w in args.workloads for v in VARIANTS[w]}
+    variants_of = {w: list(VARIANTS[w]) for w in args.workloads}
+    if args.baseline_python:
+        for names in variants_of.values():
+            names += ["base_" + v for v in names if not v.startswith("accelerated")]
+    results = {(w, v): [] for w in args.workloads for v in variants_of[w]}
     order = random.Random(0)
     for r in range(args.rounds):
         for workload in args.workloads:
-            variants = list(VARIANTS[workload])
+            variants = list(variants_of[workload])
             order.shuffle(variants)  # interleaved, in a different order every round
             for variant in variants:
-                results[workload, variant].append(run_child(workload, variant, args.steps))
+                results[workload, variant].append(
+                    run_child(workload, variant, args.steps, args.baseline_python)
+                )
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     print(f"load average after:  {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
@@ -195,14 +219,16 @@ def main(argv=None) -> int:
     print("|---|---|---:|---:|---:|---|")
     for workload in args.workloads:
         base = None
-        for variant in VARIANTS[workload]:
+        for variant in variants_of[workload]:
             runs = results[workload, variant]
             ms = [run["ms"] for run in runs]
             med = statistics.median(ms)
             base = base or med
             if workload.startswith("generate"):
                 tps = statistics.median(run["tokens_per_s"] for run in runs)
-                reference = results[workload, "no_cache"][0]["tokens"]
+                reference = results[
+                    workload, variant.replace("kv_cache", "no_cache").replace("fused", "no_cache")
+                ][0]["tokens"]
                 same = all(run["tokens"] == reference for run in runs)
                 note = f"{tps:.0f} tokens/s, tokens {'identical' if same else 'DIFFERENT'}"
             else:

@@ -44,8 +44,12 @@ from tinytorch.core.tensor import Tensor
 __all__ = ["scaled_dot_product_attention", "MultiHeadAttention"]
 
 
-def _checked_mask(mask, scores_shape: tuple) -> np.ndarray:
+def _checked_mask(mask, q_shape: tuple, k_shape: tuple) -> np.ndarray:
     """The values of ``mask``: bool or float, broadcastable to the scores' shape, else ValueError."""
+    try:
+        scores_shape = np.broadcast_shapes(q_shape[:-2], k_shape[:-2]) + (q_shape[-2], k_shape[-2])
+    except ValueError:
+        raise ValueError(f"attention: batch dims of Q {q_shape} and K {k_shape} do not broadcast") from None
     m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype.kind not in "bf":
         raise ValueError(
@@ -89,11 +93,7 @@ def scaled_dot_product_attention(Q, K, V, mask=None, dropout=None):
         raise ValueError(f"attention: Q of shape {qs} and K of shape {ks} differ in feature size")
     if ks[-2] != vs[-2]:
         raise ValueError(f"attention: K of shape {ks} and V of shape {vs} differ in length")
-    try:
-        scores_shape = np.broadcast_shapes(qs[:-2], ks[:-2]) + (qs[-2], ks[-2])
-    except ValueError:
-        raise ValueError(f"attention: batch dims of Q {qs} and K {ks} do not broadcast") from None
-    mask_values = None if mask is None else _checked_mask(mask, scores_shape)
+    mask_values = None if mask is None else _checked_mask(mask, qs, ks)
     ### BEGIN SOLUTION
     scores = (Q @ K.transpose(-2, -1)) * (1.0 / math.sqrt(qs[-1]))  # (..., T_q, T_k)
     if mask_values is not None and mask_values.dtype == bool:

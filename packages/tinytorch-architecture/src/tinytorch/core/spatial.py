@@ -345,8 +345,8 @@ class MaxPool2dFunction(Function):
         xp = _pad(x, padding, -np.inf)  # a padded pixel never wins the max
         xp = xp.reshape(N * C, 1, *xp.shape[2:])  # (N*C, 1, Hp, Wp): one image per channel
         cols = im2col(xp, kernel, stride, (0, 0))  # (kH*kW, N*C*OH*OW): one window per column
-        arg = cols.argmax(axis=0)  # (N*C*OH*OW,): row of each window's first maximum
-        out = cols[arg, np.arange(cols.shape[1])].reshape(N, C, *_output_hw(x.shape, kernel, stride, padding))
+        out = cols.max(axis=0).reshape(N, C, *_output_hw(x.shape, kernel, stride, padding))  # (N, C, OH, OW)
+        arg = cols.argmax(axis=0)  # (N*C*OH*OW,): row (window offset) of each window's first maximum
         ### END SOLUTION
         ctx.save_for_backward(arg)
         return out
@@ -357,8 +357,8 @@ class MaxPool2dFunction(Function):
         ### BEGIN SOLUTION
         N, C, H, W = ctx.x_shape
         (kH, kW), (pH, pW) = ctx.kernel, ctx.padding
-        dcols = np.zeros((kH * kW, arg.size), dtype=grad.dtype)
-        dcols[arg, np.arange(arg.size)] = grad.reshape(-1)  # each window's gradient goes to its maximum
+        # dcols[t, m] = the gradient of window m if its maximum sat at offset t, else 0
+        dcols = (arg == np.arange(kH * kW)[:, None]) * grad.reshape(1, -1)  # (kH*kW, N*C*OH*OW)
         padded = (N * C, 1, H + 2 * pH, W + 2 * pW)
         dxp = col2im(dcols, padded, ctx.kernel, ctx.stride, (0, 0)).reshape(N, C, *padded[2:])
         return dxp[:, :, pH : pH + H, pW : pW + W]

@@ -63,10 +63,10 @@ class LayerNormFunction(Function):
     def forward(ctx, x, weight, bias, eps=1e-5):
         ctx.axes = tuple(range(x.ndim - weight.ndim, x.ndim))  # the normalized (trailing) axes
         ### BEGIN SOLUTION
-        mean = x.mean(axis=ctx.axes, keepdims=True)
-        var = x.var(axis=ctx.axes, keepdims=True)  # biased, as PyTorch
+        centered = x - x.mean(axis=ctx.axes, keepdims=True)
+        var = (centered * centered).mean(axis=ctx.axes, keepdims=True)  # biased, as PyTorch
         inv_std = 1.0 / np.sqrt(var + eps)
-        xhat = (x - mean) * inv_std
+        xhat = centered * inv_std
         out = xhat * weight + bias
         ### END SOLUTION
         ctx.save_for_backward(xhat, inv_std, weight)

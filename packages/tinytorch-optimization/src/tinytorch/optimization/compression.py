@@ -29,8 +29,8 @@ Pruning masks persist: each pruned layer keeps ``weight_mask`` (and
 ``bias_mask`` when output units were removed) as attributes, and
 :class:`MaskedOptimizer` wraps any optimizer so that masked gradients are
 zeroed before each ``step()`` and the masks re-applied after it. It has the
-optimizer interface itself (``step``, ``zero_grad``, ``params``, a settable
-``lr``, ``state_dict``), so a ``Trainer`` and its learning-rate schedule use it
+optimizer interface itself (``step``, ``zero_grad``, ``param_groups``, a
+settable ``lr``, ``state_dict``), so a ``Trainer`` and its learning-rate schedule use it
 as they use the optimizer it wraps; ``masked.optimizer`` is the wrapped one.
 """
 
@@ -205,9 +205,9 @@ class MaskedOptimizer:
     could otherwise move a zero).
 
     It offers the optimizer interface a training loop uses, forwarded to the
-    wrapped optimizer: ``zero_grad()``, ``params``, ``lr`` (read *and* set, so a
-    learning-rate schedule reaches the wrapped optimizer), ``step_count``,
-    ``hyperparameters()``, ``state_dict()`` and ``load_state_dict()``.
+    wrapped optimizer: ``zero_grad()``, ``param_groups`` and ``lr`` (read *and*
+    set, so a learning-rate schedule reaches the wrapped optimizer), ``params``,
+    ``step_count``, ``state_dict()`` and ``load_state_dict()``.
 
     Args:
         optimizer: an optimizer with ``step()`` and ``zero_grad()`` (e.g. ``SGD``, ``Adam``).
@@ -252,15 +252,17 @@ class MaskedOptimizer:
         self.optimizer.lr = value
 
     @property
+    def param_groups(self) -> list:
+        """The wrapped optimizer's parameter groups (the same list: a schedule writing ``lr`` reaches it)."""
+        return self.optimizer.param_groups
+
+    @property
     def params(self) -> list:
         return self.optimizer.params
 
     @property
     def step_count(self) -> int:
         return self.optimizer.step_count
-
-    def hyperparameters(self) -> dict:
-        return self.optimizer.hyperparameters()
 
     def state_dict(self) -> dict:
         return self.optimizer.state_dict()

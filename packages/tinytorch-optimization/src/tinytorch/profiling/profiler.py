@@ -167,7 +167,8 @@ def trace_calls(model):
 
 
 def _looks_like_token_model(model) -> bool:
-    return any("Embedding" in type(m).__name__ for _, m in named_modules(model))
+    """A model that looks up token ids: some module of it has a ``vocab_size`` (an embedding table)."""
+    return any(hasattr(m, "vocab_size") for _, m in named_modules(model))
 
 
 def make_input(model, input_shape, dtype=None) -> Tensor:
