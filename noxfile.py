@@ -3,7 +3,7 @@
     nox                      all default sessions (tier matrix, packaging, course, milestones, lint)
     nox -s build             wheels of the four distributions into dist/
     nox -s "tests(foundation)"               one tier combination
-    nox -s bench             side-by-side benchmarks (not a default session)
+    nox -s bench             benchmarks in fresh processes (not a default session)
 
 The tier sessions install reference *wheels*, never the source tree, so they
 test what a course would install.
@@ -89,7 +89,7 @@ def tests(session: nox.Session, tiers: str) -> None:
     session.run("uv", "pip", "uninstall", "--python", session.virtualenv.location, *absent, external=True,
                 silent=True, success_codes=[0, 1, 2])
     install_wheels(session, (*installed, "milestones"))
-    dirs = [f"tests/{t}" for t in (*TIERS, "milestones")]
+    dirs = [f"tests/{t}" for t in (*TIERS, "milestones", "benchmarks")]
     session.run("pytest", "--tier-check", "-q", *dirs, *session.posargs)
 
 
@@ -134,7 +134,7 @@ def oracle(session: nox.Session) -> None:
     install_wheels(session, (*TIERS, "milestones"))
     if not install_torch(session):
         session.skip(f"{TORCH} could not be installed here; the PyTorch comparisons stay skipped")
-    tier_tests = [f"tests/{tier}" for tier in TIERS]
+    tier_tests = [f"tests/{tier}" for tier in (*TIERS, "benchmarks")]
     session.run("pytest", "-q", *tier_tests, *session.posargs)
 
 
@@ -370,15 +370,23 @@ def milestones(session: nox.Session) -> None:
 
 @nox.session(venv_backend="virtualenv")
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmarks: tinytorch, the hand-written NumPy floor, PyTorch CPU (not a default session).
+    """Benchmarks: tinytorch, the NumPy floor, PyTorch CPU, each in a fresh process (not a default session).
 
-    ``nox -s bench -- --quick --json`` passes its arguments to benchmarks/run.py.
-    Uses pip (virtualenv backend) for the same reason as ``oracle``: pip honours
-    the machine's configured location of the CPU build of torch. Without torch
-    the suite still runs and reports the torch columns as null.
+    First the suite's own tests (tests/benchmarks: the floors' gradients against
+    finite differences, tinytorch and PyTorch against the floors), then
+    ``benchmarks/run.py`` with the session's arguments, e.g.
+    ``nox -s bench -- --threads 1 --clock cpu``; ``nox -s bench -- sweep`` runs the
+    scaling sweep (benchmarks/sweep.py) instead. Uses pip (virtualenv backend) for
+    the same reason as ``oracle``: pip honours the machine's configured location of
+    the CPU build of torch. Without torch the suite still runs without its PyTorch columns.
     """
     install_wheels(session, (*TIERS, "milestones"))
-    session.install("threadpoolctl")  # lets the suite give NumPy's BLAS and PyTorch the same thread count
+    session.install("threadpoolctl", "matplotlib")  # thread counts reported by each child; the sweep's plot
     if not install_torch(session):
-        session.warn(f"{TORCH} could not be installed here: the torch columns will be null")
-    session.run("python", "benchmarks/run.py", *session.posargs)
+        session.warn(f"{TORCH} could not be installed here: the PyTorch columns will be empty")
+    session.run("pytest", "-q", "tests/benchmarks")
+    args = list(session.posargs)
+    if args[:1] == ["sweep"]:
+        session.run("python", "benchmarks/sweep.py", *args[1:])
+    else:
+        session.run("python", "benchmarks/run.py", *args)

@@ -26,7 +26,7 @@ import json
 import os
 import sys
 
-COMMANDS = ["milestone", "data", "system", "module", "course", "benchmark", "capstone"]
+COMMANDS = ["milestone", "data", "system", "module", "course", "capstone"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -7,10 +7,12 @@ im2col through ``sliding_window_view`` (a view, no copy) and one matmul;
 softmax and cross-entropy are fused; the backward pass reuses forward
 intermediates instead of recomputing them.
 
-Parameters live in a plain ``dict[str, np.ndarray]`` so that the workloads can
-copy identical weights into tinytorch and PyTorch, and the tests can compare
-gradients name by name. Layouts follow tinytorch: ``Linear`` weight is
-``(in, out)`` with ``y = x @ W + b``; ``Conv2d`` weight is ``(out, in, kh, kw)``.
+Parameters live in a plain ``dict[str, np.ndarray]`` so that identical weights
+can be copied into tinytorch and PyTorch, and the tests can compare gradients
+name by name. Layouts follow tinytorch and PyTorch: ``Linear`` weight is
+``(out, in)`` with ``y = x @ W.T + b``; ``Conv2d`` weight is ``(out, in, kh, kw)``.
+
+The floor knows nothing of tinytorch: it imports NumPy only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ F32 = np.float32
 # ---------------------------------------------------------------------------
 # Fused building blocks (forward returns a cache the backward consumes)
 # ---------------------------------------------------------------------------
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x @ w.T + b`` for ``x (*, in)``, ``w (out, in)``: one 2-D GEMM with a transposed operand.
+
+    A 3-D ``(B, T, in) @ w.T`` would make NumPy copy ``w.T`` into contiguous
+    memory first; seen as a ``(B*T, in)`` matrix the product goes to BLAS as is.
+    """
+    out = x.reshape(-1, x.shape[-1]) @ w.T  # (rows, out)
+    out += b
+    return out.reshape(*x.shape[:-1], w.shape[0])
 
 
 def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -234,7 +247,7 @@ class Adam:
 
 
 class MLPFloor:
-    """784-256-128-10 ReLU MLP. Params ``fc{i}.weight`` (in, out), ``fc{i}.bias``."""
+    """784-256-128-10 ReLU MLP. Params ``fc{i}.weight`` (out, in), ``fc{i}.bias``."""
 
     def __init__(self, params: dict, lr: float = 0.01):
         self.p, self.lr = params, lr
@@ -244,17 +257,17 @@ class MLPFloor:
         p, acts, h = self.p, [], x
         for i in range(self.n):
             acts.append(h)
-            h = h @ p[f"fc{i}.weight"] + p[f"fc{i}.bias"]
+            h = linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
             if i < self.n - 1:
                 np.maximum(h, 0, out=h)
         loss, d = softmax_cross_entropy(h, y)
         grads = {}
         for i in reversed(range(self.n)):
             a = acts[i]
-            grads[f"fc{i}.weight"] = a.T @ d
+            grads[f"fc{i}.weight"] = d.T @ a  # (out, in)
             grads[f"fc{i}.bias"] = d.sum(axis=0)
             if i:
-                d = d @ p[f"fc{i}.weight"].T
+                d = d @ p[f"fc{i}.weight"]  # (N, in)
                 d *= a > 0  # ReLU mask from the stored activation
         return loss, grads
 
@@ -268,7 +281,7 @@ class ConvNetFloor:
     """[Conv -> ReLU -> MaxPool2]* -> flatten -> [Linear -> ReLU]* -> Linear, cross-entropy, SGD.
 
     ``paddings`` has one entry per conv layer (params ``conv{i}.weight``
-    (O, C, k, k) and ``conv{i}.bias``); linear params ``fc{i}.weight`` (in, out).
+    (O, C, k, k) and ``conv{i}.bias``); linear params ``fc{i}.weight`` (out, in).
     Inputs and the flatten order are (B, C, H, W) as in tinytorch and PyTorch;
     inside, activations are channels-last so that im2col, the conv output and
     pooling all work on contiguous runs of channels.
@@ -292,16 +305,16 @@ class ConvNetFloor:
         acts = []
         for i in range(self.n_fc):
             acts.append(h)
-            h = h @ p[f"fc{i}.weight"] + p[f"fc{i}.bias"]
+            h = linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
             if i < self.n_fc - 1:
                 np.maximum(h, 0, out=h)
         loss, d = softmax_cross_entropy(h, y)
         grads = {}
         for i in reversed(range(self.n_fc)):
             a = acts[i]
-            grads[f"fc{i}.weight"] = a.T @ d
+            grads[f"fc{i}.weight"] = d.T @ a
             grads[f"fc{i}.bias"] = d.sum(axis=0)
-            d = d @ p[f"fc{i}.weight"].T
+            d = d @ p[f"fc{i}.weight"]
             if i:
                 d *= a > 0
         b, hh, ww, cc = conv_shape
@@ -326,12 +339,12 @@ class GPTFloor:
 
     Per block ``h{i}``: ``x = x + attn(ln1(x))``, ``x = x + mlp(ln2(x))`` with
     ``mlp = fc2(gelu(fc1(.)))`` (hidden 4d). Then final ``ln_f`` and the
-    ``head`` Linear to vocabulary logits. Parameter names::
+    ``head`` Linear to vocabulary logits. Parameter names (tinytorch's layers)::
 
         tok_emb (V, d), pos_emb (Tmax, d)
-        h{i}.ln1.{weight,bias}, h{i}.attn.{q,k,v,o}.{weight,bias} (d, d),
-        h{i}.ln2.{weight,bias}, h{i}.fc1.{weight,bias} (d, 4d), h{i}.fc2.{weight,bias} (4d, d)
-        ln_f.{weight,bias}, head.{weight,bias} (d, V)
+        h{i}.ln1.{weight,bias}, h{i}.attn.in_proj.{weight (3d, d), bias}, h{i}.attn.out_proj.* (d, d),
+        h{i}.ln2.{weight,bias}, h{i}.fc1.{weight,bias} (4d, d), h{i}.fc2.{weight,bias} (d, 4d)
+        ln_f.{weight,bias}, head.{weight,bias} (V, d)
 
     Forward cost per token: about 24 d^2 L + 2 d V multiply-adds plus attention.
     """
@@ -339,21 +352,6 @@ class GPTFloor:
     def __init__(self, params: dict, num_layers: int, num_heads: int, lr: float = 1e-3):
         self.p, self.L, self.H = params, num_layers, num_heads
         self.opt = Adam(params, lr=lr)
-        self._qkv = None
-
-    # Stacked q|k|v weights (d, 3d): one matmul instead of three. Refreshed
-    # after every optimizer step because the parameters change in place.
-    def _fused_qkv(self):
-        if self._qkv is None:
-            p = self.p
-            self._qkv = [
-                (
-                    np.concatenate([p[f"h{i}.attn.{n}.weight"] for n in "qkv"], axis=1),
-                    np.concatenate([p[f"h{i}.attn.{n}.bias"] for n in "qkv"]),
-                )
-                for i in range(self.L)
-            ]
-        return self._qkv
 
     def forward(self, tokens, train=False):
         """tokens (B, T) int -> logits (B, T, V) [and the caches when ``train``]."""
@@ -365,10 +363,11 @@ class GPTFloor:
         causal = causal_bias(t, t, 0, p["tok_emb"].dtype)  # (T, T): 0 on and below the diagonal, -inf above
         x = p["tok_emb"][tokens] + p["pos_emb"][:t]  # (B, T, d)
         caches = []
-        for i, (wqkv, bqkv) in enumerate(self._fused_qkv()):
+        for i in range(self.L):
             pre = f"h{i}."
             a, ln1 = layernorm_forward(x, p[pre + "ln1.weight"], p[pre + "ln1.bias"])
-            qkv = (a @ wqkv + bqkv).reshape(bsz, t, 3, H, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
+            qkv = linear(a, p[pre + "attn.in_proj.weight"], p[pre + "attn.in_proj.bias"])  # (B, T, 3d)
+            qkv = qkv.reshape(bsz, t, 3, H, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
             q, k, v = qkv[0], qkv[1], qkv[2]
             s = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T)
             s *= scale
@@ -378,19 +377,15 @@ class GPTFloor:
             s /= s.sum(axis=-1, keepdims=True)
             att = s  # (B, H, T, T) probabilities
             y = (att @ v).transpose(0, 2, 1, 3).reshape(bsz, t, d)  # (B, T, d)
-            x += y @ p[pre + "attn.o.weight"]  # residual stream updated in place: no cache holds x
-            x += p[pre + "attn.o.bias"]
+            x += linear(y, p[pre + "attn.out_proj.weight"], p[pre + "attn.out_proj.bias"])  # in place
             m, ln2 = layernorm_forward(x, p[pre + "ln2.weight"], p[pre + "ln2.bias"])
-            f = m @ p[pre + "fc1.weight"]  # (B, T, 4d)
-            f += p[pre + "fc1.bias"]
+            f = linear(m, p[pre + "fc1.weight"], p[pre + "fc1.bias"])  # (B, T, 4d)
             g, tanh_f = gelu_forward(f)
-            x += g @ p[pre + "fc2.weight"]
-            x += p[pre + "fc2.bias"]
+            x += linear(g, p[pre + "fc2.weight"], p[pre + "fc2.bias"])
             if train:
                 caches.append((a, ln1, q, k, v, att, y, m, ln2, f, g, tanh_f))
         out, lnf = layernorm_forward(x, p["ln_f.weight"], p["ln_f.bias"])
-        logits = out @ p["head.weight"]
-        logits += p["head.bias"]
+        logits = linear(out, p["head.weight"], p["head.bias"])
         return (logits, (tokens, caches, out, lnf)) if train else logits
 
     def loss_and_grads(self, tokens, targets):
@@ -403,36 +398,33 @@ class GPTFloor:
         scale = F32(1.0 / math.sqrt(hd))
         loss, dlog = softmax_cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
         g = {}
-        out2 = out.reshape(-1, d)
-        g["head.weight"] = out2.T @ dlog
+        g["head.weight"] = dlog.T @ out.reshape(-1, d)  # (V, d)
         g["head.bias"] = dlog.sum(axis=0)
-        dout = (dlog @ p["head.weight"].T).reshape(bsz, t, d)  # dlog is already 2-D
+        dout = (dlog @ p["head.weight"]).reshape(bsz, t, d)
         dx, g["ln_f.weight"], g["ln_f.bias"] = layernorm_backward(dout, lnf, p["ln_f.weight"])
         for i in reversed(range(self.L)):
             pre = f"h{i}."
             a, ln1, q, k, v, att, y, m, ln2, f, gl, tanh_f = caches[i]
             # MLP branch: x = x + fc2(gelu(fc1(ln2(x))))
             dx2 = dx.reshape(-1, d)
-            g[pre + "fc2.weight"] = gl.reshape(-1, 4 * d).T @ dx2
+            g[pre + "fc2.weight"] = dx2.T @ gl.reshape(-1, 4 * d)  # (d, 4d)
             g[pre + "fc2.bias"] = dx2.sum(axis=0)
-            dgl = (dx2 @ p[pre + "fc2.weight"].T).reshape(
-                bsz, t, 4 * d
-            )  # 2-D GEMM: faster than (B, T, .) @ W.T
+            dgl = (dx2 @ p[pre + "fc2.weight"]).reshape(bsz, t, 4 * d)
             df = gelu_backward(dgl, f, tanh_f)
             df2 = df.reshape(-1, 4 * d)
-            g[pre + "fc1.weight"] = m.reshape(-1, d).T @ df2
+            g[pre + "fc1.weight"] = df2.T @ m.reshape(-1, d)  # (4d, d)
             g[pre + "fc1.bias"] = df2.sum(axis=0)
-            dm = (df2 @ p[pre + "fc1.weight"].T).reshape(bsz, t, d)
+            dm = (df2 @ p[pre + "fc1.weight"]).reshape(bsz, t, d)
             dln, g[pre + "ln2.weight"], g[pre + "ln2.bias"] = layernorm_backward(
                 dm, ln2, p[pre + "ln2.weight"]
             )
             dx = dx + dln
-            # Attention branch: x = x + o(attention(ln1(x)))
+            # Attention branch: x = x + out_proj(attention(ln1(x)))
             dx2 = dx.reshape(-1, d)
-            g[pre + "attn.o.weight"] = y.reshape(-1, d).T @ dx2
-            g[pre + "attn.o.bias"] = dx2.sum(axis=0)
+            g[pre + "attn.out_proj.weight"] = dx2.T @ y.reshape(-1, d)
+            g[pre + "attn.out_proj.bias"] = dx2.sum(axis=0)
             dy = (
-                (dx2 @ p[pre + "attn.o.weight"].T).reshape(bsz, t, H, hd).transpose(0, 2, 1, 3)
+                (dx2 @ p[pre + "attn.out_proj.weight"]).reshape(bsz, t, H, hd).transpose(0, 2, 1, 3)
             )  # (B, H, T, hd)
             datt = dy @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
             dv = att.transpose(0, 1, 3, 2) @ dy
@@ -444,14 +436,9 @@ class GPTFloor:
             dq = ds @ k
             dk = ds.transpose(0, 1, 3, 2) @ q
             dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(-1, 3 * d)  # (B*T, 3d)
-            a2 = a.reshape(-1, d)
-            dw = a2.T @ dqkv  # (d, 3d)
-            dbias = dqkv.sum(axis=0)
-            for j, n in enumerate("qkv"):
-                g[pre + f"attn.{n}.weight"] = dw[:, j * d : (j + 1) * d]
-                g[pre + f"attn.{n}.bias"] = dbias[j * d : (j + 1) * d]
-            wqkv = self._fused_qkv()[i][0]
-            da = (dqkv @ wqkv.T).reshape(bsz, t, d)
+            g[pre + "attn.in_proj.weight"] = dqkv.T @ a.reshape(-1, d)  # (3d, d)
+            g[pre + "attn.in_proj.bias"] = dqkv.sum(axis=0)
+            da = (dqkv @ p[pre + "attn.in_proj.weight"]).reshape(bsz, t, d)
             dln, g[pre + "ln1.weight"], g[pre + "ln1.bias"] = layernorm_backward(
                 da, ln1, p[pre + "ln1.weight"]
             )
@@ -470,7 +457,6 @@ class GPTFloor:
     def step(self, tokens, targets) -> float:
         loss, grads = self.loss_and_grads(tokens, targets)
         self.opt.step(grads)
-        self._qkv = None
         return loss
 
     # ----- generation -----------------------------------------------------
@@ -492,9 +478,8 @@ class GPTFloor:
         hd = d // H
         total = t0 + max_new_tokens
         scale = F32(1.0 / math.sqrt(hd))
-        kc = np.zeros((self.L, bsz, H, total, hd), F32)  # (L, B, H, Tmax, hd)
+        kc = np.zeros((self.L, bsz, H, total, hd), F32)  # (L, B, H, Tmax, hd), preallocated once
         vc = np.zeros_like(kc)
-        fused = self._fused_qkv()
         out = np.empty((bsz, total), dtype=prompt.dtype)
         out[:, :t0] = prompt
         pos, new = 0, prompt
@@ -502,12 +487,11 @@ class GPTFloor:
             tn = new.shape[1]
             x = p["tok_emb"][new] + p["pos_emb"][pos : pos + tn]  # (B, tn, d)
             end = pos + tn
-            for i, (wqkv, bqkv) in enumerate(fused):
+            for i in range(self.L):
                 pre = f"h{i}."
                 a, _ = layernorm_forward(x, p[pre + "ln1.weight"], p[pre + "ln1.bias"])
-                qkv = (
-                    (a @ wqkv + bqkv).reshape(bsz, tn, 3, H, hd).transpose(2, 0, 3, 1, 4)
-                )  # (3, B, H, tn, hd)
+                qkv = linear(a, p[pre + "attn.in_proj.weight"], p[pre + "attn.in_proj.bias"])
+                qkv = qkv.reshape(bsz, tn, 3, H, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, tn, hd)
                 kc[i, :, :, pos:end] = qkv[1]
                 vc[i, :, :, pos:end] = qkv[2]
                 s = (qkv[0] @ kc[i, :, :, :end].transpose(0, 1, 3, 2)) * scale  # (B, H, tn, end)
@@ -517,12 +501,12 @@ class GPTFloor:
                 np.exp(s, out=s)
                 s /= s.sum(axis=-1, keepdims=True)
                 y = (s @ vc[i, :, :, :end]).transpose(0, 2, 1, 3).reshape(bsz, tn, d)
-                x = x + y @ p[pre + "attn.o.weight"] + p[pre + "attn.o.bias"]
+                x = x + linear(y, p[pre + "attn.out_proj.weight"], p[pre + "attn.out_proj.bias"])
                 m, _ = layernorm_forward(x, p[pre + "ln2.weight"], p[pre + "ln2.bias"])
-                gl, _ = gelu_forward(m @ p[pre + "fc1.weight"] + p[pre + "fc1.bias"])
-                x = x + gl @ p[pre + "fc2.weight"] + p[pre + "fc2.bias"]
+                gl, _ = gelu_forward(linear(m, p[pre + "fc1.weight"], p[pre + "fc1.bias"]))
+                x = x + linear(gl, p[pre + "fc2.weight"], p[pre + "fc2.bias"])
             last, _ = layernorm_forward(x[:, -1], p["ln_f.weight"], p["ln_f.bias"])
-            nxt = (last @ p["head.weight"] + p["head.bias"]).argmax(axis=-1)  # (B,)
+            nxt = linear(last, p["head.weight"], p["head.bias"]).argmax(axis=-1)  # (B,)
             out[:, end] = nxt
             pos, new = end, nxt[:, None]
         return out

@@ -1,8 +1,13 @@
-"""Shapes and seeded initial weights of every benchmark model, as name -> ndarray dicts.
+"""Shapes and seeded initial weights of every benchmark model, as ``name -> ndarray`` dicts.
 
 The same dict is loaded into the NumPy floor, tinytorch and PyTorch, so the
-three implementations start from identical weights (and the tests can compare
-losses and gradients exactly).
+three implementations start from identical weights: the harness compares
+their first losses and gradients, and the tests compare them exactly.
+
+Layouts are PyTorch's (and tinytorch's): a Linear weight is ``(out, in)`` with
+``y = x @ W.T + b``; a Conv2d weight is ``(out, in, kh, kw)``; attention's
+q|k|v projection is one ``(3d, d)`` weight whose row blocks are q, k, v
+(``nn.MultiheadAttention.in_proj_weight``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ def _uniform(rng, shape, fan_in, dtype):
 
 
 def mlp_params(sizes=(784, 256, 128, 10), seed=0, dtype=np.float32) -> dict:
-    """``fc{i}.weight`` (in, out) and ``fc{i}.bias`` (out,) for consecutive ``sizes``."""
+    """``fc{i}.weight`` (out, in) and ``fc{i}.bias`` (out,) for consecutive ``sizes``."""
     rng = np.random.default_rng(seed)
     p = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        p[f"fc{i}.weight"] = _uniform(rng, (fan_in, fan_out), fan_in, dtype)
+        p[f"fc{i}.weight"] = _uniform(rng, (fan_out, fan_in), fan_in, dtype)
         p[f"fc{i}.bias"] = _uniform(rng, (fan_out,), fan_in, dtype)
     return p
 
@@ -53,7 +58,7 @@ CIFAR_CNN = ConvNetSpec(in_shape=(3, 32, 32), convs=((32, 3, 1), (64, 3, 1)), hi
 
 
 def convnet_params(spec: ConvNetSpec, seed=0, dtype=np.float32) -> dict:
-    """``conv{i}.weight`` (O, C, k, k), ``conv{i}.bias``; ``fc{i}.weight`` (in, out), ``fc{i}.bias``."""
+    """``conv{i}.weight`` (O, C, k, k), ``conv{i}.bias``; ``fc{i}.weight`` (out, in), ``fc{i}.bias``."""
     rng = np.random.default_rng(seed)
     p, c = {}, spec.in_shape[0]
     for i, (out, k, _) in enumerate(spec.convs):
@@ -62,7 +67,7 @@ def convnet_params(spec: ConvNetSpec, seed=0, dtype=np.float32) -> dict:
         c = out
     sizes = (spec.flat, *spec.hidden, spec.classes)
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        p[f"fc{i}.weight"] = _uniform(rng, (fan_in, fan_out), fan_in, dtype)
+        p[f"fc{i}.weight"] = _uniform(rng, (fan_out, fan_in), fan_in, dtype)
         p[f"fc{i}.bias"] = _uniform(rng, (fan_out,), fan_in, dtype)
     return p
 
@@ -77,7 +82,7 @@ class GPTSpec:
 
 
 def gpt_params(spec: GPTSpec, seed=0, dtype=np.float32) -> dict:
-    """Parameter dict in :class:`~tinytorch.milestones.bench.floors.GPTFloor` naming."""
+    """Parameter dict of a GPT in tinytorch's naming (see :class:`~ttbench.floors.GPTFloor`)."""
     rng = np.random.default_rng(seed)
     d, v = spec.embed_dim, spec.vocab_size
     p = {
@@ -90,16 +95,17 @@ def gpt_params(spec: GPTSpec, seed=0, dtype=np.float32) -> dict:
             # Not exactly 1/0 so that the gradient tests exercise the affine terms.
             p[pre + ln + ".weight"] = (1.0 + 0.1 * rng.standard_normal(d)).astype(dtype)
             p[pre + ln + ".bias"] = (0.1 * rng.standard_normal(d)).astype(dtype)
-        for n in "qkvo":
-            p[pre + f"attn.{n}.weight"] = _uniform(rng, (d, d), d, dtype)
-            p[pre + f"attn.{n}.bias"] = _uniform(rng, (d,), d, dtype)
-        p[pre + "fc1.weight"] = _uniform(rng, (d, 4 * d), d, dtype)
+        p[pre + "attn.in_proj.weight"] = _uniform(rng, (3 * d, d), d, dtype)  # rows: q | k | v
+        p[pre + "attn.in_proj.bias"] = _uniform(rng, (3 * d,), d, dtype)
+        p[pre + "attn.out_proj.weight"] = _uniform(rng, (d, d), d, dtype)
+        p[pre + "attn.out_proj.bias"] = _uniform(rng, (d,), d, dtype)
+        p[pre + "fc1.weight"] = _uniform(rng, (4 * d, d), d, dtype)
         p[pre + "fc1.bias"] = _uniform(rng, (4 * d,), d, dtype)
-        p[pre + "fc2.weight"] = _uniform(rng, (4 * d, d), 4 * d, dtype)
+        p[pre + "fc2.weight"] = _uniform(rng, (d, 4 * d), 4 * d, dtype)
         p[pre + "fc2.bias"] = _uniform(rng, (d,), 4 * d, dtype)
     p["ln_f.weight"] = (1.0 + 0.1 * rng.standard_normal(d)).astype(dtype)
     p["ln_f.bias"] = (0.1 * rng.standard_normal(d)).astype(dtype)
-    p["head.weight"] = _uniform(rng, (d, v), d, dtype)
+    p["head.weight"] = _uniform(rng, (v, d), d, dtype)
     p["head.bias"] = _uniform(rng, (v,), d, dtype)
     return p
 
