@@ -250,17 +250,37 @@ def _read_events(path: Path, offset: int) -> tuple[list[dict], int]:
     return events, offset + consumed
 
 
-def _kill(proc: subprocess.Popen, marker: str) -> None:
-    """Kill the run's process group and any process (even one that left the group) carrying the marker."""
+def _reap(proc: subprocess.Popen, block: bool) -> float | None:
+    """CPU seconds (user + system) of the finished run, reaping it; None while it still runs.
+
+    ``os.wait4`` gives the resource usage of this one child (and the children it waited
+    for), which stays meaningful when several submissions are graded at once.
+    """
+    if proc.returncode is not None:
+        return 0.0
+    try:
+        pid, status, usage = os.wait4(proc.pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        proc.returncode = -1
+        return 0.0
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _kill(proc: subprocess.Popen, marker: str) -> float:
+    """Kill the run's process group and any process (even one that left the group) carrying the marker.
+
+    Returns the CPU seconds of the run (0 when it had been reaped already).
+    """
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError, OSError):
         pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
+    cpu = _reap(proc, block=True) or 0.0
     kill_marked(marker)
+    return cpu
 
 
 def kill_marked(marker: str) -> int:
@@ -334,6 +354,7 @@ def run_tests(
     timeouts: list[str] = []
     overtime = False
     attempts = 0
+    cpu = 0.0
     while True:
         attempts += 1
         config = {
@@ -353,7 +374,7 @@ def run_tests(
             python, "-m", "pytest", "-q", "-p", PLUGIN_NAME, "-p", "no:cacheprovider",
             "--import-mode=importlib", "-c", str(work / "pytest.ini"), "--rootdir", str(work),
             "--confcutdir", str(tests), "--basetemp", str(tmp / "pytest"), "--continue-on-collection-errors",
-            "--tb=short", "-o", "console_output_style=classic", *paths,
+            "--tb=line", "-o", "console_output_style=classic", *paths,
         ]  # fmt: skip
         with open(work / f"pytest-{attempts}.log", "wb") as log:
             proc = subprocess.Popen(
@@ -367,11 +388,12 @@ def run_tests(
             offset, current, started, killed_for = 0, None, 0.0, None
             try:
                 while True:
-                    try:
-                        proc.wait(timeout=0.2)
-                        finished = True
-                    except subprocess.TimeoutExpired:
-                        finished = False
+                    used = _reap(proc, block=False)
+                    finished = used is not None
+                    if finished:
+                        cpu += used
+                    else:
+                        time.sleep(0.2)
                     new, offset = _read_events(Path(config["events"]), offset)
                     for event in new:
                         events.append(event)
@@ -390,7 +412,7 @@ def run_tests(
                         killed_for = current
                         break
             finally:
-                _kill(proc, marker)
+                cpu += _kill(proc, marker)
             new, offset = _read_events(Path(config["events"]), offset)
             events += new
         if killed_for == "overtime":
@@ -401,7 +423,7 @@ def run_tests(
             events.append({"e": "killed", "id": killed_for})
             continue
         break
-    return {"events": events, "timeouts": timeouts, "overtime": overtime, "attempts": attempts}
+    return {"events": events, "timeouts": timeouts, "overtime": overtime, "attempts": attempts, "cpu": cpu}
 
 
 # --- from events to results -----------------------------------------------------------------------
@@ -679,7 +701,9 @@ def score(
         tests += module_tests
     total = round(sum(m["score"] for m in modules), 2)
     maximum = round(sum(m["max"] for m in modules), 2)
-    integrity = [f"{e['phase']}: {'; '.join(e['changes'])}" for e in results["integrity"]]
+    integrity = [
+        f"{e['phase']}: {'; '.join(e['changes'])}" for e in results["integrity"] if e["e"] == "integrity"
+    ]
     return {
         "tiers": kit.tiers,
         "modules_graded": graded,
@@ -763,7 +787,8 @@ def grade_one(
     hidden: bool = True,
 ) -> dict:
     """Grade one submission directory; always returns a report (errors included), never raises."""
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.thread_time()
+    cpu_run: dict = {}
     work = Path(tempfile.mkdtemp(prefix="sub-", dir=workroot))
     report: dict
     try:
@@ -784,13 +809,17 @@ def grade_one(
                 submission_timeout=points.submission_timeout,
                 hidden=hidden,
             )
+            cpu_run = run
             results = collect_results(run["events"])
             report = score(kit, points, graded, static, results, run, hidden=hidden)
+    except Exception as exc:  # a grader bug must not stop a batch: this submission gets an error report
+        report = _empty_report(kit, points, graded, f"the grader failed on this submission: {exc!r}")
     finally:
         if not os.environ.get("TINYTORCH_GRADER_KEEP"):  # debugging the grader: keep the work directory
             shutil.rmtree(work, ignore_errors=True)
     report["submission"] = str(submission)
     report["seconds"] = round(time.monotonic() - started, 2)
+    report["cpu_seconds"] = round(cpu_run.get("cpu", 0.0) + time.thread_time() - cpu_started, 2)
     return report
 
 
@@ -893,7 +922,8 @@ def grade_many(
         if on_report is not None:
             on_report(names[index], report)
         log(
-            f"graded {names[index]}: {report['score']:g}/{report['max_score']:g} in {report['seconds']:.1f} s"
+            f"graded {names[index]}: {report['score']:g}/{report['max_score']:g} in {report['seconds']:.1f} s "
+            f"({report.get('cpu_seconds', 0):.1f} s CPU)"
         )
 
     try:

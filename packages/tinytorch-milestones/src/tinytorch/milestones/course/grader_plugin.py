@@ -45,6 +45,7 @@ import time
 CONFIG_ENV = "TINYTORCH_GRADER_CONFIG"
 _MISSING = object()
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes whose attributes can be reassigned
+_FUNCTION = type(lambda: None)
 
 
 class GradingTimeout(BaseException):
@@ -83,6 +84,8 @@ JUDGES = (
 
 
 def _code_of(value):
+    if type(value) is _FUNCTION:  # the common case, first
+        return (value.__code__, value.__defaults__, value.__kwdefaults__)
     func = getattr(value, "__func__", value)  # staticmethod / classmethod / bound method
     if isinstance(func, property):
         return tuple(_code_of(f) for f in (func.fget, func.fset, func.fdel))
@@ -105,11 +108,27 @@ def _guarded(value) -> bool:
     return callable(value) or isinstance(value, (type(sys), property, staticmethod, classmethod))
 
 
+def _functions(value) -> list:
+    """The Python functions behind a value: itself, a method's, a descriptor's, a property's."""
+    if type(value) is _FUNCTION:
+        return [value]
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if type(f) is _FUNCTION]
+    inner = getattr(value, "__func__", None)  # staticmethod / classmethod / bound method
+    return [inner] if type(inner) is _FUNCTION else []
+
+
 class Snapshot:
-    """Attribute identities and function code of the judging modules, taken before submission code."""
+    """Attribute identities and function code of the judging modules, taken before submission code.
+
+    ``check`` runs after every test, so it is two tight loops over precomputed entries:
+    (holder, namespace, name, value), the namespace a live view of the holder's dict, and
+    (function, code, defaults, keyword defaults).
+    """
 
     def __init__(self, modules: list) -> None:
-        self.entries: list[tuple[object, str, object, object]] = []  # (holder, name, value, code)
+        self.names: list[tuple[object, object, str, object]] = []
+        self.functions: list[tuple[object, object, object, object, str]] = []
         self.modules = modules
         seen: set[int] = set()
         for module in modules:
@@ -128,41 +147,41 @@ class Snapshot:
         if id(holder) in seen:
             return
         seen.add(id(holder))
-        for name, value in list(vars(holder).items()):
+        space = vars(holder)  # a module's dict, or a class's live mappingproxy
+        for name, value in list(space.items()):
             if name in ("__dict__", "__weakref__", "__doc__", "__annotations__", "_") or not _guarded(value):
                 continue
-            self.entries.append((holder, name, value, _code_of(value)))
+            self.names.append((holder, space, name, value))
+            label = f"{getattr(holder, '__name__', holder)}.{name}"
+            for func in _functions(value):
+                self.functions.append((func, func.__code__, func.__defaults__, func.__kwdefaults__, label))
 
     def check(self, tracer=None) -> list[dict]:
-        """Every change since the snapshot: [{what, kind, original, current}]."""
+        """Every change since the snapshot: [{what, kind, ...}] (what ``restore`` needs)."""
         changes = []
-        for holder, name, value, code in self.entries:
-            current = vars(holder).get(name, _MISSING)
-            label = f"{getattr(holder, '__name__', holder)}.{name}"
+        for holder, space, name, value in self.names:
+            current = space.get(name, _MISSING)
             if current is not value:
-                kind = "deleted" if current is _MISSING else "replaced"
                 changes.append(
                     {
-                        "what": label,
-                        "kind": kind,
+                        "what": f"{getattr(holder, '__name__', holder)}.{name}",
+                        "kind": "deleted" if current is _MISSING else "replaced",
                         "holder": holder,
                         "name": name,
                         "original": value,
                         "current": current,
                     }
                 )
-            elif code is not None and not _same(_code_of(value), code):
+        for func, code, defaults, kwdefaults, label in self.functions:
+            if (
+                func.__code__ is not code
+                or func.__defaults__ is not defaults
+                or func.__kwdefaults__ is not kwdefaults
+            ):
                 changes.append(
-                    {
-                        "what": label,
-                        "kind": "code or defaults changed",
-                        "holder": holder,
-                        "name": name,
-                        "original": value,
-                        "current": value,
-                        "code": code,
-                    }
-                )
+                    {"what": label, "kind": "code or defaults changed", "function": func,
+                     "code": (code, defaults, kwdefaults)}
+                )  # fmt: skip
         if sys.meta_path != self.meta_path:
             changes.append({"what": "sys.meta_path", "kind": "import hook added or removed"})
         if sys.path_hooks != self.path_hooks:
@@ -176,18 +195,12 @@ class Snapshot:
     def restore(self, changes: list[dict], tracer=None) -> None:
         fakes = {}
         for change in changes:
-            holder = change.get("holder")
-            if holder is None:
-                continue
-            original = change["original"]
-            if change["kind"] == "code or defaults changed":
-                func = getattr(original, "__func__", original)
-                code, defaults, kwdefaults = change["code"]
-                func.__code__, func.__defaults__ = code, defaults
-                if kwdefaults is not None or hasattr(func, "__kwdefaults__"):
-                    func.__kwdefaults__ = kwdefaults
-            else:
-                setattr(holder, change["name"], original)
+            if "function" in change:
+                func = change["function"]
+                func.__code__, func.__defaults__, func.__kwdefaults__ = change["code"]
+            elif "holder" in change:
+                original = change["original"]
+                setattr(change["holder"], change["name"], original)
                 if change["current"] is not _MISSING:
                     fakes[id(change["current"])] = original
         # Test modules (and the oracles) may have bound a replacement by name: put the originals back.
