@@ -331,7 +331,8 @@ def run_tests(
     tmp = work / "tmp"
     tmp.mkdir()
     (work / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
-    graded_imports = [m.import_path for m in MODULES if m.tier in kit.tiers]
+    present = {import_path_of(Path(rel)) for files in kit.files.values() for rel in files}
+    graded_imports = [m.import_path for m in MODULES if m.tier in kit.tiers and m.import_path in present]
     prebuilt = [m.import_path for m in MODULES if m.tier in TIERS[: TIERS.index(kit.tiers[0])]]
     paths = _test_paths(kit, tests, graded, hidden)
     marker = uuid.uuid4().hex
@@ -349,6 +350,7 @@ def run_tests(
         **{RUN_MARKER: marker},
     )
     deadline = time.monotonic() + submission_timeout
+    durations = {n: r["duration"] for n, r in kit.inventory.items() if r.get("duration") is not None}
     events: list[dict] = []
     done: set[str] = set()
     timeouts: list[str] = []
@@ -365,6 +367,9 @@ def run_tests(
             "oracles": "_oracles" if (tests / "_oracles.py").is_file() else None,
             "tests_root": str(tests),
             "test_timeout": test_timeout,
+            "durations": durations,
+            "hung": bool(timeouts)
+            or any(e.get("type") == "GradingTimeout" for e in events if e["e"] == "phase"),
             "skip": sorted(done | set(timeouts)),
             "trace": _trace_map(kit, site) if trace else None,
         }
@@ -385,7 +390,7 @@ def run_tests(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            offset, current, started, killed_for = 0, None, 0.0, None
+            offset, current, started, killed_for, limit = 0, None, 0.0, None, test_timeout
             try:
                 while True:
                     used = _reap(proc, block=False)
@@ -399,6 +404,7 @@ def run_tests(
                         events.append(event)
                         if event["e"] == "start":
                             current, started = event["id"], time.monotonic()
+                            limit = event.get("limit", test_timeout)
                         elif event["e"] == "end":
                             done.add(event["id"])
                             current = None
@@ -408,7 +414,7 @@ def run_tests(
                     if now > deadline:
                         killed_for = "overtime"
                         break
-                    if current is not None and test_timeout > 0 and now - started > test_timeout + GRACE:
+                    if current is not None and test_timeout > 0 and now - started > limit + GRACE:
                         killed_for = current
                         break
             finally:
@@ -454,6 +460,7 @@ def collect_results(events: list[dict]) -> dict:
             killed.add(event["id"])
         elif kind == "phase":
             record = tests.setdefault(event["id"], {"outcome": "passed"})
+            record["duration"] = record.get("duration", 0.0) + event.get("duration", 0.0)
             outcome = event["outcome"]
             if outcome == "failed" and record["outcome"] != "failed":
                 record.update(
@@ -530,6 +537,7 @@ def reference_inventory(kit: Kit, python: str, log=lambda msg: None) -> dict[str
             "outcome": record["outcome"],
             "reason": record.get("message", "")[:300] if record["outcome"] != "passed" else "",
             "reach": record.get("reach", []),
+            "duration": round(record.get("duration", 0.0), 4),
         }
     ungraded = [n for n, r in inventory.items() if r["outcome"] != "passed"]
     log(f"reference inventory: {len(inventory) - len(ungraded)} tests graded, {len(ungraded)} not graded")
@@ -922,8 +930,8 @@ def grade_many(
         if on_report is not None:
             on_report(names[index], report)
         log(
-            f"graded {names[index]}: {report['score']:g}/{report['max_score']:g} in {report['seconds']:.1f} s "
-            f"({report.get('cpu_seconds', 0):.1f} s CPU)"
+            f"graded {names[index]}: {report['score']:g}/{report['max_score']:g} "
+            f"in {report['seconds']:.1f} s ({report.get('cpu_seconds', 0):.1f} s CPU)"
         )
 
     try:

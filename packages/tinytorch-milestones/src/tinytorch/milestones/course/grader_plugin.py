@@ -310,7 +310,11 @@ class Grader:
                     with open(path, "rb") as f:
                         self.test_files[path] = f.read()
         self.snapshot = Snapshot(_import_judges(config))
-        self.deadline = None
+        self.deadline = None  # while a phase runs: when its alarm fires
+        self.test_deadline = None  # the current test's end (its phases share one budget)
+        self.current_limit = self.timeout
+        self.durations = config.get("durations") or {}  # seconds each test takes on the reference
+        self.hung = bool(config.get("hung"))  # a test of this submission already timed out
 
     def emit(self, **event) -> None:
         self.events.write(json.dumps(event, default=str) + "\n")
@@ -336,16 +340,28 @@ class Grader:
         return described
 
     # timeouts
+    def limit(self, nodeid: str) -> float:
+        """Seconds for one test (setup, call and teardown together).
+
+        The configured limit; once this submission has hung in a test, later tests get at most
+        ``max(5 s, 20 x their time on the reference)``: a loop reached by many tests costs each
+        of them a few seconds instead of the full limit.
+        """
+        if not self.hung or nodeid not in self.durations:
+            return self.timeout
+        return min(self.timeout, max(5.0, 20.0 * self.durations[nodeid]))
+
     def _alarm(self, signum, frame):
         if self.deadline is not None:
             signal.setitimer(signal.ITIMER_REAL, 1.0)  # again in a second if this one is swallowed
-            raise GradingTimeout(f"the test ran longer than its time limit of {self.timeout:g} s")
+            self.hung = True
+            raise GradingTimeout(f"the test ran longer than its time limit of {self.current_limit:g} s")
 
     def _arm(self) -> None:
-        if self.timeout > 0 and hasattr(signal, "setitimer"):
-            self.deadline = time.monotonic() + self.timeout
+        if self.timeout > 0 and hasattr(signal, "setitimer") and self.test_deadline is not None:
+            self.deadline = self.test_deadline
             signal.signal(signal.SIGALRM, self._alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+            signal.setitimer(signal.ITIMER_REAL, max(0.05, self.test_deadline - time.monotonic()))
 
     def _disarm(self) -> None:
         self.deadline = None
@@ -413,7 +429,9 @@ class Grader:
             self.emit(e="collect_error", path=report.nodeid, message=str(report.longrepr)[-3000:])
 
     def pytest_runtest_protocol(self, item, nextitem):
-        self.emit(e="start", id=item.nodeid)
+        self.current_limit = self.limit(item.nodeid)
+        self.test_deadline = time.monotonic() + self.current_limit
+        self.emit(e="start", id=item.nodeid, limit=self.current_limit)
         if self.trace:
             self.reached = set()
             self.active = self.tracer
@@ -470,7 +488,8 @@ def _install_phase_wrappers(grader: Grader, pytest) -> None:
             if changes:
                 report.outcome = "failed"
                 report.longrepr = "integrity: " + "; ".join(changes)
-            event = {"e": "phase", "id": item.nodeid, "when": call.when, "outcome": report.outcome}
+            event = {"e": "phase", "id": item.nodeid, "when": call.when, "outcome": report.outcome,
+                     "duration": round(report.duration, 4)}  # fmt: skip
             if changes:
                 event.update(type="IntegrityError", message="integrity: " + "; ".join(changes))
             elif report.failed and call.excinfo is not None:

@@ -41,7 +41,7 @@ from tinytorch.milestones.course import markers
 from tinytorch.milestones.course.repo import find_root, import_path_of, module_for, tier_dir, version
 from tinytorch.milestones.tiers import MODULES, TIERS
 
-KIT_FORMAT = 1
+KIT_FORMAT = 2  # bumped when what a kit records changes (2: reference durations)
 KIT_JSON = "kit.json"
 RUNTIME = ("numpy>=1.24", "pytest>=7", "hypothesis>=6")
 TEST_HELPERS = ("conftest.py", "_oracles.py")
@@ -102,7 +102,8 @@ def function_lines(source: str, blocks: list[markers.Block]) -> dict[int, list[i
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     out = {}
     for block in blocks:
-        around = [f for f in functions if f.lineno < block.begin and f.end_lineno >= block.end]
+        # The END marker is a comment after the last statement: contain the first statement only.
+        around = [f for f in functions if f.lineno < block.begin < f.end_lineno]
         if not around:
             continue
         inner = max(around, key=lambda f: f.lineno)
@@ -266,7 +267,9 @@ def build_kit(
 
     Builds the prebuilt tiers' wheels, copies the tests (visible and hidden) and the graded
     tiers' reference source, creates the environment and runs the reference through it to
-    record the inventory (which tests pass on the reference, and what each calls).
+    record the inventory (which tests pass on the reference, and what each calls). With
+    ``python``, the tests run in that interpreter's environment (prepared by the caller: the
+    other tiers installed), and no wheels are built.
     """
     from tinytorch.milestones.course import grade as grading
 
@@ -290,10 +293,11 @@ def build_kit(
         shutil.copytree(src, out / "reference" / tier / "src", ignore=IGNORE)
     _copy_tests(root, tiers, out)
     prebuilt = [t for t in TIERS if t not in tiers]
-    log(f"building the reference wheels of {', '.join(prebuilt) or 'no other tier'}")
     (out / "wheels").mkdir()
-    for tier in prebuilt:
-        build_wheel(tier_dir(root, tier), out / "wheels")
+    if python is None:  # tito makes the environment: it needs the other tiers' wheels
+        log(f"building the reference wheels of {', '.join(prebuilt) or 'no other tier'}")
+        for tier in prebuilt:
+            build_wheel(tier_dir(root, tier), out / "wheels")
     kit = Kit(out, meta)
     kit.save()
     python = python or ensure_env(kit, log)
