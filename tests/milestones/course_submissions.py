@@ -106,6 +106,7 @@ def _swap_operator(source: str, begin: int, end: int) -> tuple[str, str] | None:
             if name in SHAPE_CALLS:
                 for arg in [*node.args, *(k.value for k in node.keywords)]:
                     skip.update(id(n) for n in ast.walk(arg))
+
     def integer_or_sequence(n) -> bool:
         """Operands that compute a count (``//``, ``len``) or join lists and strings: not a value bug."""
         for sub in ast.walk(n):

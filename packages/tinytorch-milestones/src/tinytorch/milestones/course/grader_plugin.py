@@ -302,6 +302,8 @@ class Grader:
         self.active = None  # the trace function that should be set now (the tracer during a traced test)
         self.reached: set[str] = set()
         self.codes: dict[str, object] = {}  # nodeid -> the test function's code at collection
+        self.snapshot = Snapshot(_import_judges(config))
+        # After the judges' import (which may cache the oracles' bytecode), before any submission code:
         self.test_files = {}  # every file of the tests tree (sources and their cached bytecode)
         if self.tests_root:
             for folder, _, names in os.walk(self.tests_root):
@@ -309,7 +311,6 @@ class Grader:
                     path = os.path.abspath(os.path.join(folder, name))
                     with open(path, "rb") as f:
                         self.test_files[path] = f.read()
-        self.snapshot = Snapshot(_import_judges(config))
         self.deadline = None  # while a phase runs: when its alarm fires
         self.test_deadline = None  # the current test's end (its phases share one budget)
         self.current_limit = self.timeout
@@ -394,19 +395,38 @@ class Grader:
                 self.emit(e="import_integrity", module=name, changes=changes)
 
     def pytest_collect_file(self, file_path, parent):
+        """Before pytest imports a test file: it and its cached bytecode are as they were at start."""
         path = os.path.abspath(str(file_path))
-        original = self.test_files.get(path)
-        if original is not None:
-            with open(path, "rb") as f:
-                now = f.read()
-            if now != original:
-                with open(path, "wb") as f:
-                    f.write(original)
-                self.emit(
-                    e="integrity",
-                    phase=f"collect {os.path.basename(path)}",
-                    changes=[f"test file {os.path.basename(path)} was modified (restored)"],
-                )
+        if path not in self.test_files:
+            return None
+        stem = os.path.basename(path)[:-3] + "."
+        cache = os.path.join(os.path.dirname(path), "__pycache__")
+        candidates = [path] + [
+            p for p in self.test_files if os.path.dirname(p) == cache and os.path.basename(p).startswith(stem)
+        ]
+        changed = []
+        for candidate in candidates:
+            try:
+                with open(candidate, "rb") as f:
+                    same = f.read() == self.test_files[candidate]
+            except OSError:
+                same = False
+            if not same:
+                with open(candidate, "wb") as f:
+                    f.write(self.test_files[candidate])
+                changed.append(os.path.basename(candidate))
+        if os.path.isdir(cache):
+            for name in os.listdir(cache):
+                extra = os.path.join(cache, name)
+                if name.startswith(stem) and extra not in self.test_files:
+                    os.remove(extra)  # bytecode planted for a test file: pytest would load it
+                    changed.append(name)
+        if changed:
+            self.emit(
+                e="integrity",
+                phase=f"collect {os.path.basename(path)}",
+                changes=[f"test files modified (restored): {', '.join(changed)}"],
+            )
         return None
 
     def pytest_collection_modifyitems(self, session, config, items):
