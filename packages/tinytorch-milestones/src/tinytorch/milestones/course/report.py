@@ -215,8 +215,10 @@ def summary_table(reports: list[dict]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    problems = [r for r in reports if r["errors"] or r["integrity"]]
-    for r in problems:
-        for e in r["errors"] + r["integrity"]:
+    for r in reports:
+        found = r["errors"] + r["integrity"]
+        for e in found[:3]:
             lines.append(f"{r.get('name')}: {e}")
+        if len(found) > 3:
+            lines.append(f"{r.get('name')}: ... and {len(found) - 3} more (see its report)")
     return "\n".join(lines)
