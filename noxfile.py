@@ -183,7 +183,8 @@ def _course_grade(session: nox.Session, release: Path, *, solved: bool) -> None:
     out = Path(session.create_tmp()).resolve() / "grade.json"
     with out.open("w") as f:
         session.run("tito", "course", "grade", str(release), "--json", stdout=f,
-                    success_codes=[0] if solved else [1])
+                    success_codes=[0] if solved else [1],
+                    env={"TINYTORCH_GRADER_CACHE": _grader_cache(session)})
     report = json.loads(out.read_text())
     manifest = json.loads((release / "tinytorch-release.json").read_text())
     for m in report["modules"]:

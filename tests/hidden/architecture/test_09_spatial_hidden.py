@@ -47,3 +47,26 @@ def test_maxpool_vs_loop_and_flatten():
     expected = x.reshape(2, 3, 2, 3, 2, 3).max(axis=(3, 5))
     assert_close(out, expected, rtol=0, atol=0, what="max pool")
     assert Flatten()(out).shape == (2, 12)
+
+
+def test_batchnorm_eval_mode_uses_the_running_statistics_and_its_gradient():
+    """Eval mode in closed form (PyTorch's momentum rule, unbiased running variance), then its gradient."""
+    from tinytorch.core.spatial import BatchNorm2d
+
+    rng = np.random.default_rng(94)
+    bn = BatchNorm2d(3, momentum=0.5)
+    batch = rng.standard_normal((4, 3, 2, 2)).astype(np.float32) * 2 + 1
+    bn(Tensor(batch))  # one training step updates the running statistics
+    m = 4 * 2 * 2
+    mean = 0.5 * 0 + 0.5 * batch.mean(axis=(0, 2, 3))
+    var = 0.5 * 1 + 0.5 * batch.var(axis=(0, 2, 3)) * m / (m - 1)
+    assert_close(bn.running_mean, mean, rtol=1e-5, atol=1e-6, what="running mean")
+    assert_close(bn.running_var, var, rtol=1e-5, atol=1e-6, what="running var")
+    bn.eval()
+    x = rng.standard_normal((2, 3, 2, 2))
+    expected = (x - mean.reshape(1, 3, 1, 1)) / np.sqrt(var.reshape(1, 3, 1, 1) + bn.eps)
+    assert_close(bn(Tensor(x.astype(np.float32))), expected, rtol=1e-4, atol=1e-5, what="eval output")
+    bn.weight.data = bn.weight.data.astype(np.float64)
+    bn.bias.data = bn.bias.data.astype(np.float64)
+    xt = Tensor(x, requires_grad=True, dtype=np.float64)
+    assert gradcheck(lambda t, w, b: bn(t), [xt, bn.weight, bn.bias])
