@@ -19,9 +19,10 @@ Integrity: everything a test judges with (NumPy and its testing helpers, ``math`
 the reference tiers' modules) is snapshotted when this plugin is imported, before any
 submission code runs: the identity of every attribute, and the code, defaults and
 keyword defaults of every function and of every method of classes that can be changed.
-After each graded import, after collection and after each test's call, the snapshot
-is compared; a change fails that test (or every test of the module whose import made
-it) with an ``integrity:`` message, and the original is put back, also where test
+After each graded import, after collection and after each test's teardown (by then
+pytest has undone a test's own monkeypatching), the snapshot is compared; a change
+fails that test (or every test of the module whose import made it) with an
+``integrity:`` message, and the original is put back, also where test
 modules had bound the replacement. Test files are compared with their content at start
 before pytest imports them, and import hooks, trace and profile functions set by
 submission code are removed. This guards against a submission that patches the
@@ -504,7 +505,8 @@ def _install_phase_wrappers(grader: Grader, pytest) -> None:
         def pytest_runtest_makereport(self, item, call):
             outcome = yield
             report = outcome.get_result()
-            changes = grader.guard(item.nodeid) if call.when == "call" else []
+            # After teardown: a test may itself monkeypatch a judge (pytest undoes it in teardown).
+            changes = grader.guard(item.nodeid) if call.when == "teardown" else []
             if changes:
                 report.outcome = "failed"
                 report.longrepr = "integrity: " + "; ".join(changes)

@@ -325,10 +325,31 @@ def repository_kit(tiers: list[str], root: Path | None = None, log=lambda msg: N
             shutil.rmtree(target, ignore_errors=True)
         log(f"building the grading kit of tinytorch-{'+'.join(tiers)} (once; cached in {target})")
         try:
-            return build_kit(root, tiers, target, log, python)
+            kit = build_kit(root, tiers, target, log, python)
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
+    _prune(cache, f"{'+'.join(tiers)}-", keep=target)
+    return kit
+
+
+def _prune(cache: Path, prefix: str, keep: Path) -> None:
+    """Remove the older kits of the same tiers (the sources changed since), unless one is in use."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    for old in cache.glob(f"{prefix}*"):
+        if old == keep or not old.is_dir():
+            continue
+        lock = cache / f"{old.name}.lock"
+        with open(lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # being built or used right now
+            shutil.rmtree(old, ignore_errors=True)
+        lock.unlink(missing_ok=True)
 
 
 # --- the environment ----------------------------------------------------------------------------
