@@ -271,9 +271,6 @@ def course(session: nox.Session, tier: str) -> None:
 # These sessions install the milestones wheel (tito) next to the other tiers' reference wheels and
 # keep the grader's cache (kits, environments) under .nox/, so reruns reuse what did not change.
 
-MODULE_STUB_RE = r"Module (\d\d) \([^)]*\): implement [\w.]+"
-
-
 def _course_venv_for(session: nox.Session, tier: str) -> None:
     """The other tiers' reference wheels and tito, without the tier itself (a release replaces it)."""
     venv = session.virtualenv.location
@@ -292,11 +289,8 @@ def _course_venv_for(session: nox.Session, tier: str) -> None:
 
 
 def _stub_modules(record: dict) -> set[str]:
-    """The modules named by the stub errors of a failed test record (every exception and its output)."""
-    import re
-
-    text = " ".join(f"{e.get('message', '')}" for e in record["exceptions"]) + " " + (record["summary"] or "")
-    return set(re.findall(MODULE_STUB_RE, text))
+    """The modules named by the stub errors of a failed test record (its exceptions and their output)."""
+    return set(record.get("stub_modules") or [])
 
 
 def _counts(records: list[dict]) -> tuple[int, int]:

@@ -254,6 +254,10 @@ def test_outcomes_plugin_classifies_stub_failures(tmp_path):
     }
     assert records["test_ok"]["outcome"] == "passed" and records["test_skip"]["outcome"] == "skipped"
     assert records["test_stub"]["module"] == "12"
+    # the module a stub names, also when only a child process printed it
+    named = {name: r["stub_modules"] for name, r in records.items() if r["outcome"] == "failed"}
+    assert named["test_stub"] == named["test_child_stub"] == named["test_setup_error"] == ["12"]
+    assert named["test_other"] == [] and named["test_child_other"] == []
     summary = by_module(list(records.values()))["12"]
     assert (summary["passed"], summary["failed"], summary["skipped"]) == (1, 9, 1)
     assert summary["first_failure"]["test"].endswith("test_stub") and not summary["stub_only"]
