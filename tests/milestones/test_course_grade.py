@@ -452,14 +452,17 @@ def test_a_directory_without_a_release_is_reported_not_fatal(kit, release, tmp_p
 def test_environment_fingerprint_sees_edits_and_planted_bytecode(tmp_path):
     env = tmp_path / "env"
     (env / "lib" / "pkg" / "__pycache__").mkdir(parents=True)
-    (env / "lib" / "pkg" / "mod.py").write_text("X = 1\n")
+    module = env / "lib" / "pkg" / "mod.py"
+    module.write_text("X = 1\n")
     first = fingerprint(env)
-    (env / "lib" / "pkg" / "mod.py").write_text("X = 2\n")
-    assert fingerprint(env) != first
-    (env / "lib" / "pkg" / "mod.py").write_text("X = 1\n")
-    assert fingerprint(env) == first
+    assert fingerprint(env) == first  # reading changes nothing
+    stat = module.stat()
+    module.write_text("X = 2\n")  # same size, and the modification time put back:
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fingerprint(env) != first  # the inode change time still tells
+    second = fingerprint(env)
     (env / "lib" / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"planted")
-    assert fingerprint(env) != first
+    assert fingerprint(env) != second
 
 
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")

@@ -414,28 +414,26 @@ def record_fingerprint(python: str) -> None:
 
 
 def fingerprint(env: Path) -> str:
-    """Hash of an environment's installed files: content of Python sources and .pth files, size of the rest.
+    """A hash of the status of every file and directory of an environment (no content read).
 
     Compared after every submission: a submission that edits the shared environment (to
-    sabotage or help the next ones, a source file or a planted bytecode file) is caught and
-    the environment rebuilt.
+    sabotage or help the next ones: a source, a planted bytecode file, a new .pth) is caught
+    and the environment rebuilt. The inode change time is part of it: any write, rename or
+    ``os.utime`` updates it and no process can set it back, so restoring the modification
+    time does not hide an edit. Reading no content keeps it to a stat per file.
     """
     h = hashlib.sha256()
     for folder, dirs, names in os.walk(env):
         dirs.sort()
-        for name in sorted(names):
+        for name in sorted(names) + dirs:
             if name == ".tinytorch-ready":
                 continue
             path = os.path.join(folder, name)
-            h.update(path.encode())
             try:
-                if name.endswith((".py", ".pyc", ".pth", ".cfg")):
-                    with open(path, "rb") as f:
-                        h.update(f.read())
-                else:
-                    h.update(str(os.lstat(path).st_size).encode())
+                st = os.lstat(path)
+                h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode())
             except OSError:
-                h.update(b"?")
+                h.update(f"{path}\0?\n".encode())
     return h.hexdigest()
 
 
