@@ -105,11 +105,8 @@ def closed_port_url(path="/f.bin") -> str:
 
 def remote_for(body: bytes, urls, name="f.bin", size=True, md5=True) -> RemoteFile:
     return RemoteFile(
-        name,
-        hashlib.sha256(body).hexdigest(),
-        tuple(urls),
-        size=len(body) if size else None,
-        md5=hashlib.md5(body).hexdigest() if md5 else None,
+        name, hashlib.sha256(body).hexdigest(), tuple(urls),
+        size=len(body) if size else None, md5=hashlib.md5(body).hexdigest() if md5 else None,
     )
 
 
@@ -160,11 +157,8 @@ def test_wrong_size_is_refused(server, cache):
 def test_bad_mirror_falls_through_to_good_one(server, cache):
     server.routes["/bad/f.bin"] = [(200, b"corrupted" * 10)]
     server.routes["/good/f.bin"] = [(200, PAYLOAD)]
-    remote = remote_for(
-        PAYLOAD,
-        [server.url("/missing/f.bin"), server.url("/bad/f.bin"), server.url("/good/f.bin")],
-        size=False,
-    )
+    remote = remote_for(PAYLOAD, [server.url("/missing/f.bin"), server.url("/bad/f.bin"),
+                                  server.url("/good/f.bin")], size=False)
     assert fetch(remote, cache / "ds", **FAST).read_bytes() == PAYLOAD
     assert server.hits == {"/missing/f.bin": 1, "/bad/f.bin": 1, "/good/f.bin": 1}  # 404: not retried
 
@@ -261,9 +255,8 @@ def fake_mnist(server, monkeypatch):
         body = idx_file(arr)
         server.routes[f"/mnist/{name}"] = [(200, body)]
         files.append(remote_for(body, [server.url(f"/mnist/{name}")], name=name))
-    monkeypatch.setitem(
-        datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], files=tuple(files))
-    )
+    monkeypatch.setitem(datasets.DATASETS, "mnist",
+                        dataclasses.replace(datasets.DATASETS["mnist"], files=tuple(files)))
     return arrays
 
 
@@ -330,9 +323,8 @@ def cifar_archive(extra_members=()) -> tuple[bytes, dict]:
 
 def pin_cifar(monkeypatch, body: bytes, urls):
     remote = remote_for(body, urls, name="cifar-10-binary.tar.gz")
-    monkeypatch.setitem(
-        datasets.DATASETS, "cifar10", dataclasses.replace(datasets.DATASETS["cifar10"], files=(remote,))
-    )
+    monkeypatch.setitem(datasets.DATASETS, "cifar10",
+                        dataclasses.replace(datasets.DATASETS["cifar10"], files=(remote,)))
 
 
 def test_load_cifar10_download_end_to_end(server, monkeypatch, cache):

@@ -18,14 +18,8 @@ from tinytorch.milestones.data.archive import UnsafeArchiveError, safe_extract_t
 
 # ----------------------------------------------------------------------------- IDX
 
-TYPE_CODES = {
-    np.uint8: (0x08, "B"),
-    np.int8: (0x09, "b"),
-    np.int16: (0x0B, "h"),
-    np.int32: (0x0C, "i"),
-    np.float32: (0x0D, "f"),
-    np.float64: (0x0E, "d"),
-}
+TYPE_CODES = {np.uint8: (0x08, "B"), np.int8: (0x09, "b"), np.int16: (0x0B, "h"),
+              np.int32: (0x0C, "i"), np.float32: (0x0D, "f"), np.float64: (0x0E, "d")}
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
@@ -37,18 +31,10 @@ def idx_bytes(arr: np.ndarray) -> bytes:
     return out
 
 
-@pytest.mark.parametrize(
-    "dtype,shape",
-    [
-        (np.uint8, (5, 28, 28)),
-        (np.uint8, (7,)),
-        (np.int8, (3, 4)),
-        (np.int16, (2, 3, 4)),
-        (np.int32, (6,)),
-        (np.float32, (4, 5)),
-        (np.float64, (2, 2, 2, 2)),
-    ],
-)
+@pytest.mark.parametrize("dtype,shape", [
+    (np.uint8, (5, 28, 28)), (np.uint8, (7,)), (np.int8, (3, 4)), (np.int16, (2, 3, 4)),
+    (np.int32, (6,)), (np.float32, (4, 5)), (np.float64, (2, 2, 2, 2)),
+])
 def test_idx_roundtrip_all_types(dtype, shape):
     rng = np.random.default_rng(0)
     if np.issubdtype(dtype, np.integer):
@@ -76,18 +62,15 @@ def test_read_idx_gz_and_magic_checks(tmp_path):
         idx.read_idx_labels(tmp_path / "img.gz")
 
 
-@pytest.mark.parametrize(
-    "mutate,message",
-    [
-        (lambda b: b[:-1], "size mismatch"),  # truncated body
-        (lambda b: b + b"\x00", "size mismatch"),  # trailing garbage
-        (lambda b: b"\x01" + b[1:], "not an IDX file"),  # magic must start with two zero bytes
-        (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX element type 0x07"),
-        (lambda b: b[:3] + b"\x00" + b[4:], "0 dimensions"),
-        (lambda b: b[:3] + b"\x09", "truncated IDX header"),  # 9 dims declared, no sizes
-        (lambda b: b[:2], "not an IDX file"),
-    ],
-)
+@pytest.mark.parametrize("mutate,message", [
+    (lambda b: b[:-1], "size mismatch"),            # truncated body
+    (lambda b: b + b"\x00", "size mismatch"),       # trailing garbage
+    (lambda b: b"\x01" + b[1:], "not an IDX file"),  # magic must start with two zero bytes
+    (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX element type 0x07"),
+    (lambda b: b[:3] + b"\x00" + b[4:], "0 dimensions"),
+    (lambda b: b[:3] + b"\x09", "truncated IDX header"),  # 9 dims declared, no sizes
+    (lambda b: b[:2], "not an IDX file"),
+])
 def test_idx_rejects_malformed(mutate, message):
     good = idx_bytes(np.zeros((3, 4), dtype=np.uint8))
     with pytest.raises(ValueError, match=message):
@@ -140,15 +123,12 @@ def test_cifar_dir_concatenates_in_order(tmp_path):
     np.testing.assert_array_equal(y, [0, 1, 1, 2])
 
 
-@pytest.mark.parametrize(
-    "data,message",
-    [
-        (b"", "not a positive multiple"),
-        (b"\x00" * 3072, "not a positive multiple"),
-        (b"\x00" * (3073 * 2 + 5), "not a positive multiple"),
-        (b"\x0a" + b"\x00" * 3072, "record 0 has label 10"),
-    ],
-)
+@pytest.mark.parametrize("data,message", [
+    (b"", "not a positive multiple"),
+    (b"\x00" * 3072, "not a positive multiple"),
+    (b"\x00" * (3073 * 2 + 5), "not a positive multiple"),
+    (b"\x0a" + b"\x00" * 3072, "record 0 has label 10"),
+])
 def test_cifar_rejects_malformed(data, message):
     with pytest.raises(ValueError, match=message):
         cifar.parse_cifar_batch(data, name="x.bin")
@@ -170,14 +150,11 @@ def make_tar(path, members):
 
 
 def test_safe_extract_good_archive(tmp_path):
-    arc = make_tar(
-        tmp_path / "ok.tar.gz",
-        [
-            ({"name": "top", "type": tarfile.DIRTYPE}, None),
-            ({"name": "top/a.bin"}, b"alpha"),
-            ({"name": "./top/sub/b.txt"}, b"beta" * 1000),
-        ],
-    )
+    arc = make_tar(tmp_path / "ok.tar.gz", [
+        ({"name": "top", "type": tarfile.DIRTYPE}, None),
+        ({"name": "top/a.bin"}, b"alpha"),
+        ({"name": "./top/sub/b.txt"}, b"beta" * 1000),
+    ])
     out = safe_extract_tar(arc, tmp_path / "out")
     assert (out / "top" / "a.bin").read_bytes() == b"alpha"
     assert (out / "top" / "sub" / "b.txt").read_bytes() == b"beta" * 1000
@@ -186,29 +163,23 @@ def test_safe_extract_good_archive(tmp_path):
         safe_extract_tar(arc, tmp_path / "out")
 
 
-@pytest.mark.parametrize(
-    "bad,message",
-    [
-        ({"name": "../evil.txt"}, r"outside the target"),
-        ({"name": "top/../../evil.txt"}, r"outside the target"),
-        ({"name": "/tmp/evil.txt"}, r"absolute path"),
-        ({"name": "C:/evil.txt"}, r"absolute path"),
-        ({"name": "top\\..\\evil.txt"}, r"backslash"),
-        ({"name": "top/link", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, r"is a link"),
-        ({"name": "top/hard", "type": tarfile.LNKTYPE, "linkname": "top/a.bin"}, r"is a link"),
-        ({"name": "top/dev", "type": tarfile.CHRTYPE}, r"special file"),
-        ({"name": "top/fifo", "type": tarfile.FIFOTYPE}, r"special file"),
-    ],
-)
+@pytest.mark.parametrize("bad,message", [
+    ({"name": "../evil.txt"}, r"outside the target"),
+    ({"name": "top/../../evil.txt"}, r"outside the target"),
+    ({"name": "/tmp/evil.txt"}, r"absolute path"),
+    ({"name": "C:/evil.txt"}, r"absolute path"),
+    ({"name": "top\\..\\evil.txt"}, r"backslash"),
+    ({"name": "top/link", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, r"is a link"),
+    ({"name": "top/hard", "type": tarfile.LNKTYPE, "linkname": "top/a.bin"}, r"is a link"),
+    ({"name": "top/dev", "type": tarfile.CHRTYPE}, r"special file"),
+    ({"name": "top/fifo", "type": tarfile.FIFOTYPE}, r"special file"),
+])
 def test_safe_extract_refuses_unsafe_members(tmp_path, bad, message):
     # The unsafe member comes *after* a good one: nothing at all may be written.
-    arc = make_tar(
-        tmp_path / "bad.tar.gz",
-        [
-            ({"name": "top/a.bin"}, b"alpha"),
-            (bad, b"pwned" if bad.get("type", tarfile.REGTYPE) == tarfile.REGTYPE else None),
-        ],
-    )
+    arc = make_tar(tmp_path / "bad.tar.gz", [
+        ({"name": "top/a.bin"}, b"alpha"),
+        (bad, b"pwned" if bad.get("type", tarfile.REGTYPE) == tarfile.REGTYPE else None),
+    ])
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(UnsafeArchiveError, match=message):

@@ -145,11 +145,8 @@ def tito(*argv):
 def test_tito_data_list(capsys, cache):
     assert tito("data", "list") == 0
     out = capsys.readouterr().out
-    rows = {
-        line.split()[0]: line
-        for line in out.splitlines()
-        if line and line.split()[0] in ("tinydigits", "corpus", "mnist", "cifar10")
-    }
+    rows = {line.split()[0]: line for line in out.splitlines() if line and line.split()[0] in
+            ("tinydigits", "corpus", "mnist", "cifar10")}
     assert "shipped" in rows["tinydigits"] and "shipped" in rows["corpus"]
     assert "not downloaded" in rows["mnist"] and "not downloaded" in rows["cifar10"]
     assert "CC BY 4.0" in out and str(cache) in out

@@ -20,16 +20,7 @@ from pathlib import Path
 import numpy as np
 
 CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
 RECORD_BYTES = 1 + 3 * 32 * 32  # 3073
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))

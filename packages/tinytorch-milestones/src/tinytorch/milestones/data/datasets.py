@@ -41,30 +41,14 @@ MNIST_MIRRORS = (
 # CIFAR pages and torchvision publish; the SHA-256 values are those of
 # torchvision's and TensorFlow Datasets' checksum tables (see data/README.md).
 _MNIST_PINS = (
-    (
-        "train-images-idx3-ubyte.gz",
-        9912422,
-        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    ),
-    (
-        "train-labels-idx1-ubyte.gz",
-        28881,
-        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-        "d53e105ee54ea40749a09fcbcd1e9432",
-    ),
-    (
-        "t10k-images-idx3-ubyte.gz",
-        1648877,
-        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-        "9fb629c4189551a2d022fa330f9573f3",
-    ),
-    (
-        "t10k-labels-idx1-ubyte.gz",
-        4542,
-        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-        "ec29112dd5afa0611ce80d1b7f02629c",
-    ),
+    ("train-images-idx3-ubyte.gz", 9912422,
+     "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    ("train-labels-idx1-ubyte.gz", 28881,
+     "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", "d53e105ee54ea40749a09fcbcd1e9432"),
+    ("t10k-images-idx3-ubyte.gz", 1648877,
+     "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", "9fb629c4189551a2d022fa330f9573f3"),
+    ("t10k-labels-idx1-ubyte.gz", 4542,
+     "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", "ec29112dd5afa0611ce80d1b7f02629c"),
 )
 MNIST_FILES = tuple(
     RemoteFile(name, sha, tuple(m + name for m in MNIST_MIRRORS), size=size, md5=md5)
@@ -100,34 +84,20 @@ class DatasetInfo:
 
 DATASETS: dict[str, DatasetInfo] = {
     "tinydigits": DatasetInfo(
-        "tinydigits",
-        "8x8 handwritten digits, 1,438 train / 359 test",
-        "49 KB",
-        "UCI ML repository, Optical Recognition of Handwritten Digits (Alpaydin & Kaynak)",
-        "CC BY 4.0",
+        "tinydigits", "8x8 handwritten digits, 1,438 train / 359 test", "49 KB",
+        "UCI ML repository, Optical Recognition of Handwritten Digits (Alpaydin & Kaynak)", "CC BY 4.0",
     ),
     "corpus": DatasetInfo(
-        "corpus",
-        "short English prose written for TinyTorch (character-level LM)",
-        "~60 KB",
-        "written for this project",
-        "MIT (same as the package)",
+        "corpus", "short English prose written for TinyTorch (character-level LM)", "~60 KB",
+        "written for this project", "MIT (same as the package)",
     ),
     "mnist": DatasetInfo(
-        "mnist",
-        "28x28 handwritten digits, 60,000 train / 10,000 test",
-        "11 MB",
-        "LeCun, Cortes & Burges, MNIST (IDX files)",
-        "CC BY-SA 3.0",
-        MNIST_FILES,
+        "mnist", "28x28 handwritten digits, 60,000 train / 10,000 test", "11 MB",
+        "LeCun, Cortes & Burges, MNIST (IDX files)", "CC BY-SA 3.0", MNIST_FILES,
     ),
     "cifar10": DatasetInfo(
-        "cifar10",
-        "32x32 colour images in 10 classes, 50,000 train / 10,000 test",
-        "162 MB",
-        "Krizhevsky, CIFAR-10 binary version (University of Toronto)",
-        "see the CIFAR page",
-        CIFAR10_FILES,
+        "cifar10", "32x32 colour images in 10 classes, 50,000 train / 10,000 test", "162 MB",
+        "Krizhevsky, CIFAR-10 binary version (University of Toronto)", "see the CIFAR page", CIFAR10_FILES,
     ),
 }
 
@@ -346,12 +316,8 @@ def _as_dataset(x_train, y_train, x_test, y_test, *, scale: float, what: str) ->
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if len(x) != len(y):
             raise ValueError(f"{what} {split}: {len(x)} images but {len(y)} labels")
-    out = {
-        "x_train": x_train.astype(np.float32),
-        "y_train": y_train.astype(np.int64),
-        "x_test": x_test.astype(np.float32),
-        "y_test": y_test.astype(np.int64),
-    }
+    out = {"x_train": x_train.astype(np.float32), "y_train": y_train.astype(np.int64),
+           "x_test": x_test.astype(np.float32), "y_test": y_test.astype(np.int64)}
     out["x_train"] /= np.float32(scale)  # in place: CIFAR's training images alone are 614 MB as float32
     out["x_test"] /= np.float32(scale)
     return out

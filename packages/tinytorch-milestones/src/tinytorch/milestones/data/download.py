@@ -185,14 +185,8 @@ def _download_once(url: str, remote: RemoteFile, dest: Path, *, timeout: float, 
                     total = announced if announced is not None else remote.size
                     sha, md5, received = hashlib.sha256(), hashlib.md5(), 0
                     with tqdm(
-                        total=total,
-                        unit="B",
-                        unit_scale=True,
-                        unit_divisor=1024,
-                        desc=remote.filename,
-                        file=sys.stderr,
-                        disable=not progress,
-                        leave=False,
+                        total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                        desc=remote.filename, file=sys.stderr, disable=not progress, leave=False,
                     ) as bar:
                         for chunk in resp.raw.stream(CHUNK, decode_content=False):
                             out.write(chunk)
