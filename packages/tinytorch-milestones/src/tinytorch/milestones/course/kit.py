@@ -41,7 +41,7 @@ from tinytorch.milestones.course import markers
 from tinytorch.milestones.course.repo import find_root, import_path_of, module_for, tier_dir, version
 from tinytorch.milestones.tiers import MODULES, TIERS
 
-KIT_FORMAT = 2  # bumped when what a kit records changes (2: reference durations)
+KIT_FORMAT = 3  # bumped when what a kit records changes (2: reference durations, 3: env copies)
 KIT_JSON = "kit.json"
 RUNTIME = ("numpy>=1.24", "pytest>=7", "hypothesis>=6")
 TEST_HELPERS = ("conftest.py", "_oracles.py")
@@ -380,7 +380,10 @@ def ensure_env(kit: Kit, log=lambda msg: None) -> str:
         log(f"creating the grading environment {path} ({'uv' if uv else 'venv + pip'})")
         if uv:
             _run([uv, "venv", "--quiet", "--python", sys.executable, path])
-            install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python]
+            # Copies, not hard links into uv's cache: a shared inode's status changes whenever any other
+            # environment links or unlinks it, which would defeat the fingerprint.
+            install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--link-mode", "copy",
+                       "--python", python]  # fmt: skip
         else:
             _run([sys.executable, "-m", "venv", path])
             install = [python, "-m", "pip", "install", "--quiet"]
