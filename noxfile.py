@@ -276,7 +276,8 @@ def _course_grade(session: nox.Session, release: Path, *, solved: bool) -> None:
     out = Path(session.create_tmp()).resolve() / "grade.json"
     with out.open("w") as f:
         session.run("tito", "course", "grade", str(release), "--json", stdout=f,
-                    success_codes=[0] if solved else [1])
+                    success_codes=[0] if solved else [1],
+                    env={"TINYTORCH_GRADER_CACHE": _grader_cache(session)})
     report = json.loads(out.read_text())
     manifest = json.loads((release / "tinytorch-release.json").read_text())
     for m in report["modules"]:
@@ -357,6 +358,548 @@ def course(session: nox.Session, tier: str) -> None:
     for other in above:
         _course_require(session, f"tests/{other} over the solution", _course_pytest(
             session, f"{other}-solved", "--tier-check", f"tests/{other}", cwd=ROOT), stubs_allowed=False)
+
+
+# --- course: per-module releases, grading, Gradescope and GitHub Classroom -------------------------
+# These sessions install the milestones wheel (tito) next to the other tiers' reference wheels and
+# keep the grader's cache (kits, environments) under .nox/, so reruns reuse what did not change.
+
+def _course_venv_for(session: nox.Session, tier: str) -> None:
+    """The other tiers' reference wheels and tito, without the tier itself (a release replaces it)."""
+    venv = session.virtualenv.location
+    session.run(
+        "uv",
+        "pip",
+        "uninstall",
+        "--python",
+        venv,
+        f"tinytorch-{tier}",
+        external=True,
+        silent=True,
+        success_codes=[0, 1, 2],
+    )
+    install_wheels(session, (*[t for t in TIERS if t != tier], "milestones"))
+
+
+def _stub_modules(record: dict) -> set[str]:
+    """The modules named by the stub errors of a failed test record (its exceptions and their output)."""
+    return set(record.get("stub_modules") or [])
+
+
+def _counts(records: list[dict]) -> tuple[int, int]:
+    """(passed, failed) among test records."""
+    return sum(r["outcome"] == "passed" for r in records), sum(r["outcome"] == "failed" for r in records)
+
+
+@nox.session
+@nox.parametrize("tier", list(TIERS), ids=list(TIERS))
+def course_module(session: nox.Session, tier: str) -> None:
+    """Every module of a tier alone: a release stubbing only module N (issue 11, item 2).
+
+    For each module N: `tito course release --modules N`, installed editable next to the other
+    tiers' wheels; then over the tests of the tier and of the tiers above it:
+      * the tests of the modules before N pass;
+      * module N's tests fail, and every failure is a stub error naming module N;
+      * the tests of the modules after N (this tier's and the tiers' above) pass or fail only
+        on module N's stubs.
+    Finally the reference solution put back into the release passes everything. Every module
+    is checked and reported (a table); the session fails at the end if any module broke a rule.
+    ``nox -s "course_module(architecture)" -- 09 12`` checks only those modules.
+    """
+    import json
+    import time
+
+    _course_venv_for(session, tier)
+    above = TIERS[TIERS.index(tier) + 1 :]
+    work = Path(session.create_tmp()).resolve() / "course-module"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    numbers = json.loads(
+        session.run(
+            "python",
+            "-c",
+            "import json; from tinytorch.milestones.tiers import MODULES; "
+            f"print(json.dumps([m.number for m in MODULES if m.tier == {tier!r}]))",
+            silent=True,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    chosen = [n for n in numbers if not session.posargs or n in session.posargs]
+    dirs = [f"tests/{tier}", *[f"tests/{t}" for t in above]]
+    started = time.monotonic()
+
+    def install(tree: Path) -> None:
+        session.run("uv", "pip", "install", "--quiet", "--python", session.virtualenv.location, "--no-deps",
+                    "-e", str(tree), external=True)  # fmt: skip
+
+    # The reference put back into a release passes everything; a test it fails is reported (and
+    # fails the session) but does not count against the modules below.
+    solved = work / "solved"
+    session.run("tito", "course", "release", "--tier", tier, "--out", str(solved), silent=True)
+    shutil.rmtree(solved / "src")
+    shutil.copytree(ROOT / "packages" / f"tinytorch-{tier}" / "src", solved / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+    install(solved)
+    reference = _course_pytest(session, "solved", *dirs, cwd=ROOT)
+    ref_failed = [r["nodeid"] for r in reference if r["outcome"] == "failed"]
+
+    rows, problems = [], {}
+    for number in chosen:
+        t0 = time.monotonic()
+        release = work / f"module-{number}"
+        session.run("tito", "course", "release", "--modules", number, "--out", str(release), silent=True)
+        install(release)
+        records = [r for r in _course_pytest(session, f"module-{number}", *dirs, cwd=ROOT)
+                   if r["nodeid"] not in ref_failed]  # fmt: skip
+        before = [r for r in records if r["module"] and r["module"] < number and r["module"] in numbers]
+        own = [r for r in records if r["module"] == number]
+        after = [r for r in records if r not in before and r not in own]
+        bad = [
+            f"before: {r['nodeid']}: {r['summary'].splitlines()[0] if r['summary'] else r['exceptions']}"
+            for r in before
+            if r["outcome"] == "failed"
+        ]
+        own_failed = [r for r in own if r["outcome"] == "failed"]
+        if not own_failed:
+            bad.append(f"module {number}'s tests all pass with its code stubbed")
+        for r in own_failed + [r for r in after if r["outcome"] == "failed"]:
+            named = _stub_modules(r)
+            if not r["stub"] or named != {number}:
+                text = r["summary"] or str(r["exceptions"])
+                first = text.splitlines()[0] if text else ""
+                why = f"names modules {sorted(named)}" if r["stub"] else "not a stub error"
+                bad.append(f"{'own' if r in own_failed else 'after'}: {r['nodeid']}: {why}: {first[:160]}")
+        rows.append((number, _counts(before), _counts(own), _counts(after), time.monotonic() - t0, len(bad)))
+        if bad:
+            problems[number] = bad
+
+    lines = [
+        f"per-module releases of tinytorch-{tier} (tests of {', '.join(dirs)}):",
+        "  module  before N (pass/fail)  module N (pass/fail)  after N (pass/fail)  seconds  problems",
+    ]
+    for number, b, o, a, secs, nbad in rows:
+        lines.append(
+            f"  {number}      {b[0]:>4}/{b[1]:<4}             {o[0]:>4}/{o[1]:<4}             "
+            f"{a[0]:>4}/{a[1]:<4}            {secs:6.1f}   {nbad}"
+        )
+    lines.append(
+        f"  reference put back: {len(reference) - len(ref_failed)} passed or skipped, "
+        f"{len(ref_failed)} failed; total {time.monotonic() - started:.0f} s"
+    )
+    session.log("\n".join(lines))
+    for number, bad in problems.items():
+        shown = "\n    ".join(bad[:12]) + (f"\n    ... and {len(bad) - 12} more" if len(bad) > 12 else "")
+        session.warn(f"module {number}: {len(bad)} rule violations:\n    {shown}")
+    if ref_failed:
+        session.warn("the reference fails: " + ", ".join(ref_failed[:10]))
+    if problems or ref_failed:
+        session.error(
+            f"tinytorch-{tier}: modules {sorted(problems)} break the per-module rules"
+            + (" and the reference fails" if ref_failed else "")
+        )
+
+
+def _grader_cache(session: nox.Session) -> str:
+    cache = ROOT / ".nox" / "_grader_cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    return str(cache)
+
+
+def _check_expectations(session: nox.Session, subs: list[dict], reports: dict[str, dict]) -> list[str]:
+    """The constructed submissions' grades against what each must show (course_submissions.py)."""
+    problems = []
+    for sub in subs:
+        report = reports[sub["name"]]
+        scores = {m["module"]: m for m in report["modules"]}
+        expect = sub["expect"]
+        if expect.get("full") is True and report["score"] < report["max_score"]:
+            problems.append(f"{sub['name']}: {report['score']} < {report['max_score']}")
+        for number in expect.get("full", []) if isinstance(expect.get("full"), list) else []:
+            if scores[number]["score"] < scores[number]["max"]:
+                problems.append(f"{sub['name']}: module {number} lost points ({scores[number]['score']})")
+        for number in expect.get("below_half", []):
+            if scores[number]["score"] >= scores[number]["max"] / 2:
+                problems.append(f"{sub['name']}: module {number} kept {scores[number]['score']}")
+        for number in expect.get("lost", []):
+            if scores[number]["score"] >= scores[number]["max"]:
+                problems.append(f"{sub['name']}: the bug in module {number} was not caught")
+        for number in expect.get("zero", []):
+            if scores[number]["score"] != 0:
+                problems.append(f"{sub['name']}: module {number} scored {scores[number]['score']}, not 0")
+        if expect.get("integrity") and not report["integrity"]:
+            problems.append(f"{sub['name']}: no integrity violation reported")
+        if expect.get("timeouts") and not (report["timeouts"] or report["overtime"]):
+            problems.append(f"{sub['name']}: no timeout reported")
+        if expect.get("error_line") and not any(e.startswith(expect["error_line"]) for e in report["errors"]):
+            problems.append(
+                f"{sub['name']}: errors {report['errors']} do not start with {expect['error_line']}"
+            )
+        rival = expect.get("no_better_than")
+        if rival and report["score"] > reports[rival]["score"]:
+            problems.append(
+                f"{sub['name']}: the cheat gained ({report['score']} > {reports[rival]['score']})"
+            )
+    return problems
+
+
+def _leftovers(before: set[str]) -> list[str]:
+    import tempfile
+
+    now = {
+        p.name
+        for p in Path(tempfile.gettempdir()).iterdir()
+        if p.name.startswith(("tito-grade-", "tito-kit-"))
+    }
+    return sorted(now - before)
+
+
+@nox.session
+@nox.parametrize("tier", list(TIERS), ids=list(TIERS))
+def course_grade(session: nox.Session, tier: str) -> None:
+    """Grading a class (issue 12): constructed submissions of a tier graded in one batch, with --jobs 2.
+
+    Builds the submissions of tests/milestones/course_submissions.py (complete, half done, each module
+    stubbed, a planted bug per module, three cheats, an infinite loop, a syntax error), grades them
+    all with `tito course grade --jobs 2 --out DIR --format json`, checks every expectation (the
+    cheats gain nothing and are reported, the loop times out and the batch finishes, the syntax
+    error is reported as file:line), checks that no grading process or temporary directory is
+    left, and prints the scores and the time per submission.
+    """
+    import json
+    import subprocess
+    import tempfile
+    import time
+
+    _course_venv_for(session, tier)
+    work = Path(session.create_tmp()).resolve() / "course-grade"
+    shutil.rmtree(work, ignore_errors=True)
+    session.run(
+        "python", "tests/milestones/course_submissions.py", "--tier", tier, "--out", str(work / "subs")
+    )
+    subs = json.loads((work / "subs" / "submissions.json").read_text())
+    env = {"TINYTORCH_GRADER_CACHE": _grader_cache(session)}
+    # The kit (reference wheels, environment, reference run) is built once, before the clock starts.
+    session.run("tito", "course", "kit", "--tier", tier, "--out", str(work / "kit"), env=env)
+    before = {p.name for p in Path(tempfile.gettempdir()).iterdir()}
+    t0 = time.monotonic()
+    out = work / "out"
+    session.run(
+        "tito",
+        "course",
+        "grade",
+        *[str(work / "subs" / s["name"]) for s in subs],
+        "--jobs",
+        "2",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+        "--test-timeout",
+        "20",
+        env=env,
+        success_codes=[0, 1],
+    )
+    elapsed = time.monotonic() - t0
+    reports = {s["name"]: json.loads((out / f"{s['name']}.json").read_text()) for s in subs}
+    problems = _check_expectations(session, subs, reports)
+    leftovers = _leftovers(before)
+    running = subprocess.run(
+        ["pgrep", "-f", "tinytorch_grader_plugin"], capture_output=True, text=True
+    ).stdout.split()
+    lines = [
+        f"{len(subs)} submissions of tinytorch-{tier} graded in {elapsed:.0f} s with --jobs 2 "
+        f"({elapsed / len(subs):.1f} s each):",
+        "",
+    ]
+    numbers = [m["module"] for m in reports["complete"]["modules"]]
+    lines.append(
+        f"  {'submission':<16} {'score':>7}  "
+        + "  ".join(f"{n:>5}" for n in numbers)
+        + "   wall s   CPU s  notes"
+    )
+    for sub in subs:
+        r = reports[sub["name"]]
+        notes = "; ".join(
+            ([f"integrity: {len(r['integrity'])}"] if r["integrity"] else [])
+            + ([f"timeouts: {len(r['timeouts'])}"] if r["timeouts"] else [])
+            + [e[:70] for e in r["errors"]]
+        )
+        lines.append(
+            f"  {sub['name']:<16} {r['score']:>7.2f}  "
+            + "  ".join(f"{m['score']:>5.1f}" for m in r["modules"])
+            + f"   {r['seconds']:>6.1f}  {r.get('cpu_seconds', 0):>6.1f}  {notes}"
+        )
+    session.log("\n".join(lines))
+    if leftovers:
+        problems.append(f"temporary directories left behind: {leftovers}")
+    if running:
+        problems.append(f"grading processes left running: {running}")
+    if problems:
+        session.error("grading expectations failed:\n  " + "\n  ".join(problems))
+    session.log(f"every expectation holds; the gradebook is {out / 'gradebook.csv'}")
+
+
+@nox.session
+def course_grade_scale(session: nox.Session) -> None:
+    """Time for N architecture submissions with --jobs 2 (not a default session; N = posargs[0], default 50).
+
+    The submissions cycle through the constructed ones (complete, half, stubbed, planted bugs...).
+    """
+    import itertools
+    import json
+    import time
+
+    count = int(session.posargs[0]) if session.posargs else 50
+    _course_venv_for(session, "architecture")
+    work = Path(session.create_tmp()).resolve() / "course-scale"
+    shutil.rmtree(work, ignore_errors=True)
+    session.run(
+        "python",
+        "tests/milestones/course_submissions.py",
+        "--tier",
+        "architecture",
+        "--out",
+        str(work / "subs"),
+    )
+    subs = [s for s in json.loads((work / "subs" / "submissions.json").read_text()) if s["name"] != "loop"]
+    batch = work / "batch"
+    batch.mkdir()
+    for i, sub in zip(range(count), itertools.cycle(subs)):
+        shutil.copytree(work / "subs" / sub["name"], batch / f"student{i:03d}-{sub['name']}")
+    env = {"TINYTORCH_GRADER_CACHE": _grader_cache(session)}
+    session.run("tito", "course", "kit", "--tier", "architecture", "--out", str(work / "kit"), env=env)
+    t0 = time.monotonic()
+    session.run(
+        "tito",
+        "course",
+        "grade",
+        *sorted(str(p) for p in batch.iterdir()),
+        "--jobs",
+        "2",
+        "--out",
+        str(work / "out"),
+        "--format",
+        "csv",
+        "--quiet",
+        env=env,
+        success_codes=[0, 1],
+    )
+    elapsed = time.monotonic() - t0
+    session.log(
+        f"{count} submissions graded with --jobs 2 in {elapsed:.0f} s ({elapsed / count:.1f} s each; "
+        f"200 would take about {200 * elapsed / count / 60:.0f} min)"
+    )
+
+
+@nox.session
+def course_combined(session: nox.Session) -> None:
+    """Foundation + Architecture (students build both tiers): both releases installed editable together,
+    their tests fail only with stubs, and `tito course grade --tiers foundation,architecture` gives one
+    combined grade: the stubbed pair scores low, the solved pair full marks."""
+    import json
+
+    venv = session.virtualenv.location
+    session.run(
+        "uv",
+        "pip",
+        "uninstall",
+        "--python",
+        venv,
+        "tinytorch-foundation",
+        "tinytorch-architecture",
+        external=True,
+        silent=True,
+        success_codes=[0, 1, 2],
+    )
+    install_wheels(session, ("optimization", "milestones"))
+    work = Path(session.create_tmp()).resolve() / "course-combined"
+    shutil.rmtree(work, ignore_errors=True)
+    student = work / "student"
+    for tier in ("foundation", "architecture"):
+        session.run(
+            "tito",
+            "course",
+            "release",
+            "--tier",
+            tier,
+            "--out",
+            str(student / f"student-{tier}"),
+            "--no-import-check",
+        )
+    session.install(
+        "--no-deps", "-e", str(student / "student-foundation"), "-e", str(student / "student-architecture")
+    )
+    for tier in ("foundation", "architecture"):
+        records = _course_pytest(session, f"combined-{tier}", cwd=student / f"student-{tier}")
+        _course_require(session, f"release tests of {tier} (both tiers stubbed)", records, stubs_allowed=True)
+    solved = work / "solved"
+    for tier in ("foundation", "architecture"):
+        shutil.copytree(
+            student / f"student-{tier}",
+            solved / f"student-{tier}",
+            ignore=shutil.ignore_patterns(".hypothesis", "__pycache__"),
+        )
+        shutil.rmtree(solved / f"student-{tier}" / "src")
+        shutil.copytree(
+            ROOT / "packages" / f"tinytorch-{tier}" / "src",
+            solved / f"student-{tier}" / "src",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+    env = {"TINYTORCH_GRADER_CACHE": _grader_cache(session)}
+    out = work / "out"
+    session.run(
+        "tito",
+        "course",
+        "grade",
+        str(student),
+        str(solved),
+        "--tiers",
+        "foundation,architecture",
+        "--jobs",
+        "2",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+        env=env,
+        success_codes=[1],
+    )
+    stubbed = json.loads((out / "student.json").read_text())
+    full = json.loads((out / "solved.json").read_text())
+    modules = [m["module"] for m in full["modules"]]
+    if modules != [f"{n:02d}" for n in range(1, 14)]:
+        session.error(f"the combined grade covers modules {modules}, not 01-13")
+    if full["score"] != full["max_score"] or stubbed["score"] > 0.2 * stubbed["max_score"]:
+        session.error(
+            f"combined grades: solved {full['score']}/{full['max_score']}, "
+            f"stubbed {stubbed['score']}/{stubbed['max_score']}"
+        )
+    session.log(
+        f"combined grade (modules 01-13): solved {full['score']}/{full['max_score']}, "
+        f"all stubs {stubbed['score']}/{stubbed['max_score']}"
+    )
+
+
+@nox.session
+def course_autograder(session: nox.Session) -> None:
+    """The engines instructors run, exercised locally (issue 12, item 7).
+
+    Gradescope: `tito course autograder` writes the bundle; a directory laid out like /autograder
+    (source/ = the bundle, submission/, results/) gets setup.sh run into a fresh virtual environment
+    and run_autograder run for a complete and a stubbed submission; results.json must have
+    Gradescope's fields, full marks for the first and less for the second, and no solution of a
+    graded module in the bundle. GitHub Classroom: the release's workflow is read with PyYAML and
+    each grading step's command is run as the command grader would, in the student's environment.
+    """
+    import json
+    import subprocess
+
+    tier = "architecture"
+    _course_venv_for(session, tier)
+    session.install("pyyaml")
+    work = Path(session.create_tmp()).resolve() / "course-autograder"
+    shutil.rmtree(work, ignore_errors=True)
+    env = {"TINYTORCH_GRADER_CACHE": _grader_cache(session)}
+    bundle = work / "bundle"
+    session.run(
+        "tito",
+        "course",
+        "autograder",
+        "--tier",
+        tier,
+        "--out",
+        str(bundle),
+        "--zip",
+        str(work / "autograder.zip"),
+        env=env,
+    )
+    reference = (ROOT / "packages/tinytorch-architecture/src/tinytorch/core/spatial.py").read_text()
+    leaked = [p for p in bundle.rglob("*.py") if p.read_text() == reference]
+    if leaked:
+        session.error(f"the bundle carries the reference solution: {leaked}")
+    release = work / "release"
+    session.run("tito", "course", "release", "--tier", tier, "--out", str(release), "--wheels", str(DIST))
+    solved = work / "solved"
+    shutil.copytree(release, solved)
+    shutil.rmtree(solved / "src")
+    shutil.copytree(
+        ROOT / "packages" / f"tinytorch-{tier}" / "src",
+        solved / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+
+    image = work / "image-python"  # stands in for the Gradescope image's python3
+    session.run("uv", "venv", "--quiet", "--seed", str(image), external=True)
+    python = str(image / "bin" / "python")
+    results = {}
+    for name, submission in (("complete", solved), ("stubbed", release)):
+        root = work / f"autograder-{name}"
+        shutil.copytree(bundle, root / "source")
+        shutil.copytree(submission, root / "submission")
+        (root / "results").mkdir()
+        shutil.copy2(bundle / "run_autograder", root / "run_autograder")
+        run_env = dict(env, AUTOGRADER_ROOT=str(root), PYTHON=python)
+        if name == "complete":
+            session.run("bash", str(root / "source" / "setup.sh"), env=run_env, external=True)
+        session.run("bash", str(root / "run_autograder"), env=run_env, external=True)
+        results[name] = json.loads((root / "results" / "results.json").read_text())
+    for name, res in results.items():
+        if not isinstance(res.get("score"), (int, float)) or not res.get("tests"):
+            session.error(f"results.json of {name}: no score or no tests: {str(res)[:300]}")
+        for test in res["tests"]:
+            missing = {"name", "score", "max_score", "output", "visibility"} - set(test)
+            if missing or test["visibility"] not in (
+                "visible",
+                "hidden",
+                "after_due_date",
+                "after_published",
+            ):
+                session.error(f"results.json of {name}: bad test entry {test}")
+    full = sum(t["max_score"] for t in results["complete"]["tests"])
+    if results["complete"]["score"] != full or results["stubbed"]["score"] >= full / 2:
+        session.error(
+            f"Gradescope scores: complete {results['complete']['score']}/{full}, "
+            f"stubbed {results['stubbed']['score']}"
+        )
+    session.log(
+        f"Gradescope run_autograder: complete {results['complete']['score']}/{full}, "
+        f"stubbed {results['stubbed']['score']}/{full}; hidden tests reported "
+        f"{sum(t['visibility'] == 'after_published' for t in results['complete']['tests'])} times "
+        "as after_published"
+    )
+
+    # GitHub Classroom: each step's command, run as autograding-command-grader does (exit code 0 = points).
+    import yaml
+
+    workflow = yaml.safe_load((release / ".github/workflows/classroom.yml").read_text())
+    steps = workflow["jobs"]["run-autograding-tests"]["steps"]
+    graders = [
+        s for s in steps if str(s.get("uses", "")).startswith("classroom-resources/autograding-command")
+    ]
+    reporter = next(s for s in steps if "grading-reporter" in str(s.get("uses", "")))
+    if reporter["with"]["runners"].split(",") != [s["id"] for s in graders]:
+        session.error("the reporter does not list every grading step")
+    student = work / "student-venv"  # the runner's Python, with pip, as actions/setup-python gives it
+    session.run("uv", "venv", "--quiet", "--seed", str(student), external=True)
+    spy = str(student / "bin" / "python")
+    install = next(s for s in steps if "run" in s)["run"]
+    # The install step as written, in the release (its wheels/ and `-e .`), with the runner's python.
+    session.run("bash", "-c", f"cd {release} && " + install.replace("python -m pip", f"{spy} -m pip"),
+                external=True)  # fmt: skip
+    for label, tree in (("stubbed", release), ("complete", solved)):
+        session.run(
+            "uv", "pip", "install", "--quiet", "--python", spy, "--no-deps", "-e", str(tree), external=True
+        )
+        earned = 0.0
+        for step in graders:
+            command = step["with"]["command"].replace("python ", f"{spy} ", 1)
+            code = subprocess.run(command, shell=True, cwd=tree, capture_output=True).returncode
+            earned += float(step["with"]["max-score"]) if code == 0 else 0.0
+        total = sum(float(s["with"]["max-score"]) for s in graders)
+        session.log(f"GitHub Classroom workflow on the {label} release: {earned:g}/{total:g} points")
+        if (label == "complete") != (earned == total):
+            session.error(f"GitHub Classroom workflow: {label} release earned {earned:g}/{total:g}")
 
 
 @nox.session

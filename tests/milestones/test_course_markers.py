@@ -149,3 +149,82 @@ def test_survivors_are_checked_by_block_not_by_line():
 def test_source_without_markers_is_unchanged():
     text = "def f():\n    return 1\n"
     assert replace_blocks(text) == (text, [])
+
+
+# --- module tags: `### BEGIN SOLUTION (Module NN)` ------------------------------------------------
+
+TAGGED = src(
+    """
+    def forward(x):
+        BEGIN
+        return 2 * x
+        END
+
+
+    def backward(g):
+        BEGIN (Module 05)
+        return 2 * g
+        END
+    """
+)
+
+
+def test_tags_attribute_blocks_and_untagged_blocks_take_the_file_module():
+    blocks = find_blocks(TAGGED, "tensor.py", module="01")
+    assert [(b.qualname, b.module, b.tagged) for b in blocks] == [
+        ("forward", "01", False),
+        ("backward", "05", True),
+    ]
+    assert [b.module for b in find_blocks(TAGGED, "tensor.py")] == [None, "05"]  # no file module given
+
+
+def test_stub_messages_name_the_block_module():
+    out, blocks = replace_blocks(TAGGED, "tensor.py", module="01")
+    assert "raise NotImplementedError('Module 01 (tensor): implement forward')" in out
+    assert "raise NotImplementedError('Module 05 (autograd): implement backward')" in out
+    assert all(STUB_RE.match(m) for m in ("Module 05 (autograd): implement backward",))
+
+
+def test_only_stubs_the_chosen_modules_and_gives_the_rest_without_markers():
+    out, replaced = replace_blocks(TAGGED, "tensor.py", module="01", only=lambda b: b.module == "05")
+    assert [b.qualname for b in replaced] == ["backward"]
+    assert "return 2 * x" in out and "return 2 * g" not in out
+    assert "BEGIN SOLUTION" not in out and "END SOLUTION" not in out
+    compile(out, "tensor.py", "exec")
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("### BEGIN SOLUTION (Module 21)", "unknown module"),
+        ("### BEGIN SOLUTION (Module 00)", "unknown module"),
+        ("### BEGIN SOLUTION (Module 5)", "malformed"),
+        ("### BEGIN SOLUTION (module 05)", "malformed"),
+        ("### BEGIN SOLUTION(Module 05)", "malformed"),
+        ("### BEGIN SOLUTION (Module 05) extra", "malformed"),
+    ],
+)
+def test_unknown_and_malformed_tags_are_refused(line, expected):
+    text = f"def f():\n    {line}\n    return 1\n    {E}\n"
+    with pytest.raises(MarkerError, match=expected):
+        find_blocks(text, "bad.py")
+
+
+def test_check_tree_refuses_tags_of_another_tier_and_untagged_helpers(tmp_path):
+    from tinytorch.milestones.course.markers import check_tree
+
+    src_dir = tmp_path / "packages" / "tinytorch-architecture" / "src" / "tinytorch"
+    (src_dir / "core").mkdir(parents=True)
+    (src_dir / "core" / "spatial.py").write_text(f"def f():\n    {B} (Module 05)\n    return 1\n    {E}\n")
+    (src_dir / "core" / "helpers.py").write_text(f"def g():\n    {B}\n    return 2\n    {E}\n")
+    _, problems = check_tree(src_dir.parent)
+    text = "\n".join(problems)
+    assert (
+        "tagged Module 05 (autograd), a module of tinytorch-foundation, in a file of tinytorch-architecture"
+        in text
+    )
+    assert "tinytorch.core.helpers is not a module file: tag the block" in text
+    (src_dir / "core" / "helpers.py").write_text(f"def g():\n    {B} (Module 09)\n    return 2\n    {E}\n")
+    (src_dir / "core" / "spatial.py").write_text(f"def f():\n    {B}\n    return 1\n    {E}\n")
+    results, problems = check_tree(src_dir.parent)
+    assert not problems and sorted(b.module for bs in results.values() for b in bs) == ["09", "09"]

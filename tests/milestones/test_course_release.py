@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 from tinytorch.milestones.cli import main
+from tinytorch.milestones.course import _toml as tomllib
 from tinytorch.milestones.course import markers
 from tinytorch.milestones.course.release import ReleaseError, make_release, static_pyproject
 from tinytorch.milestones.course.repo import RELEASE_MANIFEST, RepoNotFound, find_root
@@ -287,3 +287,145 @@ def test_configs_lists_every_configuration_with_its_commands(capsys):
     assert "--extra-index-url URL/simple tinytorch-foundation==" in section
     assert "-e ./student-architecture" in section
     assert "tinytorch-architecture==" not in section  # the students build it
+
+
+# --- per-module releases ------------------------------------------------------------------------
+
+TENSOR_TAGGED = f'''
+"""Fixture module 01 with a derivative (module 05) and a second module-01 function."""
+
+
+def scale(x, k):
+    {B}
+    return x * k
+    {E}
+
+
+def scale_backward(g, k):
+    {B} (Module 05)
+    return g * k
+    {E}
+'''
+
+AUTOGRAD = f'''
+"""Fixture module 05."""
+
+
+def grad(f, x):
+    {B}
+    return (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
+    {E}
+'''
+
+
+@pytest.fixture
+def tagged_repo(repo) -> Path:
+    core = repo / "packages/tinytorch-foundation/src/tinytorch/core"
+    (core / "tensor.py").write_text(TENSOR_TAGGED)
+    (core / "autograd.py").write_text(AUTOGRAD)
+    (repo / "tests/foundation/test_01_tensor.py").write_text(
+        "from tinytorch.core.tensor import scale\n\ndef test_scale():\n    assert scale(2, 3) == 6\n"
+    )
+    (repo / "tests/foundation/test_05_autograd.py").write_text(
+        "from tinytorch.core.tensor import scale_backward\nfrom tinytorch.core.autograd import grad\n\n"
+        "def test_backward():\n    assert scale_backward(1.0, 3.0) == 3.0\n\n"
+        "def test_grad():\n    assert abs(grad(lambda x: 3 * x, 1.0) - 3.0) < 1e-6\n"
+    )
+    (repo / "tests/hidden/foundation").mkdir(parents=True)
+    (repo / "tests/hidden/foundation/test_05_autograd_hidden.py").write_text("def test_hidden():\n    pass\n")
+    return repo
+
+
+def test_module_release_stubs_only_that_module_wherever_its_blocks_live(tagged_repo, tmp_path):
+    out = tmp_path / "week5"
+    release = make_release(None, out, root=tagged_repo, modules=["05"])
+    assert release.tier == "foundation" and release.modules == ["05"]
+    tensor = (out / "src/tinytorch/core/tensor.py").read_text()
+    assert "return x * k" in tensor and B not in tensor  # module 01 is given, without markers
+    assert "raise NotImplementedError('Module 05 (autograd): implement scale_backward')" in tensor
+    assert (
+        "raise NotImplementedError('Module 05 (autograd): implement grad')"
+        in (out / "src/tinytorch/core/autograd.py").read_text()
+    )
+    manifest = json.loads((out / RELEASE_MANIFEST).read_text())
+    assert manifest["modules_stubbed"] == ["05"]
+    assert manifest["stubs_by_module"] == {
+        "05": [
+            {"file": "tinytorch.core.autograd", "function": "grad"},
+            {"file": "tinytorch.core.tensor", "function": "scale_backward"},
+        ]
+    }
+    readme = (out / "README.md").read_text()
+    assert "| 01 tensor | - | given (reference code) |" in readme
+    assert (
+        "`src/tinytorch/core/autograd.py`, `src/tinytorch/core/tensor.py` | `grad`, `scale_backward` |"
+        in readme
+    )
+    assert not (out / "tests/hidden").exists()  # hidden tests never ship
+    records = {r["nodeid"].split("::")[-1]: r for r in run_pytest(out, out / "src", tmp_path)}
+    assert records["test_scale"]["outcome"] == "passed"
+    assert records["test_backward"]["stub"] and records["test_grad"]["stub"]
+
+
+def test_full_release_tags_stubs_by_block_module(tagged_repo, tmp_path):
+    release = make_release("foundation", tmp_path / "all", root=tagged_repo)
+    assert release.modules == [f"{n:02d}" for n in range(1, 8)]
+    assert {k: [e["function"] for e in v] for k, v in release.by_module.items()} == {
+        "01": ["scale"],
+        "05": ["grad", "scale_backward"],
+    }
+
+
+def test_classroom_workflow_runs_each_module_for_its_visible_points(tagged_repo, tmp_path):
+    yaml = pytest.importorskip("yaml", reason="optional oracle: PyYAML is not installed")
+
+    make_release(None, tmp_path / "w", root=tagged_repo, modules=["01", "05"])
+    workflow = yaml.safe_load((tmp_path / "w/.github/workflows/classroom.yml").read_text())
+    steps = workflow["jobs"]["run-autograding-tests"]["steps"]
+    graders = {s["id"]: s["with"] for s in steps if "autograding-command-grader" in str(s.get("uses"))}
+    assert set(graders) == {"module-01", "module-05"}
+    assert graders["module-01"]["command"].endswith("tests/test_01_tensor.py")
+    assert graders["module-01"]["max-score"] == 15  # no hidden tests of module 01: all its points
+    assert graders["module-05"]["max-score"] == 16  # 20 points, 4 of them for the hidden tests
+    reporter = next(s for s in steps if "grading-reporter" in str(s.get("uses")))
+    assert reporter["with"]["runners"] == "module-01,module-05"
+    assert reporter["env"]["MODULE-05_RESULTS"] == "${{steps.module-05.outputs.result}}"
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("05", ["05"]),
+        ("01-03", ["01", "02", "03"]),
+        ("01,03,07", ["01", "03", "07"]),
+        ("tensor-losses, 07", ["01", "02", "03", "04", "07"]),
+        ("autograd", ["05"]),
+        ("9", ["09"]),
+    ],
+)
+def test_parse_modules(spec, expected):
+    from tinytorch.milestones.course.repo import parse_modules
+
+    assert parse_modules(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, error", [("", "empty"), ("21", "unknown module"), ("05-03", "backwards"), ("1,,2", "empty")]
+)
+def test_parse_modules_errors(spec, error):
+    from tinytorch.milestones.course.repo import parse_modules
+
+    with pytest.raises(ValueError, match=error):
+        parse_modules(spec)
+
+
+def test_modules_of_two_tiers_are_refused(tagged_repo, tmp_path, capsys):
+    from tinytorch.milestones.course.repo import tier_of_modules
+
+    assert tier_of_modules(["09", "13"]) == "architecture"
+    with pytest.raises(ValueError, match="span several tiers"):
+        tier_of_modules(["05", "09"])
+    with pytest.raises(ReleaseError, match="belong to tinytorch-foundation"):
+        make_release("architecture", tmp_path / "x", root=tagged_repo, modules=["05"])
+    assert main(["course", "release", "--modules", "05,09", "--out", str(tmp_path / "y")]) == 1
+    assert "span several tiers" in capsys.readouterr().err

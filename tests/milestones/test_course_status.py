@@ -254,6 +254,54 @@ def test_outcomes_plugin_classifies_stub_failures(tmp_path):
     }
     assert records["test_ok"]["outcome"] == "passed" and records["test_skip"]["outcome"] == "skipped"
     assert records["test_stub"]["module"] == "12"
+    # the module a stub names, also when only a child process printed it
+    named = {name: r["stub_modules"] for name, r in records.items() if r["outcome"] == "failed"}
+    assert named["test_stub"] == named["test_child_stub"] == named["test_setup_error"] == ["12"]
+    assert named["test_other"] == [] and named["test_child_other"] == []
     summary = by_module(list(records.values()))["12"]
     assert (summary["passed"], summary["failed"], summary["skipped"]) == (1, 9, 1)
     assert summary["first_failure"]["test"].endswith("test_stub") and not summary["stub_only"]
+
+
+def test_status_counts_stubs_by_the_module_named_in_them(tmp_path, monkeypatch):
+    """A Module 05 stub in tensor.py counts for module 05, not 01; modules a release gives are 'given'."""
+    import json
+
+    from tinytorch.milestones.course import status as status_mod
+    from tinytorch.milestones.course.status import stub_entries
+    from tinytorch.milestones.tiers import module
+
+    text = (
+        "def scale(x, k):\n    return x * k\n\n\n"
+        "def scale_backward(g, k):\n"
+        "    raise NotImplementedError('Module 05 (autograd): implement scale_backward')\n"
+    )
+    assert stub_entries(text) == [("scale_backward", "05")]
+
+    release = tmp_path / "release"
+    core = release / "src" / "tinytorch" / "core"
+    core.mkdir(parents=True)
+    (core / "tensor.py").write_text(text)
+    (core / "autograd.py").write_text(
+        "def grad(f, x):\n    raise NotImplementedError('Module 05 (autograd): implement grad')\n"
+    )
+    (release / "tinytorch-release.json").write_text(
+        json.dumps({"tier": "foundation", "modules_stubbed": ["05"], "stubs": {}, "modules": {}})
+    )
+    sources = {"tinytorch.core.tensor": core / "tensor.py", "tinytorch.core.autograd": core / "autograd.py"}
+    monkeypatch.setattr(status_mod, "_source_of", lambda name: sources.get(name))
+    monkeypatch.setattr(status_mod, "is_installed", lambda tier: True)
+
+    class Spec:
+        def __init__(self, origin):
+            self.origin = str(origin)
+
+    monkeypatch.setattr(
+        status_mod.importlib.util, "find_spec", lambda name: Spec(sources[name]) if name in sources else None
+    )
+    tensor, autograd = status_mod.module_state(module("01")), status_mod.module_state(module("05"))
+    assert tensor.stubs == [] and tensor.given and tensor.complete
+    assert autograd.stubs == ["scale_backward (in core/tensor.py)", "grad"] or sorted(
+        autograd.stubs
+    ) == sorted(["scale_backward (in core/tensor.py)", "grad"])
+    assert not autograd.given and not autograd.complete

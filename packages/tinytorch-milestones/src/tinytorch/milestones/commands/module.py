@@ -59,6 +59,8 @@ def _status(args) -> int:
         for s in states:
             if s.stubs:
                 print(f"{s.info.number} {s.info.name}: to write: {', '.join(s.stubs)}")
+            if s.error:
+                print(f"{s.info.number} {s.info.name}: {s.error}")
     done = all(s.complete for s in states if s.installed)
     passing = all(not s.results or s.results["failed"] == 0 for s in states)
     return 0 if done and passing else 1
@@ -68,7 +70,9 @@ def _impl(s) -> str:
     if not s.installed:
         return "tier not installed"
     if s.error:
-        return "missing"
+        return "syntax error" if s.error.startswith("syntax error") else "missing"
+    if s.given and not s.stubs:
+        return "given (reference)"
     return "complete" if s.complete else f"{len(s.stubs)} stub{'s' if len(s.stubs) != 1 else ''} left"
 
 
@@ -90,6 +94,7 @@ def _as_dict(s) -> dict:
         "tier": s.info.tier,
         "installed": s.installed,
         "complete": s.complete,
+        "given": s.given,
         "stubs": s.stubs,
         "source": str(s.source) if s.source else None,
         "error": s.error,

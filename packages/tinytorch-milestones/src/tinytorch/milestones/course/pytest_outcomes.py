@@ -10,7 +10,9 @@ Each record: ``nodeid``, ``file`` (base name), ``module`` ("09" from
 ``test_09_spatial.py``, else null), ``outcome`` (passed, failed, skipped),
 ``exceptions`` (type and message of every leaf exception, exception groups
 flattened), ``stub`` (true when every exception is a NotImplementedError raised
-by a student-release stub) and ``summary`` (the first lines of the failure).
+by a student-release stub), ``stub_modules`` (the module numbers those stub
+messages name, also when a child process printed them) and ``summary`` (the
+first lines of the failure).
 A test module that fails to import is one record with nodeid = its path.
 """
 
@@ -40,6 +42,8 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 # stub (CalledProcessError, its output shows the traceback), or `pytest.raises(RuntimeError,
 # match=...)` catching a stub (NotImplementedError subclasses RuntimeError) and failing to match.
 STUB_SEARCH_RE = re.compile(r"(?:Module \d\d \([^)]*\)|tinytorch-[a-z]+ \([\w.]+\)): implement [\w.]+")
+# The module numbers the stub errors of a failure name (the per-module checks compare them).
+STUB_MODULE_RE = re.compile(r"Module (\d\d) \([^)]*\): implement [\w.]+")
 REPORTING_FAILURES = ("CalledProcessError", "AssertionError")
 
 
@@ -118,16 +122,20 @@ class Outcomes:
                 {"type": "CollectionError", "message": text.strip().splitlines()[-1] if text.strip() else ""}
             ]
             record["stub"] = all(is_stub(e["type"], e["message"]) for e in record["exceptions"])
+            record["stub_modules"] = sorted(set(STUB_MODULE_RE.findall(text)))
 
     def pytest_sessionfinish(self, session, exitstatus):
         for nodeid, record in self.records.items():
             captured = record.pop("captured", "")
+            record.setdefault("stub_modules", [])
             if nodeid in self.excinfo and record["outcome"] == "failed":
                 record["exceptions"] = self.excinfo[nodeid]
+                texts = [f"{e['message']}\n{e.pop('output', '')}\n{captured}" for e in record["exceptions"]]
                 record["stub"] = bool(record["exceptions"]) and all(
-                    is_stub(e["type"], e["message"], e.pop("output", "") + captured)
-                    for e in record["exceptions"]
+                    is_stub(e["type"], e["message"], text) for e, text in zip(record["exceptions"], texts)
                 )
+                found = {m for text in texts for m in STUB_MODULE_RE.findall(text)}
+                record["stub_modules"] = sorted(found)
         with open(self.path, "w", encoding="utf-8") as f:
             json.dump(list(self.records.values()), f, indent=1)
 

@@ -1,19 +1,25 @@
-"""Student releases: a tier with every solution block replaced by a stub.
+"""Student releases: a tier with its solution blocks replaced by stubs.
 
-``make_release(tier, out)`` reads ``packages/tinytorch-<tier>/`` of the repository
-and writes, atomically (a temporary directory renamed into place, so a failed
-release leaves nothing behind):
+``make_release(tier, out, modules=None)`` reads ``packages/tinytorch-<tier>/`` of the
+repository and writes, atomically (a temporary directory renamed into place, so a
+failed release leaves nothing behind):
 
-* ``src/``: the tier's source, each ``### BEGIN SOLUTION ... ### END SOLUTION``
-  block replaced by ``raise NotImplementedError("Module NN (name): implement Q")``;
+* ``src/``: the tier's source, each solution block of the chosen modules (all of
+  the tier's by default) replaced by ``raise NotImplementedError("Module NN (name):
+  implement Q")``, where NN is the module the block belongs to (its tag, else its
+  file's module). Blocks of the other modules stay as given reference code, their
+  marker lines removed;
 * ``pyproject.toml``: the same distribution (name, version, import paths), made
   static: the repository's shared version hook is not there, so the version is
   written out and sibling pins are exact;
 * ``tests/``: the tier's tests and the repository's ``tests/conftest.py``, with a
   ``pytest.ini`` so plain ``pytest`` runs them in the release directory;
 * ``README.md`` (what to install, what to write) and ``tinytorch-release.json``
-  (tier, version and the stubs per module, read by ``tito module status`` and
-  ``tito course grade``).
+  (tier, version, the modules stubbed and the stubs per module, read by
+  ``tito module status`` and ``tito course grade``);
+* ``.github/workflows/classroom.yml``: a GitHub Classroom autograding workflow that
+  runs each stubbed module's visible tests for that module's visible points, and
+  ``wheels/`` with the reference wheels it installs when ``wheels`` is given.
 
 Before the rename the release is verified: every file compiles, every module
 imports (stubs fail when called, not when imported) and no block's solution
@@ -33,8 +39,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
-from tinytorch.milestones.course import markers
+from tinytorch.milestones.course import _toml, markers
 from tinytorch.milestones.course.repo import (
     RELEASE_MANIFEST,
     find_root,
@@ -44,9 +49,12 @@ from tinytorch.milestones.course.repo import (
     tier_modules,
     version,
 )
-from tinytorch.milestones.tiers import TIERS
+from tinytorch.milestones.tiers import MODULES, TIERS
 
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
+IGNORE_NAMES = ("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache", ".hypothesis")
+IGNORE = shutil.ignore_patterns(*IGNORE_NAMES)
+# Shared helpers of the tests (next to tests/conftest.py) that a release carries with its tests.
+HELPERS = ("_oracles.py",)
 
 
 class ReleaseError(RuntimeError):
@@ -58,7 +66,10 @@ class Release:
     tier: str
     version: str
     path: Path
+    modules: list[str] = field(default_factory=list)  # the modules stubbed ("05", ...)
     stubs: dict[str, list[str]] = field(default_factory=dict)  # import path -> qualnames
+    by_module: dict[str, list[dict]] = field(default_factory=dict)  # "05" -> [{file, function}]
+    hidden: dict[str, bool] = field(default_factory=dict)  # module -> has hidden tests (not shipped)
     files: int = 0
 
     @property
@@ -100,7 +111,7 @@ def _toml_table(name: str, table: dict, out: list[str]) -> None:
 
 def static_pyproject(reference: Path, release_version: str) -> str:
     """The reference pyproject with the version hook resolved: static version and exact pins."""
-    data = tomllib.loads(reference.read_text(encoding="utf-8"))
+    data = _toml.loads(reference.read_text(encoding="utf-8"))
     project = dict(data["project"])
     hook = data.get("tool", {}).get("hatch", {}).get("metadata", {}).get("hooks", {}).get("custom", {})
     dynamic = set(project.pop("dynamic", []))
@@ -136,7 +147,7 @@ def static_pyproject(reference: Path, release_version: str) -> str:
         if sub:
             _toml_table(f"tool.{_key(key)}", sub, out)
     text = "\n".join(out).rstrip() + "\n"
-    tomllib.loads(text)  # what we write must read back
+    _toml.loads(text)  # what we write must read back
     return text
 
 
@@ -145,14 +156,23 @@ def static_pyproject(reference: Path, release_version: str) -> str:
 
 def _readme(release: Release, reference_readme: str) -> str:
     tier, ver = release.tier, release.version
-    first = tier_modules(tier)[0]
+    stubbed = [m for m in tier_modules(tier) if m.number in release.modules]
+    first = stubbed[0] if stubbed else tier_modules(tier)[0]
     first_test = Path(first.test_file).name
     below = list(TIERS[: TIERS.index(tier)])
     above = list(TIERS[TIERS.index(tier) + 1 :])
+    everything = len(stubbed) == len(tier_modules(tier))
+    scope = (
+        "every part you write"
+        if everything
+        else f"the parts of module{'s' if len(stubbed) > 1 else ''} "
+        + ", ".join(f"{m.number} ({m.name})" for m in stubbed)
+        + " (the other modules of the tier are given as reference code)"
+    )
     lines = [
         f"# tinytorch-{tier} {ver}: student release",
         "",
-        f"This is the `tinytorch-{tier}` distribution with every part you write replaced by",
+        f"This is the `tinytorch-{tier}` distribution with {scope} replaced by",
         '`raise NotImplementedError("Module NN (name): implement ...")`. Signatures, docstrings',
         "and the surrounding classes are there; the tests say what each function must do.",
         "",
@@ -165,8 +185,8 @@ def _readme(release: Release, reference_readme: str) -> str:
     if below:
         wheels = " ".join(f"tinytorch_{t}-{ver}-py3-none-any.whl" for t in below)
         lines += [
-            "# the reference wheels of the tiers below, from your instructor or built from the repository",
-            f"# (`python -m build --wheel packages/tinytorch-{below[-1]}` ...):",
+            "# the reference wheels of the tiers below, from your instructor (or wheels/ here) or built",
+            f"# from the repository (`python -m build --wheel packages/tinytorch-{below[-1]}` ...):",
             f"pip install {wheels}",
         ]
     lines += [
@@ -190,17 +210,20 @@ def _readme(release: Release, reference_readme: str) -> str:
         "",
         "## What to write",
         "",
-        "| module | file | functions to implement |",
+        "A function belongs to the module that teaches it, which is not always the module of its",
+        "file: every operation's derivative (`backward`) is Module 05's lesson wherever the op lives.",
+        "",
+        "| module | files | functions to implement |",
         "|---|---|---|",
     ]
     for info in tier_modules(tier):
-        rel = "src/" + info.import_path.replace(".", "/") + ".py"
-        names = release.stubs.get(info.import_path, [])
-        lines.append(f"| {info.number} {info.name} | `{rel}` | {', '.join(f'`{n}`' for n in names) or '-'} |")
-    others = {k: v for k, v in release.stubs.items() if module_for(k) is None}
-    for import_path, names in others.items():
-        rel = "src/" + import_path.replace(".", "/") + ".py"
-        lines.append(f"| helper | `{rel}` | {', '.join(f'`{n}`' for n in names)} |")
+        if info.number not in release.modules:
+            lines.append(f"| {info.number} {info.name} | - | given (reference code) |")
+            continue
+        entries = release.by_module.get(info.number, [])
+        files = sorted({"src/" + e["file"].replace(".", "/") + ".py" for e in entries})
+        names = ", ".join(f"`{e['function']}`" for e in entries) or "-"
+        lines.append(f"| {info.number} {info.name} | {', '.join(f'`{f}`' for f in files) or '-'} | {names} |")
     about = [line for line in reference_readme.strip().splitlines() if not line.startswith("# ")]
     lines += ["", "## About this tier", "", "\n".join(about).strip(), ""]
     return "\n".join(lines)
@@ -210,6 +233,7 @@ PYTEST_INI = """\
 [pytest]
 addopts = --import-mode=importlib -ra
 testpaths = tests
+pythonpath = tests
 markers =
     slow: long-running end-to-end tests
 """
@@ -219,15 +243,12 @@ markers =
 
 
 def _stub_message(tier: str, import_path: str):
-    info = module_for(import_path)
-
     def message(block: markers.Block) -> str:
-        if info is not None:
-            text = markers.STUB_MESSAGE.format(number=info.number, name=info.name, qualname=block.qualname)
-        else:
-            text = markers.STUB_OTHER.format(
-                dist=f"tinytorch-{tier}", import_path=import_path, qualname=block.qualname
-            )
+        if block.module is not None:
+            return markers.stub_line(block)
+        text = markers.STUB_OTHER.format(
+            dist=f"tinytorch-{tier}", import_path=import_path, qualname=block.qualname
+        )
         return f"{block.indent}raise NotImplementedError({text!r})"
 
     return message
@@ -273,14 +294,39 @@ def check_imports(src: Path, module_names: list[str], python: str = sys.executab
 
 
 def make_release(
-    tier: str,
+    tier: str | None,
     out: str | os.PathLike,
     root: Path | None = None,
     *,
+    modules: list[str] | None = None,
     verify_imports: bool = True,
     force: bool = False,
+    wheels: str | os.PathLike | None = None,
+    points_file: str | os.PathLike | None = None,
 ) -> Release:
-    """Write the student release of ``tier`` to ``out``; see the module docstring."""
+    """Write the student release of ``tier`` to ``out``; see the module docstring.
+
+    ``modules`` (numbers, e.g. ["05"]) stubs only the blocks of those modules; the tier
+    may then be None (it is the tier of the modules). ``wheels`` is a directory holding
+    the reference wheels (``dist/``): the release copies the other tiers' wheels into
+    ``wheels/`` for the GitHub Classroom workflow. ``points_file`` sets the points the
+    workflow reports (default: the shipped points of the tier).
+    """
+    from tinytorch.milestones.course.repo import tier_of_modules
+
+    if modules:
+        unknown = sorted(set(modules) - {m.number for m in MODULES})
+        if unknown:
+            raise ReleaseError(f"unknown modules {unknown}: expected 01-20")
+        inferred = tier_of_modules(sorted(modules))
+        if tier is not None and inferred != tier:
+            raise ReleaseError(
+                f"--modules {', '.join(sorted(modules))} belong to tinytorch-{inferred}, not tinytorch-{tier}"
+            )
+        tier = inferred
+    if tier is None:
+        raise ReleaseError("give --tier or --modules")
+    chosen = sorted(modules) if modules else [m.number for m in tier_modules(tier)]
     root = Path(root) if root else find_root()
     ref = tier_dir(root, tier)
     if not (ref / "src").is_dir():
@@ -297,9 +343,12 @@ def make_release(
     release_version = version(root)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        release = Release(tier, release_version, out)
+        release = Release(tier, release_version, out, modules=chosen)
+        hidden = root / "tests" / "hidden" / tier
+        release.hidden = {n: any(hidden.glob(f"test_{n}_*.py")) for n in chosen}
         _write(release, root, ref, tests_src, staging)
         _verify(release, ref, staging, verify_imports)
+        _write_classroom(release, staging, wheels, points_file)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -311,19 +360,30 @@ def make_release(
 
 def _write(release: Release, root: Path, ref: Path, tests_src: Path, staging: Path) -> None:
     shutil.copytree(ref / "src", staging / "src", ignore=IGNORE)
+    chosen = set(release.modules)
     for path in sorted((staging / "src").rglob("*.py")):
         rel = path.relative_to(staging / "src")
         import_path = import_path_of(rel)
         source = path.read_text(encoding="utf-8")
         try:
+            markers.check_file(ref / "src" / rel, import_path, release.tier)
+            info = module_for(import_path)
             stubbed, blocks = markers.replace_blocks(
-                source, str(ref / "src" / rel), _stub_message(release.tier, import_path)
+                source,
+                str(ref / "src" / rel),
+                _stub_message(release.tier, import_path),
+                module=info.number if info else None,
+                only=lambda b: b.module in chosen,
             )
         except markers.MarkerError as exc:
             raise ReleaseError(str(exc)) from None
-        if blocks:
+        if stubbed != source:
             path.write_text(stubbed, encoding="utf-8")
+        if blocks:
             release.stubs[import_path] = [b.qualname for b in blocks]
+            for b in blocks:
+                entry = {"file": import_path, "function": b.qualname}
+                release.by_module.setdefault(b.module, []).append(entry)
         release.files += 1
     (staging / "pyproject.toml").write_text(
         static_pyproject(ref / "pyproject.toml", release.version), encoding="utf-8"
@@ -332,16 +392,21 @@ def _write(release: Release, root: Path, ref: Path, tests_src: Path, staging: Pa
     (staging / "README.md").write_text(_readme(release, readme), encoding="utf-8")
     tests = staging / "tests"
     if tests_src.is_dir():
-        shutil.copytree(tests_src, tests, ignore=IGNORE)
+        shutil.copytree(tests_src, tests, ignore=shutil.ignore_patterns(*IGNORE_NAMES, "hidden"))
     else:
         tests.mkdir()
     shutil.copy2(root / "tests" / "conftest.py", tests / "conftest.py")
+    for helper in HELPERS:  # shared test helpers (the oracles), importable by the tests
+        if (root / "tests" / helper).is_file():
+            shutil.copy2(root / "tests" / helper, tests / helper)
     (staging / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
     manifest = {
         "tier": release.tier,
         "distribution": f"tinytorch-{release.tier}",
         "version": release.version,
+        "modules_stubbed": release.modules,
         "stubs": release.stubs,
+        "stubs_by_module": {n: release.by_module.get(n, []) for n in release.modules},
         "modules": {m.number: m.import_path for m in tier_modules(release.tier)},
     }
     (staging / RELEASE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -361,8 +426,10 @@ def _verify(release: Release, ref: Path, staging: Path, verify_imports: bool) ->
         import_path = import_path_of(rel)
         modules.append(import_path)
         reference = (ref / "src" / rel).read_text(encoding="utf-8")
-        blocks = markers.find_blocks(reference, str(ref / "src" / rel))
-        for leak in markers.surviving_solutions(reference, text, blocks):
+        info = module_for(import_path)
+        blocks = markers.find_blocks(reference, str(ref / "src" / rel), info.number if info else None)
+        stubbed = [b for b in blocks if b.module in set(release.modules) or b.module is None]
+        for leak in markers.surviving_solutions(reference, text, stubbed):
             problems.append(f"{rel}: solution of {leak.qualname} (lines {leak.begin}-{leak.end}) survives")
         stubs = [
             line.strip()
@@ -391,3 +458,33 @@ def _raise_message(line: str) -> str | None:
     if isinstance(exc, ast.Call) and exc.args and isinstance(exc.args[0], ast.Constant):
         return exc.args[0].value
     return None
+
+
+def _write_classroom(release: Release, staging: Path, wheels, points_file) -> None:
+    """The GitHub Classroom workflow and, with ``wheels``, the reference wheels it installs."""
+    from tinytorch.milestones.course import points as points_mod
+    from tinytorch.milestones.course import templates
+
+    try:
+        table = points_mod.load([release.tier], points_file)
+    except (points_mod.PointsError, ModuleNotFoundError) as exc:
+        raise ReleaseError(str(exc)) from None
+    visible = {}
+    for number in release.modules:
+        entry = table.module(number)
+        visible[number] = entry.points - entry.hidden if release.hidden.get(number) else entry.points
+    workflow = staging / ".github" / "workflows" / "classroom.yml"
+    workflow.parent.mkdir(parents=True, exist_ok=True)
+    text = templates.classroom_workflow(release.tier, release.version, release.modules, visible)
+    workflow.write_text(text, encoding="utf-8")
+    if wheels is None:
+        return
+    below = TIERS[: TIERS.index(release.tier)]
+    (staging / "wheels").mkdir()
+    for tier in below:
+        found = sorted(Path(wheels).glob(f"tinytorch_{tier}-{release.version}-*.whl"))
+        if not found:
+            raise ReleaseError(
+                f"no tinytorch_{tier}-{release.version} wheel in {wheels} (build it: nox -s build)"
+            )
+        shutil.copy2(found[-1], staging / "wheels" / found[-1].name)

@@ -64,3 +64,39 @@ def find_release(start: str | os.PathLike) -> Path | None:
         if (candidate / RELEASE_MANIFEST).is_file():
             return candidate
     return None
+
+
+def parse_modules(spec: str) -> list[str]:
+    """Module numbers of a ``--modules`` value, sorted and unique.
+
+    ``"05"`` -> ["05"]; ``"01-03"`` -> ["01", "02", "03"]; ``"01,03,07"``; names work too
+    (``"autograd"``, ``"tensor-losses"``) and parts mix (``"01-03,05"``).
+    """
+    from tinytorch.milestones.tiers import module
+
+    if not str(spec).strip():
+        raise ValueError("--modules: empty list (write e.g. 05, 01-03 or 01,03,07)")
+    numbers: set[str] = set()
+    for part in str(spec).split(","):
+        part = part.strip()
+        if not part:
+            raise ValueError(f"--modules {spec!r}: empty item between commas")
+        if "-" in part and not part.startswith("-"):
+            first, _, last = part.partition("-")
+            a, b = int(module(first.strip()).number), int(module(last.strip()).number)
+            if a > b:
+                raise ValueError(f"--modules {spec!r}: range {part!r} runs backwards")
+            numbers.update(f"{n:02d}" for n in range(a, b + 1))
+        else:
+            numbers.add(module(part).number)
+    return sorted(numbers)
+
+
+def tier_of_modules(numbers: list[str]) -> str:
+    """The one tier holding every module in ``numbers`` (a release stubs one tier)."""
+    tiers = {m.number: m.tier for m in MODULES}
+    found = sorted({tiers[n] for n in numbers}, key=TIERS.index)
+    if len(found) != 1:
+        by_tier = "; ".join(f"{t}: {', '.join(n for n in numbers if tiers[n] == t)}" for t in found)
+        raise ValueError(f"modules {', '.join(numbers)} span several tiers ({by_tier}): one tier per release")
+    return found[0]
