@@ -141,7 +141,7 @@ def test_fused_gelu_function_equals_plain_gelu_values_and_gradients():
 
 
 def test_fused_gelu_gradcheck():
-    from tinytorch.core.autograd import gradcheck
+    from _oracles import gradcheck
     from tinytorch.core.tensor import Tensor
     from tinytorch.optimization.acceleration import FusedGELUFunction
 
@@ -206,7 +206,7 @@ def test_channels_last_conv_equals_plain_conv(shape, out_ch, kernel, stride, pad
 
 def test_channels_last_conv_gradcheck(require_tier):
     require_tier("architecture")
-    from tinytorch.core.autograd import gradcheck
+    from _oracles import gradcheck
     from tinytorch.core.tensor import Tensor
     from tinytorch.optimization.acceleration import ChannelsLastConv2dFunction, Workspace
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 def _parser():
     try:
-        import tomllib
+        import tomllib  # novm: Python 3.11+, with the fallbacks below
 
         return tomllib
     except ModuleNotFoundError:
