@@ -137,6 +137,10 @@ def part1_pipeline(ctx) -> Outcome:
 NEW_TOKENS = 256
 PROMPT_LEN = 10
 EMBED_DIM = 256  # wide enough that the full recomputation is arithmetic-bound, as in real models
+# Sequences decoded together, as a server batches requests. With one sequence a cached step is
+# bound by reading every weight from memory (6 MB here) for a single token, which hides much of
+# what the cache saves; benchmarks/ measures batch 1 as well.
+BATCH = 4
 
 
 def part2_kv_cache(ctx) -> Outcome:
@@ -147,11 +151,10 @@ def part2_kv_cache(ctx) -> Outcome:
     vocab = 65
     model = GPT(vocab, EMBED_DIM, num_layers=2, num_heads=4, max_seq_len=PROMPT_LEN + NEW_TOKENS)
     enable_kv_cache(model)  # Module 17: GPT.generate(use_cache=True) now has a cache to use
-    prompt = np.random.default_rng(ctx.seed).integers(0, vocab, size=(1, PROMPT_LEN))
+    prompt = np.random.default_rng(ctx.seed).integers(0, vocab, size=(BATCH, PROMPT_LEN))
     ctx.say(
-        f"    GPT(vocab {vocab}, d {EMBED_DIM}, 2 layers, 4 heads), batch 1, {PROMPT_LEN}-token prompt, "
-        "greedy decoding of "
-        f"{NEW_TOKENS} tokens.",
+        f"    GPT(vocab {vocab}, d {EMBED_DIM}, 2 layers, 4 heads), {BATCH} sequences decoded together, "
+        f"{PROMPT_LEN}-token prompts, greedy decoding of {NEW_TOKENS} tokens each.",
         "    Without a cache every step re-runs attention over the whole prefix (quadratic work);",
         "    with it, each step computes keys and values for the new token only and reuses the rest.",
         "    (The weights are random: this part measures speed and exactness, not prose.)",
@@ -177,8 +180,8 @@ def part2_kv_cache(ctx) -> Outcome:
     same = tokens_full.shape == tokens_cached.shape and bool(np.array_equal(tokens_full, tokens_cached))
     speedup = t_full / t_cached
     ctx.say(
-        f"      without cache: {t_full:7.3f} s CPU  ({NEW_TOKENS / t_full:8.0f} tokens/s)",
-        f"      with cache:    {t_cached:7.3f} s CPU  ({NEW_TOKENS / t_cached:8.0f} tokens/s)",
+        f"      without cache: {t_full:7.3f} s CPU  ({BATCH * NEW_TOKENS / t_full:8.0f} tokens/s)",
+        f"      with cache:    {t_cached:7.3f} s CPU  ({BATCH * NEW_TOKENS / t_cached:8.0f} tokens/s)",
         f"      identical tokens: {'yes' if same else 'NO'}   speedup {speedup:.1f}x",
     )
     return Outcome(
@@ -189,7 +192,8 @@ def part2_kv_cache(ctx) -> Outcome:
             "same_tokens": same,
             "seconds_without_cache": t_full,
             "seconds_with_cache": t_cached,
-            "tokens_per_second_cached": NEW_TOKENS / t_cached,
+            "tokens_per_second_cached": BATCH * NEW_TOKENS / t_cached,
+            "batch": BATCH,
         },
     )
 
