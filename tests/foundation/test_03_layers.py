@@ -104,6 +104,7 @@ def test_parameter_discovery_names_and_modes():
         "scale",
     ]
     assert len(block.parameters()) == 6 and all(p.requires_grad for p in block.parameters())
+    assert ReLU().parameters() == [] and block.act.state_dict() == {}  # activations own no parameters
     assert block.training and block.heads[1].training
     block.eval()
     assert not block.training and not block.heads[0].training and not block.act.training
