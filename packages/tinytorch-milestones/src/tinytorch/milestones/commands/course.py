@@ -48,6 +48,8 @@ def _release(args) -> int:
             force=args.force,
             wheels=args.wheels,
             points_file=args.points,
+            notebooks=args.notebooks,
+            with_solutions=args.with_solutions,
         )
     except (ReleaseError, RepoNotFound, ValueError) as exc:
         print(f"tito course release: {exc}", file=sys.stderr)
@@ -63,6 +65,9 @@ def _release(args) -> int:
             print(f"  {info.number} {info.name:<13} {count:>3} to write")
         else:
             print(f"  {info.number} {info.name:<13}   given (reference code)")
+    if release.notebooks:
+        kind = "instructor (reference filled in)" if args.with_solutions else "student"
+        print(f"  {len(release.notebooks)} {kind} notebooks in {release.path / 'notebooks'} (.ipynb and .py)")
     print(f"next: pip install -e {release.path}")
     print("      (next to the other tiers' reference wheels; see the README.md there)")
     return 0
@@ -334,6 +339,16 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--points", help="points TOML for the GitHub Classroom workflow (default: the shipped points)"
+    )
+    p.add_argument(
+        "--notebooks",
+        action="store_true",
+        help="also write one Jupyter notebook per module into notebooks/ (Jupytext .py and .ipynb)",
+    )
+    p.add_argument(
+        "--with-solutions",
+        action="store_true",
+        help="the instructor's notebooks: the reference filled in (implies --notebooks)",
     )
     p.add_argument(
         "--no-import-check",

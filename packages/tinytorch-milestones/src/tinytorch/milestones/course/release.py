@@ -71,6 +71,7 @@ class Release:
     by_module: dict[str, list[dict]] = field(default_factory=dict)  # "05" -> [{file, function}]
     hidden: dict[str, bool] = field(default_factory=dict)  # module -> has hidden tests (not shipped)
     files: int = 0
+    notebooks: dict = field(default_factory=dict)  # module -> notebook summary (with --notebooks)
 
     @property
     def stub_count(self) -> int:
@@ -303,6 +304,8 @@ def make_release(
     force: bool = False,
     wheels: str | os.PathLike | None = None,
     points_file: str | os.PathLike | None = None,
+    notebooks: bool = False,
+    with_solutions: bool = False,
 ) -> Release:
     """Write the student release of ``tier`` to ``out``; see the module docstring.
 
@@ -310,7 +313,9 @@ def make_release(
     may then be None (it is the tier of the modules). ``wheels`` is a directory holding
     the reference wheels (``dist/``): the release copies the other tiers' wheels into
     ``wheels/`` for the GitHub Classroom workflow. ``points_file`` sets the points the
-    workflow reports (default: the shipped points of the tier).
+    workflow reports (default: the shipped points of the tier). ``notebooks`` also writes
+    one notebook per stubbed module into ``notebooks/`` (``course/notebooks.py``);
+    ``with_solutions`` (implies ``notebooks``) fills them with the reference: the instructor's.
     """
     from tinytorch.milestones.course.repo import tier_of_modules
 
@@ -349,6 +354,14 @@ def make_release(
         _write(release, root, ref, tests_src, staging)
         _verify(release, ref, staging, verify_imports)
         _write_classroom(release, staging, wheels, points_file)
+        if notebooks or with_solutions:
+            from tinytorch.milestones.course.notebooks import NotebookError, write_notebooks
+
+            try:
+                made = write_notebooks(release, root, staging, solutions=with_solutions, points_file=points_file)
+            except NotebookError as exc:
+                raise ReleaseError(str(exc)) from None
+            release.notebooks = made.files
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

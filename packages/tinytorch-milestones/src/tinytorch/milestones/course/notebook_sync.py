@@ -1,0 +1,279 @@
+"""The runtime of the student notebooks: a notebook cell *is* a function of the student's package.
+
+A release made with ``tito course release --notebooks`` carries a copy of this file as
+``notebooks/tinytorch_notebook.py`` (standard library only; IPython when loaded as an
+extension). The notebooks' first code cell loads it (``%load_ext tinytorch_notebook``) and
+every cell the student writes starts with one line::
+
+    %%write_def tinytorch.core.activations ReLUFunction.forward
+    @staticmethod
+    def forward(ctx, x):
+        ...
+
+Running that cell writes the function into the package file the student installed
+(``src/tinytorch/core/activations.py`` of the release, ``pip install -e``): the definition
+of ``ReLUFunction.forward`` there, found with :mod:`ast`, is replaced by the cell's code
+re-indented to its place; the file is written atomically and only when it still compiles;
+its cached bytecode is removed and every ``tinytorch`` module (the tiers, not the
+milestones) is dropped from ``sys.modules``, so the next ``import tinytorch...`` in the
+notebook, a test run, ``tito module status`` and the grader all see the same code: the
+package file is the one source of truth, the notebook an editor of it. Objects made before
+the edit keep their old code (import again after an edit; the check and systems cells do).
+
+Why this design: a notebook whose ``jupytext --to py`` *is* the module file would put the
+lesson, checks and measurements into the package; a cell that only defines a function in
+the kernel would leave the package (and the grader) unchanged. Writing the one function
+the cell holds keeps both honest at the cost of one magic line per cell.
+
+``check(...)`` (the check cells) runs the given tests of the release in a fresh Python
+(``python -m pytest`` in the release directory), prints pytest's report and raises
+:class:`CheckFailed` naming each failed test and its error when any fails, so a notebook
+run stops there and nbgrader scores the cell 0. ``measure(...)`` (the systems cells) times
+a callable and records its peak traced memory over a range of sizes.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import tracemalloc
+from pathlib import Path
+
+MANIFEST = "tinytorch-release.json"
+# Marker comment lines (nbgrader's): kept in the instructor's cells, never written into the package.
+MARKER_RE = re.compile(r"^\s*### (?:BEGIN SOLUTION(?: \(Module \d\d\))?|END SOLUTION)\s*$")
+# Tiers' modules are dropped after an edit; tito (tinytorch.milestones) keeps running.
+KEEP = ("tinytorch.milestones",)
+
+
+class NotebookError(RuntimeError):
+    """A cell that cannot be written into the package; the message says what to do."""
+
+
+class CheckFailed(AssertionError):
+    """Tests of a check cell failed; the message lists each failed test with its error."""
+
+
+def release_root(start: str | os.PathLike | None = None) -> Path:
+    """The release directory: the nearest one holding tinytorch-release.json, from this file or ``start``."""
+    places = [Path(start).resolve()] if start else []
+    places += [Path(__file__).resolve().parent, Path.cwd().resolve()]
+    for place in places:
+        for candidate in (place, *place.parents):
+            if (candidate / MANIFEST).is_file():
+                return candidate
+    raise NotebookError(
+        f"no {MANIFEST} found above {', '.join(str(p) for p in places)}: "
+        "open the notebook inside the student release (its notebooks/ directory)"
+    )
+
+
+def module_file(import_path: str, root: Path) -> Path:
+    """``tinytorch.core.activations`` -> ``ROOT/src/tinytorch/core/activations.py`` (or its ``__init__.py``)."""
+    base = root.joinpath("src", *import_path.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    raise NotebookError(f"{import_path} has no file in {root / 'src'}")
+
+
+def _imported_from(import_path: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(import_path)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin).resolve() if spec is not None and spec.origin else None
+
+
+def _find_def(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    """The definition of ``Class.method`` (or ``function``, ``outer.inner``) in a module's tree."""
+    body, node = tree.body, None
+    for name in qualname.split("."):
+        found = [
+            n
+            for n in body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name
+        ]
+        if not found:
+            raise NotebookError(f"{qualname}: no definition of {name!r} in the package file")
+        node = found[-1]  # the last definition is the one Python keeps
+        body = node.body
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise NotebookError(f"{qualname} is a class in the package file, not a function")
+    return node
+
+
+def _first_line(node) -> int:
+    """1-based first line of a definition, its decorators included."""
+    return min([node.lineno, *(d.lineno for d in node.decorator_list)])
+
+
+def replace_def(source: str, qualname: str, code: str, path: str = "<package file>") -> str:
+    """``source`` with the definition of ``qualname`` replaced by ``code`` (one ``def``, any indentation).
+
+    Marker comment lines are dropped from ``code``; the rest is re-indented to the
+    definition's place. Raises :class:`NotebookError` when ``code`` is not exactly one
+    definition of that name, or when the result does not compile.
+    """
+    name = qualname.split(".")[-1]
+    cell = textwrap.dedent("\n".join(line for line in code.splitlines() if not MARKER_RE.match(line)))
+    try:
+        cell_tree = ast.parse(cell)
+    except SyntaxError as exc:
+        raise NotebookError(f"{qualname}: the cell is not valid Python: {exc.msg} (line {exc.lineno})") from None
+    defs = cell_tree.body
+    if len(defs) != 1 or not isinstance(defs[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise NotebookError(f"{qualname}: the cell must hold exactly one definition, `def {name}(...)`")
+    if defs[0].name != name:
+        raise NotebookError(f"{qualname}: the cell defines {defs[0].name!r}; it must define {name!r}")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise NotebookError(f"{path} does not compile ({exc.msg}, line {exc.lineno}): fix it first") from None
+    node = _find_def(tree, qualname)
+    indent = " " * node.col_offset
+    lines = source.splitlines(keepends=True)
+    new = [(indent + line if line.strip() else line) + "\n" for line in cell.rstrip("\n").splitlines()]
+    result = "".join(lines[: _first_line(node) - 1] + new + lines[node.end_lineno :])
+    try:
+        compile(result, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise NotebookError(f"{qualname}: the package file would not compile: {exc.msg} (line {exc.lineno})") from None
+    return result
+
+
+def forget_modules() -> list[str]:
+    """Drop the tiers' ``tinytorch`` modules from ``sys.modules`` (the next import reads the files)."""
+    names = [n for n in sys.modules if n.startswith("tinytorch.") and not n.startswith(KEEP)]
+    for n in names:
+        del sys.modules[n]
+    importlib.invalidate_caches()
+    return names
+
+
+def write_def(import_path: str, qualname: str, code: str, root: str | os.PathLike | None = None) -> Path:
+    """Write the function ``qualname`` of module ``import_path`` into the release's package; see above.
+
+    Refuses (``NotebookError``) when Python imports ``import_path`` from somewhere else than
+    the release (the edit would not count), and leaves the file untouched on any error.
+    """
+    root = Path(root).resolve() if root else release_root()
+    path = module_file(import_path, root)
+    where = _imported_from(import_path)
+    if where is not None and where != path.resolve():
+        raise NotebookError(
+            f"Python imports {import_path} from {where}, not from this release ({path}): "
+            f"install the release in this kernel's environment: {sys.executable} -m pip install -e {root}"
+        )
+    source = path.read_text(encoding="utf-8")
+    result = replace_def(source, qualname, code, str(path))
+    if result != source:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(result)
+        os.replace(tmp, path)
+        cached = Path(importlib.util.cache_from_source(str(path)))
+        cached.unlink(missing_ok=True)  # an edit within the same second could otherwise load stale bytecode
+    forget_modules()
+    importlib.import_module(import_path)  # the edited module must import (its error shows here)
+    return path
+
+
+# --- check cells ------------------------------------------------------------------------------
+
+def _failures(junit: Path) -> list[tuple[str, str]]:
+    """(test name, "Type: message") of each failed or erroring test in a JUnit XML report."""
+    import xml.etree.ElementTree as ET
+
+    if not junit.is_file():
+        return []
+    failed = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        for problem in [*case.findall("failure"), *case.findall("error")]:
+            message = (problem.get("message") or problem.text or "failed").strip().splitlines()
+            failed.append((case.get("name", "?"), message[0] if message else "failed"))
+    return failed
+
+
+def check(what: str, tests: list[str], root: str | os.PathLike | None = None, timeout: float = 600) -> int:
+    """Run ``tests`` (pytest node ids, relative to the release) in a fresh Python; raise when any fails.
+
+    Returns the number of tests that passed. The report printed is pytest's own (short
+    tracebacks); the exception names every failed test with its error, e.g.
+    ``NotImplementedError: Module 02 (activations): implement ReLUFunction.forward``.
+    """
+    root = Path(root).resolve() if root else release_root()
+    with tempfile.TemporaryDirectory(prefix="tinytorch-check-") as tmp:
+        junit = Path(tmp) / "report.xml"
+        cmd = [sys.executable, "-m", "pytest", "-q", "--no-header", "--tb=short", "-p", "no:cacheprovider"]
+        cmd += [f"--junitxml={junit}", *tests]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, check=False)
+        elapsed = time.perf_counter() - started
+        failed = _failures(junit)
+    print((proc.stdout + proc.stderr).rstrip())
+    if proc.returncode == 0:
+        print(f"\n{what}: {len(tests)} tests selected, all passed ({elapsed:.1f} s)")
+        return len(tests)
+    if not failed:
+        raise CheckFailed(f"{what}: pytest exited with code {proc.returncode} (see its report above)")
+    lines = [f"  {name}: {message}" for name, message in failed]
+    raise CheckFailed(f"{what}: {len(failed)} of {len(tests)} tests failed\n" + "\n".join(lines))
+
+
+# --- systems cells ----------------------------------------------------------------------------
+
+
+def measure(label: str, make, run, sizes, repeat: int = 3) -> list[tuple]:
+    """Time ``run(make(n))`` and its peak traced memory for each ``n`` in ``sizes``; print a table.
+
+    ``make(n)`` builds the input (not timed), ``run(x)`` is the work measured. Time is the
+    best of ``repeat`` runs (the least disturbed by other processes); memory is the peak of
+    Python and NumPy allocations during one run (:mod:`tracemalloc`). Returns the rows
+    ``(n, seconds, peak_bytes)``.
+    """
+    rows = []
+    for n in sizes:
+        x = make(n)
+        run(x)  # warm up: first-call costs are not the subject
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            run(x)
+            best = min(best, time.perf_counter() - t0)
+        tracemalloc.start()
+        try:
+            run(x)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        rows.append((n, best, peak))
+    print(f"{label}\n{'n':>10} {'time (ms)':>12} {'peak memory (KB)':>18} {'time / previous':>16}")
+    for i, (n, seconds, peak) in enumerate(rows):
+        ratio = f"{seconds / rows[i - 1][1]:.1f}x" if i and rows[i - 1][1] > 0 else ""
+        print(f"{n:>10} {seconds * 1e3:>12.3f} {peak / 1024:>18.1f} {ratio:>16}")
+    return rows
+
+
+# --- IPython extension ------------------------------------------------------------------------
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext tinytorch_notebook``: registers the ``%%write_def MODULE QUALNAME`` cell magic."""
+
+    def write_def_magic(line: str, cell: str):
+        parts = line.split()
+        if len(parts) != 2:
+            raise NotebookError("usage: %%write_def tinytorch.module.path Class.method")
+        path = write_def(parts[0], parts[1], cell)
+        print(f"wrote {parts[1]} into {path} (import {parts[0]} again to use it)")
+
+    ipython.register_magic_function(write_def_magic, magic_kind="cell", magic_name="write_def")
