@@ -119,7 +119,9 @@ def rst_to_markdown(text: str) -> str:
     while i < len(lines):
         line = lines[i]
         if line.rstrip().endswith("::"):
-            out.append(line.rstrip()[:-1].rstrip() + (":" if line.strip() != "::" else ""))
+            intro = line.rstrip()[:-2].rstrip()  # reST "text::" reads "text:"; a lone "::" vanishes
+            if intro:
+                out.append(intro + ":")
             block, i = [], i + 1
             while i < len(lines) and (not lines[i].strip() or lines[i].startswith((" ", "\t"))):
                 block.append(lines[i])
@@ -160,10 +162,11 @@ def _def_source(source: str, qualname: str, keep: set[int] | None = None) -> tup
     if node is None:
         raise NotebookError(f"no definition of {qualname}")
     first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    last = max([node.end_lineno, *(keep or ())])  # an END marker closing the body follows its last statement
     lines = source.splitlines()
     picked = [
         line
-        for number, line in enumerate(lines[first - 1 : node.end_lineno], start=first)
+        for number, line in enumerate(lines[first - 1 : last], start=first)
         if not markers.BEGIN_RE.match(line.strip()) and line.strip() != markers.END
         or (keep and number in keep)
     ]
@@ -754,15 +757,21 @@ def to_percent(cells: list[Cell]) -> str:
         "# ---",
         "",
     ]
+    chunks = []
     for c in cells:
         meta = c.metadata()
         if c.kind == "markdown":
-            out.append(f"# %% [markdown] {_meta_text(meta)}")
-            out += [f"# {line}" if line else "#" for line in c.source.rstrip("\n").split("\n")]
+            chunk = [f"# %% [markdown] {_meta_text(meta)}"]
+            chunk += [f"# {line}" if line else "#" for line in c.source.rstrip("\n").split("\n")]
         else:
-            out.append(f"# %% {_meta_text(meta)}")
-            out += [f"# {line}" if line.startswith("%") else line for line in c.source.rstrip("\n").split("\n")]
-        out.append("")
+            lines = c.source.rstrip("\n").split("\n")
+            chunk = [f"# %% {_meta_text(meta)}"] + [f"# {line}" if line.startswith("%") else line for line in lines]
+        chunks.append((c, chunk))
+    for c, chunk in chunks:
+        out += chunk
+        # Two blank lines after a cell that defines or imports (PEP 8, as Jupytext spaces them), else one.
+        # Jupytext may still record a `lines_to_next_cell` on reading: spacing only, never content.
+        out += ["", ""] if c.role in ("setup", "solution") else [""]
     return "\n".join(out)
 
 

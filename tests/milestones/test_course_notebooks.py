@@ -1,0 +1,443 @@
+"""Student notebooks (`tito course release --notebooks`): generation, nbgrader metadata, write-back, execution.
+
+A small fixture tier (module 01's import path) keeps releases fast. The generation tests
+read the notebooks as plain JSON and text, so they need no Jupyter package; the execution
+tests run the notebooks with nbclient and skip cleanly when nbformat, nbclient or ipykernel
+is missing (``pip install tinytorch-milestones[notebooks]``).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tinytorch.milestones.course import markers
+from tinytorch.milestones.course import notebook_sync as sync
+from tinytorch.milestones.course import notebooks as nb
+from tinytorch.milestones.course import points as points_mod
+from tinytorch.milestones.course.release import make_release
+
+ROOT = Path(__file__).resolve().parents[2]
+B, E = "### BEGIN SOLUTION", "### END SOLUTION"
+
+TENSOR = f'''"""Module 01 - Fixture: ``scale`` and a running total.
+
+A lesson in two paragraphs::
+
+    scale(2, 3) == 6
+"""
+
+LIMIT = 10
+
+
+def scale(x, k):
+    """x times k."""
+    if k is None:
+        raise ValueError("k must be a number")
+    {B}
+    y = x * k
+    return y
+    {E}
+
+
+class Acc:
+    """Running total of the values added."""
+
+    def __init__(self):
+        {B}
+        self.total = 0
+        {E}
+
+    @property
+    def doubled(self):
+        return 2 * self.total
+
+    def add(self, v):
+        """Add v; return the new total."""
+        {B}
+        self.total += v
+        return self.total
+        {E}
+'''
+
+TEST_TENSOR = """
+import pytest
+from tinytorch.core.tensor import LIMIT, Acc, scale
+
+
+def test_scale():
+    assert scale(2, 3) == 6
+
+
+@pytest.mark.parametrize("k", [0, 5])
+def test_scale_k(k):
+    assert scale(1, k) == k
+
+
+def test_acc():
+    acc = Acc()
+    acc.add(2)
+    assert acc.add(3) == 5 and acc.doubled == 10
+
+
+def test_limit():
+    assert LIMIT == 10
+"""
+
+SYSTEMS = (
+    "from tinytorch.core.tensor import scale\n"
+    "rows = measure('scale over n numbers', lambda n: list(range(n)), lambda xs: [scale(x, 2) for x in xs],\n"
+    "               sizes=[10, 100])\n"
+    "print('measured', len(rows))",
+    "Why is this linear?",
+)
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "repo"
+    pkg = root / "packages" / "tinytorch-foundation"
+    (pkg / "src" / "tinytorch" / "core").mkdir(parents=True)
+    (root / "packages" / "VERSION").write_text("9.8.7\n")
+    (pkg / "pyproject.toml").write_text((ROOT / "packages/tinytorch-foundation/pyproject.toml").read_text())
+    (pkg / "README.md").write_text("# tinytorch-foundation\n\nFixture tier.\n")
+    (pkg / "src" / "tinytorch" / "core" / "tensor.py").write_text(TENSOR)
+    (root / "tests" / "foundation").mkdir(parents=True)
+    (root / "tests" / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    (root / "tests" / "foundation" / "test_01_tensor.py").write_text(TEST_TENSOR)
+    monkeypatch.setitem(nb.SYSTEMS, "01", SYSTEMS)
+    return root
+
+
+def release_of(repo: Path, out: Path, solutions: bool) -> Path:
+    make_release(None, out, root=repo, modules=["01"], verify_imports=False, notebooks=True,
+                 with_solutions=solutions)
+    return out
+
+
+def cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def text(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+# --- generation (no Jupyter needed) -----------------------------------------------------------------
+
+
+def test_student_notebook_layout_and_manifest(repo, tmp_path):
+    out = release_of(repo, tmp_path / "student", solutions=False)
+    ipynb, percent = out / "notebooks/01_tensor.ipynb", out / "notebooks/01_tensor.py"
+    assert ipynb.is_file() and percent.is_file() and (out / "notebooks" / nb.RUNTIME).is_file()
+    manifest = json.loads((out / "tinytorch-release.json").read_text())
+    assert manifest["notebooks"]["solutions"] is False
+    assert manifest["notebooks"]["modules"]["01"]["ipynb"] == "notebooks/01_tensor.ipynb"
+    data = json.loads(ipynb.read_text())
+    assert (data["nbformat"], data["nbformat_minor"]) == (4, 5)
+    assert data["metadata"]["kernelspec"]["name"] == "python3"
+    cs = data["cells"]
+    # the lesson: the module docstring as markdown, reST turned into Markdown
+    assert cs[0]["cell_type"] == "markdown"
+    assert text(cs[0]).startswith("# Module 01 - Fixture: `scale` and a running total.")
+    assert "```python\nscale(2, 3) == 6\n```" in text(cs[0])
+    # one solution cell per function with a block, in file order, each writing itself into the package
+    solutions = [c for c in cs if c["metadata"]["nbgrader"]["solution"]]
+    heads = [text(c).splitlines()[0] for c in solutions]
+    expected = [s["function"] for s in manifest["stubs_by_module"]["01"]]
+    assert heads == [f"%%write_def tinytorch.core.tensor {q}" for q in expected]
+    assert expected == ["scale", "Acc.__init__", "Acc.add"]
+    # the student sees the release's stubs, never the solution
+    for cell, qualname in zip(solutions, expected):
+        body = text(cell)
+        assert f'Module 01 (tensor): implement {qualname}' in body
+        assert B not in body and "self.total += v" not in body and "y = x * k" not in body
+    # the docstring stays in the cell; the class docstring is in the markdown before it
+    assert '"""Add v; return the new total."""' in text(solutions[2])
+    about = cs[cs.index(solutions[1]) - 1]
+    assert "Running total of the values added." in text(about)
+    # systems cell and a reflection close the notebook
+    assert text(cs[-2]).startswith("from tinytorch.core.tensor import scale")
+    assert "Why is this linear?" in text(cs[-1])
+
+
+def test_checks_run_each_test_once_after_everything_it_calls(repo, tmp_path):
+    """The tracer's assignment, judged against pytest's own collection and the fixture's call graph."""
+    out = release_of(repo, tmp_path / "student", solutions=False)
+    cs = cells(out / "notebooks/01_tensor.ipynb")
+    by_check = {}
+    for i, c in enumerate(cs):
+        if c["metadata"]["nbgrader"]["grade"]:
+            call = ast.parse(text(c)).body[0].value
+            assert isinstance(call, ast.Call) and call.func.id == "check"
+            by_check[c["id"]] = (i, ast.literal_eval(call.args[1]))
+    every = [t for _, tests in by_check.values() for t in tests]
+    assert len(every) == len(set(every))
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=out, env=dict(os.environ, PYTHONPATH=str(repo / "packages/tinytorch-foundation/src")),
+        capture_output=True, text=True, timeout=120,
+    ).stdout
+    nodeids = {line for line in collected.splitlines() if "::" in line}
+    assert set(every) == nodeids and len(nodeids) == 5
+    f = "tests/test_01_tensor.py::"
+    assert by_check["m01-scale-check"][1] == [f + "test_scale", f + "test_scale_k[0]", f + "test_scale_k[5]"]
+    assert by_check["m01-acc-add-check"][1] == [f + "test_acc"]  # calls __init__ and add: after add
+    assert by_check["m01-rest-check"][1] == [f + "test_limit"]  # calls no function of the module
+    # Acc.__init__ has no check of its own; its markdown says where it is checked
+    about = next(c for c in cs if c["id"] == "m01-acc-init-about")
+    assert "the check after `Acc.add`" in text(about)
+    assert "m01-acc-init-check" not in by_check
+    # each check comes after the solution cells of everything its tests call
+    position = {c["id"]: i for i, c in enumerate(cs)}
+    assert position["m01-scale"] < by_check["m01-scale-check"][0] < position["m01-acc-init"]
+    assert position["m01-acc-add"] < by_check["m01-acc-add-check"][0]
+
+
+NBGRADER_KEYS = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
+
+
+def test_nbgrader_metadata(repo, tmp_path):
+    out = release_of(repo, tmp_path / "instructor", solutions=True)
+    cs = cells(out / "notebooks/01_tensor.ipynb")
+    ids = [c["metadata"]["nbgrader"]["grade_id"] for c in cs]
+    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
+    assert [c["id"] for c in cs] == ids
+    total = 0.0
+    for c in cs:
+        meta = c["metadata"]["nbgrader"]
+        role = nb._role(c)
+        assert meta["schema_version"] == 3 and meta["task"] is False
+        if role == "solution":
+            assert set(meta) == NBGRADER_KEYS and c["cell_type"] == "code"
+            assert (meta["grade"], meta["locked"]) == (False, False)
+            assert "editable" not in c["metadata"] and "deletable" not in c["metadata"]
+        elif role == "check":
+            assert set(meta) == NBGRADER_KEYS | {"points"} and c["cell_type"] == "code"
+            assert (meta["solution"], meta["locked"]) == (False, True) and meta["points"] > 0
+            total += meta["points"]
+        else:
+            assert set(meta) == NBGRADER_KEYS
+            assert (meta["grade"], meta["solution"], meta["locked"]) == (False, False, True)
+        if role != "solution":
+            assert (c["metadata"]["editable"], c["metadata"]["deletable"]) == (False, False)
+    table = points_mod.load(["foundation"])
+    assert total == pytest.approx(table.module("01").points)  # no hidden tests in the fixture: all visible
+    # points follow the test counts: 3 tests, 1 test, 1 test of 5
+    points = {c["id"]: c["metadata"]["nbgrader"].get("points") for c in cs}
+    assert points["m01-scale-check"] == pytest.approx(table.module("01").points * 3 / 5, abs=0.01)
+    # the instructor's solution cells keep the markers nbgrader replaces, with the reference inside
+    add = next(c for c in cs if c["id"] == "m01-acc-add")
+    assert f"    {B}\n    self.total += v\n    return self.total\n    {E}" in text(add)
+
+
+def test_percent_file_holds_the_same_cells(repo, tmp_path):
+    out = release_of(repo, tmp_path / "instructor", solutions=True)
+    cs = cells(out / "notebooks/01_tensor.ipynb")
+    percent = (out / "notebooks/01_tensor.py").read_text()
+    headers = [line for line in percent.splitlines() if re.match(r"^# %%( |$)", line)]
+    assert len(headers) == len(cs)
+    for header, c in zip(headers, cs):
+        assert header.startswith("# %% [markdown]") == (c["cell_type"] == "markdown")
+        assert f'"grade_id": "{c["id"]}"' in header
+    # magics are commented, as Jupytext writes them; the code is the cell's code
+    assert "# %load_ext tinytorch_notebook" in percent
+    assert "# %%write_def tinytorch.core.tensor Acc.add\ndef add(self, v):" in percent
+    jupytext = pytest.importorskip("jupytext")
+    read = jupytext.read(str(out / "notebooks/01_tensor.py"))
+    assert len(read.cells) == len(cs)
+    for a, c in zip(read.cells, cs):
+        meta = {k: v for k, v in a.metadata.items() if k != "lines_to_next_cell"}  # spacing only
+        assert (a.cell_type, a.source, meta) == (c["cell_type"], text(c), c["metadata"])
+
+
+def test_nbformat_validates(repo, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    out = release_of(repo, tmp_path / "student", solutions=False)
+    nbformat.validate(nbformat.read(str(out / "notebooks/01_tensor.ipynb"), as_version=4))
+
+
+def test_rst_to_markdown():
+    got = nb.rst_to_markdown("Uses :class:`~tinytorch.core.autograd.Function` and ``x``::\n\n    a = 1\n\nEnd.")
+    assert got == "Uses `Function` and `x`:\n\n```python\na = 1\n```\n\nEnd.\n"
+
+
+# --- writing a cell into the package ----------------------------------------------------------------
+
+SOURCE = '''"""m."""
+
+
+class K:
+    @staticmethod
+    def f(x):
+        """Doc."""
+        raise NotImplementedError("stub")
+
+    def g(self):
+        return 1
+
+
+def h():
+    return 2
+'''
+
+
+def test_replace_def_puts_the_cell_in_place():
+    cell = f'@staticmethod\ndef f(x):\n    """Doc."""\n    {B}\n    return x + 1\n    {E}\n'
+    new = sync.replace_def(SOURCE, "K.f", cell)
+    assert B not in new and E not in new
+    assert '    @staticmethod\n    def f(x):\n        """Doc."""\n        return x + 1\n\n    def g' in new
+    space: dict = {}
+    exec(compile(new, "<new>", "exec"), space)
+    assert space["K"].f(2) == 3 and space["K"]().g() == 1 and space["h"]() == 2
+    # the unedited cell gives the file back
+    original = '@staticmethod\ndef f(x):\n    """Doc."""\n    raise NotImplementedError("stub")\n'
+    assert sync.replace_def(SOURCE, "K.f", original) == SOURCE
+    assert sync.replace_def(SOURCE, "h", "def h():\n    return 3\n").endswith("def h():\n    return 3\n")
+
+
+@pytest.mark.parametrize(
+    "qualname, cell, message",
+    [
+        ("K.f", "def g(x):\n    return x\n", "the cell defines 'g'; it must define 'f'"),
+        ("K.f", "def f(x):\n    return x\ndef f2():\n    pass\n", "exactly one definition"),
+        ("K.f", "def f(x):\n    return (x\n", "not valid Python"),
+        ("K.nope", "def nope():\n    pass\n", "no definition of 'nope'"),
+        ("K", "def K():\n    pass\n", "is a class"),
+    ],
+)
+def test_replace_def_refuses(qualname, cell, message):
+    with pytest.raises(sync.NotebookError, match=re.escape(message)):
+        sync.replace_def(SOURCE, qualname, cell)
+
+
+def test_write_def_changes_what_import_sees(tmp_path, monkeypatch):
+    root = tmp_path / "release"
+    pkg = root / "src" / "tinytorch"
+    pkg.mkdir(parents=True)
+    (root / "tinytorch-release.json").write_text("{}")
+    (pkg / "nbfixture_mod.py").write_text(SOURCE)
+    monkeypatch.syspath_prepend(str(root / "src"))
+    import tinytorch.nbfixture_mod as before
+
+    with pytest.raises(NotImplementedError):
+        before.K.f(1)
+    sync.write_def("tinytorch.nbfixture_mod", "K.f", "@staticmethod\ndef f(x):\n    return x * 10\n", root)
+    import tinytorch.nbfixture_mod as after
+
+    assert after is not before and after.K.f(4) == 40
+    assert "return x * 10" in (pkg / "nbfixture_mod.py").read_text()
+    # a cell that would break the file leaves it untouched
+    good = (pkg / "nbfixture_mod.py").read_text()
+    with pytest.raises(sync.NotebookError):
+        sync.write_def("tinytorch.nbfixture_mod", "K.f", "def f(x:\n", root)
+    assert (pkg / "nbfixture_mod.py").read_text() == good
+    sys.modules.pop("tinytorch.nbfixture_mod", None)
+
+
+def test_write_def_refuses_a_module_imported_from_elsewhere(tmp_path):
+    root = tmp_path / "release"
+    (root / "src" / "tinytorch" / "milestones").mkdir(parents=True)
+    (root / "tinytorch-release.json").write_text("{}")
+    target = root / "src" / "tinytorch" / "milestones" / "tiers.py"
+    target.write_text("def module():\n    pass\n")
+    with pytest.raises(sync.NotebookError, match="not from this release"):
+        sync.write_def("tinytorch.milestones.tiers", "module", "def module():\n    return 1\n", root)
+    assert target.read_text() == "def module():\n    pass\n"
+
+
+# --- execution (nbclient) ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jupyter():
+    for name in ("nbformat", "nbclient", "ipykernel"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed (pip install tinytorch-milestones[notebooks])")
+
+
+def test_instructor_notebook_runs_clean_and_writes_the_reference(repo, tmp_path, monkeypatch, jupyter):
+    out = release_of(repo, tmp_path / "instructor", solutions=True)
+    monkeypatch.setenv("PYTHONPATH", str(out / "src"))
+    assert "raise NotImplementedError" in (out / "src/tinytorch/core/tensor.py").read_text()
+    run = nb.execute(out / "notebooks/01_tensor.ipynb")
+    assert run.error_cell is None, run.error
+    assert [r for _, r, _ in run.cells].count("check") == 3
+    # the package now holds the reference (without markers): what the tests and the grader import
+    written = (out / "src/tinytorch/core/tensor.py").read_text()
+    reference, _ = markers.replace_blocks(TENSOR, only=lambda b: False)
+    assert written == reference
+
+
+def test_student_notebook_stops_at_its_first_stub(repo, tmp_path, monkeypatch, jupyter):
+    out = release_of(repo, tmp_path / "student", solutions=False)
+    monkeypatch.setenv("PYTHONPATH", str(out / "src"))
+    run = nb.execute(out / "notebooks/01_tensor.ipynb")
+    assert run.error_cell == "m01-scale-check"
+    assert "CheckFailed" in run.error and "NotImplementedError: Module 01 (tensor): implement scale" in run.error
+    assert [cid for cid, role, _ in run.cells if role == "check"] == ["m01-scale-check"]
+
+
+def test_editing_a_cell_changes_the_package_import_and_pytest(repo, tmp_path, monkeypatch, jupyter):
+    """The student's edit, made with nbformat and run in a kernel, is what import and pytest see."""
+    import nbformat
+
+    out = release_of(repo, tmp_path / "student", solutions=False)
+    monkeypatch.setenv("PYTHONPATH", str(out / "src"))
+    path = out / "notebooks/01_tensor.ipynb"
+    book = nbformat.read(str(path), as_version=4)
+    by_id = {c["id"]: c for c in book.cells}
+    head = "%%write_def tinytorch.core.tensor scale\n"
+    wrong = head + "def scale(x, k):\n    return x - k\n"
+    right = head + "def scale(x, k):\n    if k is None:\n        raise ValueError('k')\n    return x * k\n"
+    probe = "import tinytorch.core.tensor as T\nprint('scale(2, 3) =', T.scale(2, 3), T.__file__)"
+    book.cells = [
+        by_id["m01-setup"],
+        nbformat.v4.new_code_cell(wrong, id="wrong"),
+        nbformat.v4.new_code_cell(probe, id="probe-wrong"),
+        nbformat.v4.new_code_cell(right, id="right"),
+        nbformat.v4.new_code_cell(probe, id="probe-right"),
+        by_id["m01-scale-check"],
+    ]
+    nbformat.write(book, str(path))
+    run = nb.execute(path)
+    assert run.error_cell is None, run.error
+    # pytest in a fresh process sees the edit too
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_01_tensor.py", "-k", "scale"],
+        cwd=out, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "return x * k" in (out / "src/tinytorch/core/tensor.py").read_text()
+
+
+def test_probe_outputs_show_each_edit(repo, tmp_path, monkeypatch, jupyter):
+    """The same as above, reading the kernel's outputs: import sees the wrong edit, then the right one."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    out = release_of(repo, tmp_path / "student", solutions=False)
+    monkeypatch.setenv("PYTHONPATH", str(out / "src"))
+    head = "%%write_def tinytorch.core.tensor scale\n"
+    probe = "import tinytorch.core.tensor as T\nprint('scale(2, 3) =', T.scale(2, 3))"
+    book = nbformat.v4.new_notebook()
+    book.cells = [
+        nbformat.v4.new_code_cell("%load_ext tinytorch_notebook"),
+        nbformat.v4.new_code_cell(head + "def scale(x, k):\n    return x - k\n"),
+        nbformat.v4.new_code_cell(probe),
+        nbformat.v4.new_code_cell(head + "def scale(x, k):\n    return x * k\n"),
+        nbformat.v4.new_code_cell(probe),
+    ]
+    client = NotebookClient(book, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(out / "notebooks")}})
+    client.execute()
+    printed = ["".join(o.get("text", "") for o in c.outputs) for c in book.cells]
+    assert "scale(2, 3) = -1" in printed[2]
+    assert "scale(2, 3) = 6" in printed[4]
