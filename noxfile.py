@@ -360,6 +360,46 @@ def course(session: nox.Session, tier: str) -> None:
             session, f"{other}-solved", "--tier-check", f"tests/{other}", cwd=ROOT), stubs_allowed=False)
 
 
+# --- course: student notebooks (issue 17) ------------------------------------------------------------
+
+NOTEBOOK_DEPS = ("nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6", "jupytext>=1.14")
+NOTEBOOK_RUNNER = ("python", "-m", "tinytorch.milestones.course.notebooks")
+
+
+@nox.session
+@nox.parametrize("tier", list(TIERS), ids=list(TIERS))
+def notebooks(session: nox.Session, tier: str) -> None:
+    """`tito course release --notebooks` of one tier, executed with nbclient (not a default session).
+
+    1. The student release (installed editable over the other tiers' wheels): every notebook
+       runs until its first check cell and fails there with a stub's NotImplementedError message.
+    2. The instructor release (`--with-solutions`), installed instead: every notebook runs top to
+       bottom without an error, in module order (each writes its reference into the package the
+       next ones import). ``nox -s "notebooks(foundation)" -- 02 05`` runs only those modules.
+    """
+    _course_venv_for(session, tier)
+    session.install(*NOTEBOOK_DEPS)
+    venv = session.virtualenv.location
+    work = Path(session.create_tmp()).resolve() / "notebooks"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    chosen = [a.zfill(2) for a in session.posargs]
+    for kind, flag, expect in (("student", "--notebooks", "first-stub"),
+                               ("instructor", "--with-solutions", "clean")):
+        release = work / f"{kind}-{tier}"
+        session.run("tito", "course", "release", "--tier", tier, flag, "--out", str(release))
+        session.run("uv", "pip", "uninstall", "--python", venv, f"tinytorch-{tier}", external=True,
+                    silent=True, success_codes=[0, 1, 2])
+        session.install("--no-deps", "-e", str(release))
+        books = sorted((release / "notebooks").glob("*.ipynb"))
+        if chosen:
+            books = [b for b in books if b.name[:2] in chosen]
+        if not books:
+            session.error(f"{release}/notebooks holds no notebook of modules {chosen or 'any'}")
+        session.log(f"{kind} notebooks of {tier}: {', '.join(b.name for b in books)}")
+        session.run(*NOTEBOOK_RUNNER, expect, *map(str, books))
+
+
 # --- course: per-module releases, grading, Gradescope and GitHub Classroom -------------------------
 # These sessions install the milestones wheel (tito) next to the other tiers' reference wheels and
 # keep the grader's cache (kits, environments) under .nox/, so reruns reuse what did not change.

@@ -1,4 +1,4 @@
-"""Student notebooks (`tito course release --notebooks`): generation, nbgrader metadata, write-back, execution.
+"""Student notebooks (`tito course release --notebooks`): generation, nbgrader metadata, write-back, runs.
 
 A small fixture tier (module 01's import path) keeps releases fast. The generation tests
 read the notebooks as plain JSON and text, so they need no Jupyter package; the execution
@@ -117,8 +117,9 @@ def repo(tmp_path, monkeypatch) -> Path:
 
 
 def release_of(repo: Path, out: Path, solutions: bool) -> Path:
-    make_release(None, out, root=repo, modules=["01"], verify_imports=False, notebooks=True,
-                 with_solutions=solutions)
+    make_release(
+        None, out, root=repo, modules=["01"], verify_imports=False, notebooks=True, with_solutions=solutions
+    )
     return out
 
 
@@ -157,7 +158,7 @@ def test_student_notebook_layout_and_manifest(repo, tmp_path):
     # the student sees the release's stubs, never the solution
     for cell, qualname in zip(solutions, expected):
         body = text(cell)
-        assert f'Module 01 (tensor): implement {qualname}' in body
+        assert f"Module 01 (tensor): implement {qualname}" in body
         assert B not in body and "self.total += v" not in body and "y = x * k" not in body
     # the docstring stays in the cell; the class docstring is in the markdown before it
     assert '"""Add v; return the new total."""' in text(solutions[2])
@@ -182,8 +183,11 @@ def test_checks_run_each_test_once_after_everything_it_calls(repo, tmp_path):
     assert len(every) == len(set(every))
     collected = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
-        cwd=out, env=dict(os.environ, PYTHONPATH=str(repo / "packages/tinytorch-foundation/src")),
-        capture_output=True, text=True, timeout=120,
+        cwd=out,
+        env=dict(os.environ, PYTHONPATH=str(repo / "packages/tinytorch-foundation/src")),
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     nodeids = {line for line in collected.splitlines() if "::" in line}
     assert set(every) == nodeids and len(nodeids) == 5
@@ -265,7 +269,9 @@ def test_nbformat_validates(repo, tmp_path):
 
 
 def test_rst_to_markdown():
-    got = nb.rst_to_markdown("Uses :class:`~tinytorch.core.autograd.Function` and ``x``::\n\n    a = 1\n\nEnd.")
+    got = nb.rst_to_markdown(
+        "Uses :class:`~tinytorch.core.autograd.Function` and ``x``::\n\n    a = 1\n\nEnd."
+    )
     assert got == "Uses `Function` and `x`:\n\n```python\na = 1\n```\n\nEnd.\n"
 
 
@@ -381,7 +387,9 @@ def test_student_notebook_stops_at_its_first_stub(repo, tmp_path, monkeypatch, j
     monkeypatch.setenv("PYTHONPATH", str(out / "src"))
     run = nb.execute(out / "notebooks/01_tensor.ipynb")
     assert run.error_cell == "m01-scale-check"
-    assert "CheckFailed" in run.error and "NotImplementedError: Module 01 (tensor): implement scale" in run.error
+    assert (
+        "CheckFailed" in run.error and "NotImplementedError: Module 01 (tensor): implement scale" in run.error
+    )
     assert [cid for cid, role, _ in run.cells if role == "check"] == ["m01-scale-check"]
 
 
@@ -411,8 +419,21 @@ def test_editing_a_cell_changes_the_package_import_and_pytest(repo, tmp_path, mo
     assert run.error_cell is None, run.error
     # pytest in a fresh process sees the edit too
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_01_tensor.py", "-k", "scale"],
-        cwd=out, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_01_tensor.py",
+            "-k",
+            "scale",
+        ],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout
     assert "return x * k" in (out / "src/tinytorch/core/tensor.py").read_text()
@@ -435,8 +456,9 @@ def test_probe_outputs_show_each_edit(repo, tmp_path, monkeypatch, jupyter):
         nbformat.v4.new_code_cell(head + "def scale(x, k):\n    return x * k\n"),
         nbformat.v4.new_code_cell(probe),
     ]
-    client = NotebookClient(book, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(out / "notebooks")}})
+    client = NotebookClient(
+        book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(out / "notebooks")}}
+    )
     client.execute()
     printed = ["".join(o.get("text", "") for o in c.outputs) for c in book.cells]
     assert "scale(2, 3) = -1" in printed[2]

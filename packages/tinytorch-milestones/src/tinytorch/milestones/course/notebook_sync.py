@@ -77,7 +77,7 @@ def release_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def module_file(import_path: str, root: Path) -> Path:
-    """``tinytorch.core.activations`` -> ``ROOT/src/tinytorch/core/activations.py`` (or its ``__init__.py``)."""
+    """``tinytorch.core.activations`` -> ``ROOT/src/tinytorch/core/activations.py`` (or ``__init__.py``)."""
     base = root.joinpath("src", *import_path.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
@@ -128,7 +128,9 @@ def replace_def(source: str, qualname: str, code: str, path: str = "<package fil
     try:
         cell_tree = ast.parse(cell)
     except SyntaxError as exc:
-        raise NotebookError(f"{qualname}: the cell is not valid Python: {exc.msg} (line {exc.lineno})") from None
+        raise NotebookError(
+            f"{qualname}: the cell is not valid Python: {exc.msg} (line {exc.lineno})"
+        ) from None
     defs = cell_tree.body
     if len(defs) != 1 or not isinstance(defs[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
         raise NotebookError(f"{qualname}: the cell must hold exactly one definition, `def {name}(...)`")
@@ -146,7 +148,9 @@ def replace_def(source: str, qualname: str, code: str, path: str = "<package fil
     try:
         compile(result, path, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        raise NotebookError(f"{qualname}: the package file would not compile: {exc.msg} (line {exc.lineno})") from None
+        raise NotebookError(
+            f"{qualname}: the package file would not compile: {exc.msg} (line {exc.lineno})"
+        ) from None
     return result
 
 
@@ -188,6 +192,7 @@ def write_def(import_path: str, qualname: str, code: str, root: str | os.PathLik
 
 
 # --- check cells ------------------------------------------------------------------------------
+
 
 def _failures(junit: Path) -> list[tuple[str, str]]:
     """(test name, "Type: message") of each failed or erroring test in a JUnit XML report."""

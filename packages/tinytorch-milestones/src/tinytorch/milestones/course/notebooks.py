@@ -167,7 +167,8 @@ def _def_source(source: str, qualname: str, keep: set[int] | None = None) -> tup
     picked = [
         line
         for number, line in enumerate(lines[first - 1 : last], start=first)
-        if not markers.BEGIN_RE.match(line.strip()) and line.strip() != markers.END
+        if not markers.BEGIN_RE.match(line.strip())
+        and line.strip() != markers.END
         or (keep and number in keep)
     ]
     return textwrap.dedent("\n".join(picked)).rstrip() + "\n", first
@@ -175,7 +176,7 @@ def _def_source(source: str, qualname: str, keep: set[int] | None = None) -> tup
 
 # --- which tests need which function: one traced run on the reference --------------------------
 
-TRACE_PLUGIN = '''
+TRACE_PLUGIN = """
 import json, os, sys, threading
 TRACE = json.load(open(os.environ["TINYTORCH_NB_TRACE"]))
 OUT = os.environ["TINYTORCH_NB_OUT"]
@@ -205,7 +206,7 @@ def pytest_runtest_logfinish(nodeid, location):
 def pytest_sessionfinish(session, exitstatus):
     with open(OUT, "w") as f:
         json.dump(results, f)
-'''
+"""
 
 
 def trace_tests(root: Path, tier: str, numbers: list[str], functions: list[Function], python=None) -> dict:
@@ -239,7 +240,9 @@ def trace_tests(root: Path, tier: str, numbers: list[str], functions: list[Funct
         out = work / "out.json"
         if proc.returncode not in (0, 1) or not out.is_file():
             tail = (proc.stdout + proc.stderr).strip()[-2000:]
-            raise NotebookError(f"running the tests of modules {', '.join(numbers)} on the reference failed:\n{tail}")
+            raise NotebookError(
+                f"running the tests of modules {', '.join(numbers)} on the reference failed:\n{tail}"
+            )
         return json.loads(out.read_text(encoding="utf-8"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -332,13 +335,14 @@ measure('cross_entropy of n examples over 1000 classes',
     ),
     "05": (
         _code("""
+from tinytorch.core.activations import tanh
 from tinytorch.core.tensor import randn
 
 def forward_backward(x):
-    loss = ((x @ x).tanh()).sum()
+    loss = tanh(x @ x).sum()
     loss.backward()
 
-measure('forward only: tanh(x @ x).sum()', lambda n: randn(n, n), lambda x: (x @ x).tanh().sum(),
+measure('forward only: tanh(x @ x).sum()', lambda n: randn(n, n), lambda x: tanh(x @ x).sum(),
         sizes=[64, 128, 256])
 measure('forward and backward', lambda n: randn(n, n, requires_grad=True), forward_backward,
         sizes=[64, 128, 256])
@@ -404,11 +408,12 @@ from tinytorch.data.loader import DataLoader, TensorDataset
 
 rng = np.random.default_rng(0)
 def loader(n):
-    data = TensorDataset(Tensor(rng.standard_normal((n, 784)).astype(np.float32)), Tensor(rng.integers(0, 10, n)))
+    x = Tensor(rng.standard_normal((n, 784)).astype(np.float32))
+    data = TensorDataset(x, Tensor(rng.integers(0, 10, n)))
     return DataLoader(data, batch_size=64, shuffle=True, seed=0)
 
 measure('one epoch of shuffled batches of 64 over n examples', loader,
-        lambda dl: sum(1 for _ in dl), sizes=[1_000, 10_000, 50_000])
+        lambda dl: sum(1 for _ in dl), sizes=[1_000, 5_000, 20_000])
 """),
         "Is one epoch's cost proportional to n? How much memory does shuffling cost compared with the "
         "data itself, and what changes if the dataset no longer fits in memory?",
@@ -418,7 +423,8 @@ measure('one epoch of shuffled batches of 64 over n examples', loader,
 from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import randn
 
-measure('Conv2d(16, 32, 3, padding=1) on 8 images of n x n', lambda n: (Conv2d(16, 32, 3, padding=1), randn(8, 16, n, n)),
+measure('Conv2d(16, 32, 3, padding=1) on 8 images of n x n',
+        lambda n: (Conv2d(16, 32, 3, padding=1), randn(8, 16, n, n)),
         lambda cx: cx[0](cx[1]), sizes=[8, 16, 32])
 """),
         "im2col copies every input pixel once per kernel position. For a 3x3 kernel, how much larger than "
@@ -532,7 +538,9 @@ import numpy as np
 from tinytorch.optimization.acceleration import naive_matmul, vectorized_matmul
 
 rng = np.random.default_rng(0)
-make = lambda n: (rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n)).astype(np.float32))
+def make(n):
+    return rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n)).astype(np.float32)
+
 measure('naive_matmul (Python loops)', make, lambda ab: naive_matmul(*ab), sizes=[16, 32, 48], repeat=1)
 measure('vectorized_matmul', make, lambda ab: vectorized_matmul(*ab), sizes=[16, 32, 48])
 """),
@@ -638,8 +646,15 @@ report, fix, run both again. The last cell measures your code as it runs.
 """
 
 
-def build_cells(info: ModuleInfo, functions: list[Function], rest: list[str], lesson: str,
-                visible_points: float, weight, solutions: bool) -> list[Cell]:
+def build_cells(
+    info: ModuleInfo,
+    functions: list[Function],
+    rest: list[str],
+    lesson: str,
+    visible_points: float,
+    weight,
+    solutions: bool,
+) -> list[Cell]:
     """The notebook of one module as cells (see the module docstring for the layout)."""
     m = f"m{info.number}"
     cells = [Cell("markdown", lesson, f"{m}-lesson", "lesson")]
@@ -661,7 +676,9 @@ def build_cells(info: ModuleInfo, functions: list[Function], rest: list[str], le
             head += ["", f"No test needs this function alone: {where} runs the tests that use it."]
         cells.append(Cell("markdown", "\n".join(head) + "\n", f"{m}-{slug}-about", "lesson"))
         code = fn.solution if solutions else fn.student
-        cells.append(Cell("code", f"%%write_def {fn.import_path} {fn.qualname}\n{code}", f"{m}-{slug}", "solution"))
+        cells.append(
+            Cell("code", f"%%write_def {fn.import_path} {fn.qualname}\n{code}", f"{m}-{slug}", "solution")
+        )
         if fn.tests:
             source = f"check({fn.qualname!r}, {json.dumps(fn.tests, indent=4)})"
             cell = Cell("code", source, f"{m}-{slug}-check", "check")
@@ -765,7 +782,9 @@ def to_percent(cells: list[Cell]) -> str:
             chunk += [f"# {line}" if line else "#" for line in c.source.rstrip("\n").split("\n")]
         else:
             lines = c.source.rstrip("\n").split("\n")
-            chunk = [f"# %% {_meta_text(meta)}"] + [f"# {line}" if line.startswith("%") else line for line in lines]
+            chunk = [f"# %% {_meta_text(meta)}"] + [
+                f"# {line}" if line.startswith("%") else line for line in lines
+            ]
         chunks.append((c, chunk))
     for c, chunk in chunks:
         out += chunk
@@ -782,8 +801,9 @@ class NotebookSet:
     files: dict[str, dict] = field(default_factory=dict)  # module -> {ipynb, py, cells, checks, points}
 
 
-def write_notebooks(release, root: Path, staging: Path, *, solutions: bool = False, points_file=None,
-                    python=None) -> NotebookSet:
+def write_notebooks(
+    release, root: Path, staging: Path, *, solutions: bool = False, points_file=None, python=None
+) -> NotebookSet:
     """Write ``staging/notebooks/`` for every module the release stubs; return what was written.
 
     ``release`` is the :class:`~tinytorch.milestones.course.release.Release` being made
@@ -828,7 +848,11 @@ def write_notebooks(release, root: Path, staging: Path, *, solutions: bool = Fal
         }
     manifest_path = staging / "tinytorch-release.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    manifest["notebooks"] = {"solutions": solutions, "runtime": f"{NOTEBOOK_DIR}/{RUNTIME}", "modules": made.files}
+    manifest["notebooks"] = {
+        "solutions": solutions,
+        "runtime": f"{NOTEBOOK_DIR}/{RUNTIME}",
+        "modules": made.files,
+    }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return made
 
@@ -902,3 +926,54 @@ def _role(cell) -> str:
     if meta.get("grade"):
         return "check"
     return "code" if cell.get("cell_type") == "code" else "markdown"
+
+
+def check_run(run: Run, expect: str) -> str | None:
+    """What is wrong with a run, or None. ``expect``: "clean" (instructor) or "first-stub" (student).
+
+    A student notebook must run until its first check cell and fail there, with a stub's
+    message (``Module NN (name): implement ...``): every cell before it succeeded.
+    """
+    if expect == "clean":
+        return None if run.error_cell is None else f"cell {run.error_cell} raised {run.error[:2000]}"
+    first_check = next((cid for cid, role, _ in run.cells if role == "check"), None)
+    if run.error_cell is None:
+        return "ran to the end: no stub stopped it"
+    if run.error_cell != first_check:
+        return f"stopped at {run.error_cell}, not at its first check cell ({first_check}): {run.error[:2000]}"
+    if not re.search(
+        r"NotImplementedError: (?:Module \d\d \([^)]*\)|tinytorch-[a-z]+ \([\w.]+\)): implement ", run.error
+    ):
+        return f"its first check failed without a stub's message: {run.error[:2000]}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tinytorch.milestones.course.notebooks {clean|first-stub} NOTEBOOK...``: run and judge.
+
+    Prints one line per notebook (time, cells, the error of a student notebook); exit 1
+    when any notebook does not behave as expected. Used by ``nox -s notebooks``.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2 or args[0] not in ("clean", "first-stub"):
+        print("usage: python -m tinytorch.milestones.course.notebooks {clean|first-stub} NOTEBOOK...")
+        return 2
+    expect, failed = args[0], 0
+    for path in args[1:]:
+        run = execute(path, stop_on_error=True)
+        problem = check_run(run, expect)
+        checks = sum(role == "check" for _, role, _ in run.cells)
+        slowest = max(run.cells, key=lambda c: c[2], default=("-", "", 0.0))
+        line = (
+            f"{Path(path).name}: {run.seconds:6.1f} s, {len(run.cells)} cells run, {checks} checks, "
+            f"slowest {slowest[0]} {slowest[2]:.1f} s"
+        )
+        if expect == "first-stub" and problem is None:
+            line += f"; stopped at {run.error_cell}: {run.error.splitlines()[0][:160]}"
+        print(line + (f"\n  PROBLEM: {problem}" if problem else ""), flush=True)
+        failed += problem is not None
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

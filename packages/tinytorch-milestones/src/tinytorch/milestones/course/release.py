@@ -358,7 +358,9 @@ def make_release(
             from tinytorch.milestones.course.notebooks import NotebookError, write_notebooks
 
             try:
-                made = write_notebooks(release, root, staging, solutions=with_solutions, points_file=points_file)
+                made = write_notebooks(
+                    release, root, staging, solutions=with_solutions, points_file=points_file
+                )
             except NotebookError as exc:
                 raise ReleaseError(str(exc)) from None
             release.notebooks = made.files
