@@ -463,3 +463,44 @@ def test_probe_outputs_show_each_edit(repo, tmp_path, monkeypatch, jupyter):
     printed = ["".join(o.get("text", "") for o in c.outputs) for c in book.cells]
     assert "scale(2, 3) = -1" in printed[2]
     assert "scale(2, 3) = 6" in printed[4]
+
+
+# --- the real reference ------------------------------------------------------------------------------
+
+
+def test_notebook_of_a_real_module(tmp_path, require_tier):
+    """Module 04 of the repository: one solution cell per stub, every collected test checked exactly once."""
+    require_tier("foundation")
+    out = tmp_path / "rel"
+    release = make_release(None, out, root=ROOT, modules=["04"], notebooks=True)
+    assert sorted(release.notebooks) == ["04"]
+    cs = cells(out / "notebooks/04_losses.ipynb")
+    heads = [text(c).splitlines()[0] for c in cs if c["metadata"]["nbgrader"]["solution"]]
+    manifest = json.loads((out / "tinytorch-release.json").read_text())
+    assert heads == [f"%%write_def {s['file']} {s['function']}" for s in manifest["stubs_by_module"]["04"]]
+    checked = [
+        t
+        for c in cs
+        if nb._role(c) == "check"
+        for t in ast.literal_eval(ast.parse(text(c)).body[0].value.args[1])
+    ]
+    collected = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_04_losses.py",
+        ],
+        cwd=out,
+        env=dict(os.environ, PYTHONPATH=str(out / "src")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    nodeids = {line for line in collected.splitlines() if "::" in line}
+    assert len(checked) == len(set(checked)) and set(checked) == nodeids and nodeids
+    assert text(cs[-2]).startswith(nb.SYSTEMS["04"][0].splitlines()[0])
