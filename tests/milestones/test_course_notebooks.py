@@ -275,6 +275,22 @@ def test_rst_to_markdown():
     assert got == "Uses `Function` and `x`:\n\n```python\na = 1\n```\n\nEnd.\n"
 
 
+def test_check_run_judges_student_and_instructor_runs(tmp_path):
+    stub = (
+        "CheckFailed: f: 1 of 1 tests failed\n  t: NotImplementedError: Module 02 (activations): implement f"
+    )
+    cells_ = [("setup", "code", 0.1), ("f", "solution", 0.1), ("f-check", "check", 1.0)]
+    good = nb.Run(tmp_path, cells_, "f-check", stub)
+    assert nb.check_run(good, "first-stub") is None
+    assert "raised" in nb.check_run(good, "clean")
+    assert nb.check_run(nb.Run(tmp_path, cells_), "clean") is None
+    assert "ran to the end" in nb.check_run(nb.Run(tmp_path, cells_), "first-stub")
+    early = nb.Run(tmp_path, cells_[:2], "f", "NameError: np")
+    assert "not at its first check cell" in nb.check_run(early, "first-stub")
+    wrong = nb.Run(tmp_path, cells_, "f-check", "CheckFailed: f: AssertionError: 1 != 2")
+    assert "without a stub's message" in nb.check_run(wrong, "first-stub")
+
+
 # --- writing a cell into the package ----------------------------------------------------------------
 
 SOURCE = '''"""m."""

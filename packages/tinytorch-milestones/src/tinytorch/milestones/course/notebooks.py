@@ -610,9 +610,17 @@ def tier_blocks(ref_src: Path) -> dict[Path, tuple[str, list]]:
 
 
 def module_functions(blocks: dict, ref_src: Path, release_src: Path, number: str) -> list[Function]:
-    """The functions of module ``number`` (its blocks, wherever they live in the tier), in file order."""
+    """The functions of module ``number`` (its blocks, wherever they live in the tier), in file order.
+
+    The module's own file comes first, then the others in course order (``sorted`` is stable).
+    """
     found: list[Function] = []
-    for path, (source, file_blocks) in blocks.items():
+
+    def own_file_first(item):  # the module's own file (autograd.py for 05) first: its helpers come first
+        info = module_for(import_path_of(item[0].relative_to(ref_src)))
+        return 0 if info is not None and info.number == number else 1
+
+    for path, (source, file_blocks) in sorted(blocks.items(), key=own_file_first):
         mine = [b for b in file_blocks if b.module == number]
         if not mine:
             continue
@@ -936,6 +944,11 @@ def _role(cell) -> str:
     return "code" if cell.get("cell_type") == "code" else "markdown"
 
 
+STUB_ERROR_RE = re.compile(
+    r"NotImplementedError: (?:Module \d\d \([^)]*\)|tinytorch-[a-z]+ \([\w.]+\)): implement [\w.]+"
+)
+
+
 def check_run(run: Run, expect: str) -> str | None:
     """What is wrong with a run, or None. ``expect``: "clean" (instructor) or "first-stub" (student).
 
@@ -949,9 +962,7 @@ def check_run(run: Run, expect: str) -> str | None:
         return "ran to the end: no stub stopped it"
     if run.error_cell != first_check:
         return f"stopped at {run.error_cell}, not at its first check cell ({first_check}): {run.error[:2000]}"
-    if not re.search(
-        r"NotImplementedError: (?:Module \d\d \([^)]*\)|tinytorch-[a-z]+ \([\w.]+\)): implement ", run.error
-    ):
+    if not STUB_ERROR_RE.search(run.error):
         return f"its first check failed without a stub's message: {run.error[:2000]}"
     return None
 
@@ -977,7 +988,8 @@ def main(argv: list[str] | None = None) -> int:
             f"slowest {slowest[0]} {slowest[2]:.1f} s"
         )
         if expect == "first-stub" and problem is None:
-            line += f"; stopped at {run.error_cell}: {run.error.splitlines()[0][:160]}"
+            stub = STUB_ERROR_RE.search(run.error)
+            line += f"; stopped at {run.error_cell}: {stub.group(0) if stub else run.error[:160]}"
         print(line + (f"\n  PROBLEM: {problem}" if problem else ""), flush=True)
         failed += problem is not None
     return 1 if failed else 0
