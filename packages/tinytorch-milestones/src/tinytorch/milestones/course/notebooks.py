@@ -256,13 +256,17 @@ def trace_tests(root: Path, tier: str, numbers: list[str], functions: list[Funct
         shutil.rmtree(work, ignore_errors=True)
 
 
-def assign_tests(functions: list[Function], results: dict, tier: str) -> list[str]:
-    """Give each passing test to the last function (in notebook order) it calls; return the rest.
+def assign_tests(functions: list[Function], results: dict, tier: str) -> tuple[list[str], list[str]]:
+    """Give each passing test to the last function (in notebook order) it calls.
 
-    Node ids are rewritten to the release's layout (``tests/test_02_activations.py::...``).
+    Returns (rest, unrun): the passing tests that call none of the functions (a last check
+    cell runs them), and the tests that did not pass on the reference (skipped: optional
+    oracles such as PyTorch; not graded, as ``tito course grade`` grades only what the
+    reference passes). Node ids take the release's layout (``tests/test_02_activations.py::``).
     """
     order = {f.key: i for i, f in enumerate(functions)}
-    rest, first_check = [], {}  # function index -> index of the first check running a test that calls it
+    rest, unrun = [], []
+    first_check = {}  # function index -> index of the first check running a test that calls it
     for nodeid, record in results.items():
         local = nodeid.replace(f"tests/{tier}/", "tests/", 1)
         reached = [order[k] for k in record["reach"] if k in order]
@@ -271,11 +275,13 @@ def assign_tests(functions: list[Function], results: dict, tier: str) -> list[st
             functions[last].tests.append(local)
             for i in reached:
                 first_check[i] = min(first_check.get(i, last), last)
-        else:
+        elif record["outcome"] == "passed":
             rest.append(local)
+        else:
+            unrun.append(local)
     for i, owner in first_check.items():
         functions[i].checked_after = functions[owner].qualname
-    return rest
+    return rest, unrun
 
 
 # --- the systems cells: one live measurement per module --------------------------------------------
@@ -670,6 +676,7 @@ def build_cells(
     visible_points: float,
     weight,
     solutions: bool,
+    unrun: list[str] = (),
 ) -> list[Cell]:
     """The notebook of one module as cells (see the module docstring for the layout)."""
     m = f"m{info.number}"
@@ -704,9 +711,8 @@ def build_cells(
         cells.append(
             Cell(
                 "markdown",
-                "## The rest of the module's tests\n\nArgument checks and tests that need none of the "
-                "functions above alone (tests skipped here, such as PyTorch comparisons without "
-                "PyTorch, count for nothing).\n",
+                "## The rest of the module's tests\n\nTests that call none of the functions above "
+                "(argument checks, given code).\n",
                 f"{m}-rest-about",
                 "lesson",
             )
@@ -715,6 +721,20 @@ def build_cells(
         cell = Cell("code", source, f"{m}-rest-check", "check")
         cells.append(cell)
         checks.append((cell, sorted(rest)))
+    if unrun:
+        names = sorted({t.split("::", 1)[1].split("[")[0] for t in unrun})
+        cells.append(
+            Cell(
+                "markdown",
+                f"**Not run here:** {len(unrun)} tests did not pass on the reference when this notebook "
+                "was made (skipped: optional oracles such as PyTorch): "
+                + ", ".join(f"`{n}`" for n in names)
+                + ". They are not graded; `pytest` in the release runs them where their oracle is "
+                "installed.\n",
+                f"{m}-unrun",
+                "lesson",
+            )
+        )
     _share_points(checks, visible_points, weight)
     code, question = SYSTEMS.get(info.number, ("", ""))
     if code:
@@ -843,10 +863,11 @@ def write_notebooks(
     for info in infos:
         functions = per_module[info.number]
         mine = {n: r for n, r in results.items() if re.search(rf"/test_{info.number}_[^/]*\.py::", n)}
-        rest = assign_tests(functions, mine, tier)
+        rest, unrun = assign_tests(functions, mine, tier)
         entry = table.module(info.number)
         visible = entry.points - entry.hidden if release.hidden.get(info.number) else entry.points
-        cells = build_cells(info, functions, rest, _lesson(info, ref_src), visible, entry.weight, solutions)
+        lesson = _lesson(info, ref_src)
+        cells = build_cells(info, functions, rest, lesson, visible, entry.weight, solutions, unrun)
         stem = f"{info.number}_{info.name}"
         notebook = json.dumps(to_ipynb(cells), indent=1, ensure_ascii=False) + "\n"
         percent = to_percent(cells)
