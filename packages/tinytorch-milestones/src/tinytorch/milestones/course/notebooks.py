@@ -660,11 +660,11 @@ HOW_TO = """\
 ## How this notebook works
 
 Each cell that starts with `%%write_def MODULE NAME` holds one function of your package
-(the first is in `{file}`). Write the body where it raises `NotImplementedError`, then run the
-cell: it writes the function into the package file you installed (`pip install -e` of this
-release), so the tests, `tito module status` and the grader see exactly what you wrote. The
-check cells after it run the tests that need it (pytest, in a fresh Python); read their
-report, fix, run both again. The last cell measures your code as it runs.
+(the first one lives in `{file}`). Write the body where it raises `NotImplementedError`,
+then run the cell: it writes the function into the package file you installed (`pip install -e`
+of this release), so the tests, `tito module status` and the grader see exactly what you wrote.
+The check cell after a function runs the tests that need it (pytest, in a fresh Python); read
+its report, fix, run both again. The last cells measure your code as it runs.
 """
 
 
