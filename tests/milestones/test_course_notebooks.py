@@ -169,6 +169,24 @@ def test_student_notebook_layout_and_manifest(repo, tmp_path):
     assert "Why is this linear?" in text(cs[-1])
 
 
+def test_tito_course_release_with_solutions(repo, tmp_path, monkeypatch, capsys):
+    from tinytorch.milestones.cli import main
+
+    monkeypatch.chdir(repo)
+    out = tmp_path / "instructor"
+    code = main(
+        ["course", "release", "--modules", "01", "--out", str(out), "--with-solutions", "--no-import-check"]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0 and "1 instructor (reference filled in) notebooks" in printed
+    manifest = json.loads((out / "tinytorch-release.json").read_text())
+    assert manifest["notebooks"]["solutions"] is True
+    assert "self.total += v" in (out / "notebooks/01_tensor.py").read_text()
+    assert (
+        "self.total += v" not in (out / "src/tinytorch/core/tensor.py").read_text()
+    )  # the package stays stubbed
+
+
 def test_checks_run_each_test_once_after_everything_it_calls(repo, tmp_path):
     """The tracer's assignment, judged against pytest's own collection and the fixture's call graph."""
     out = release_of(repo, tmp_path / "student", solutions=False)
