@@ -25,6 +25,8 @@ from tinytorch.milestones.course import points as points_mod
 from tinytorch.milestones.course.release import make_release
 
 ROOT = Path(__file__).resolve().parents[2]
+OPTIONAL = "optional oracle:"  # tests/conftest.py: the only skip reason --tier-check accepts here
+EXTRA = "extra `notebooks`: pip install tinytorch-milestones[notebooks]"
 B, E = "### BEGIN SOLUTION", "### END SOLUTION"
 
 TENSOR = f'''"""Module 01 - Fixture: ``scale`` and a running total.
@@ -272,7 +274,7 @@ def test_percent_file_holds_the_same_cells(repo, tmp_path):
     # magics are commented, as Jupytext writes them; the code is the cell's code
     assert "# %load_ext tinytorch_notebook" in percent
     assert "# %%write_def tinytorch.core.tensor Acc.add\ndef add(self, v):" in percent
-    jupytext = pytest.importorskip("jupytext")
+    jupytext = pytest.importorskip("jupytext", reason=f"{OPTIONAL} jupytext is not installed ({EXTRA})")
     read = jupytext.read(str(out / "notebooks/01_tensor.py"))
     assert len(read.cells) == len(cs)
     for a, c in zip(read.cells, cs):
@@ -281,7 +283,7 @@ def test_percent_file_holds_the_same_cells(repo, tmp_path):
 
 
 def test_nbformat_validates(repo, tmp_path):
-    nbformat = pytest.importorskip("nbformat")
+    nbformat = pytest.importorskip("nbformat", reason=f"{OPTIONAL} nbformat is not installed ({EXTRA})")
     out = release_of(repo, tmp_path / "student", solutions=False)
     nbformat.validate(nbformat.read(str(out / "notebooks/01_tensor.ipynb"), as_version=4))
 
@@ -400,7 +402,7 @@ def test_write_def_refuses_a_module_imported_from_elsewhere(tmp_path):
 def jupyter():
     for name in ("nbformat", "nbclient", "ipykernel"):
         if importlib.util.find_spec(name) is None:
-            pytest.skip(f"{name} is not installed (pip install tinytorch-milestones[notebooks])")
+            pytest.skip(f"{OPTIONAL} {name} is not installed ({EXTRA})")
 
 
 def test_instructor_notebook_runs_clean_and_writes_the_reference(repo, tmp_path, monkeypatch, jupyter):
