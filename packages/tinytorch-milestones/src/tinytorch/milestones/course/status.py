@@ -211,7 +211,9 @@ def run_tests(states: list[ModuleState], timeout: float = 1800) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "outcomes.json")
             env = dict(os.environ, **{pytest_outcomes.ENV: out})
-            extra = ["-q", "-p", "no:cacheprovider", "--continue-on-collection-errors"]
+            # The outcomes plugin records what each failure raised; the long tracebacks pytest would
+            # print are never read here and cost seconds when every test of a stubbed module fails.
+            extra = ["-q", "-p", "no:cacheprovider", "--continue-on-collection-errors", "--tb=line"]
             cmd = pytest_command([s.tests for s in group], extra=extra)
             subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
             records = pytest_outcomes.load(out) if os.path.exists(out) else []
