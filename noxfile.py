@@ -95,7 +95,8 @@ def tests(session: nox.Session, tiers: str) -> None:
 
 # The course tools release and grade the repository's *source* tiers, whichever reference wheels are
 # installed: their tests run once, with every tier (the course sessions stub each tier in turn).
-COURSE_TOOL_TESTS = ("tests/milestones/test_course_release.py", "tests/milestones/test_course_grade.py")
+COURSE_TOOL_TESTS = ("tests/milestones/test_course_release.py", "tests/milestones/test_course_grade.py",
+                     "tests/milestones/test_course_notebooks.py")
 
 
 def _once_per_run(tiers: str) -> list[str]:
