@@ -567,6 +567,18 @@ def _grader_cache(session: nox.Session) -> str:
     return str(cache)
 
 
+UNREACHED_PROBE = """
+import sys
+from tinytorch.milestones.course.grade import unreached_blocks
+from tinytorch.milestones.course.kit import load_kit
+kit = load_kit(sys.argv[1])
+missing = unreached_blocks(kit)
+if missing:
+    sys.exit("solution functions no graded test reaches on the reference: " + ", ".join(missing))
+print(f"each of the {len(kit.blocks)} solution functions is reached by a graded test")
+"""
+
+
 def _check_expectations(session: nox.Session, subs: list[dict], reports: dict[str, dict]) -> list[str]:
     """The constructed submissions' grades against what each must show (course_submissions.py)."""
     problems = []
@@ -642,6 +654,9 @@ def course_grade(session: nox.Session, tier: str) -> None:
     env = {"TINYTORCH_GRADER_CACHE": _grader_cache(session)}
     # The kit (reference wheels, environment, reference run) is built once, before the clock starts.
     session.run("tito", "course", "kit", "--tier", tier, "--out", str(work / "kit"), env=env)
+    # Every solution function is called by a graded test that needs no optional dependency (PyTorch,
+    # SciPy): the kit's reference run records what each passing test reached.
+    session.run("python", "-c", UNREACHED_PROBE, str(work / "kit"))
     before = {p.name for p in Path(tempfile.gettempdir()).iterdir()}
     t0 = time.monotonic()
     out = work / "out"

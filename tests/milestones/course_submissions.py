@@ -89,14 +89,16 @@ def _swap_operator(source: str, begin: int, end: int) -> tuple[str, str] | None:
 
     A wrong *value* is wanted, not a crash: operators that compute indices, slices, shapes
     or sizes (inside subscripts and calls such as ``range`` or ``reshape``), and those of
-    ``raise``/``assert`` statements and f-strings are skipped; ``+``/``-`` come before
+    comparisons, ``raise``/``assert`` statements and f-strings are skipped; ``+``/``-`` come before
     ``*``/``/`` (which turn integers into floats). Returns (new source, description) or None.
     """
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     skip = set()
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Raise, ast.JoinedStr, ast.Assert)):
+        if isinstance(node, (ast.Raise, ast.JoinedStr, ast.Assert, ast.Compare)):
+            # Comparisons steer control flow (an error branch, a guard that is true either way),
+            # and a swapped operator there is often no bug at all (an equivalent mutant).
             skip.update(id(n) for n in ast.walk(node))
         elif isinstance(node, ast.Subscript):
             skip.update(id(n) for n in ast.walk(node.slice))

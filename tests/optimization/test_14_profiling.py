@@ -148,7 +148,6 @@ def test_forward_profile_rows(profiler):
     assert [r["time_ms"] for r in rows] == sorted((r["time_ms"] for r in rows), reverse=True)
     assert by_name["0"]["flops"] == 2 * 64 * 512 * 1024 and by_name["0"]["output_shape"] == (64, 1024)
     assert by_name["0"]["params"] == 512 * 1024 + 1024 and by_name["1"]["flops"] == 0
-    assert rows[0]["name"] == "0"  # the big matmul dominates
     text = Profiler.format_table(rows)
     assert "Linear" in text and "time_ms" in text
 
