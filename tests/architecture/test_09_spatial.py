@@ -413,7 +413,43 @@ def test_batchnorm_matches_torch_train_and_eval(torch):
     np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-5, atol=1e-5)
     # buffers are part of the state dict
     state = bn.state_dict()
-    assert set(state) == {"weight", "bias", "running_mean", "running_var"}
+    assert set(state) == set(ref.state_dict()) == {
+        "weight", "bias", "running_mean", "running_var", "num_batches_tracked"
+    }
+    assert int(state["num_batches_tracked"]) == int(ref.num_batches_tracked) == 3
+
+
+def test_cnn_state_dict_moves_between_pytorch_and_tinytorch(torch):
+    """A PyTorch CNN's state_dict (conv, batch norm with its buffers, linear) loads unchanged, and back."""
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+
+    nn = torch.nn
+    rng = np.random.default_rng(7)
+
+    def theirs_model():
+        return nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 8, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 3 * 3, 5),
+        )  # fmt: skip
+
+    theirs = theirs_model()
+    for _ in range(2):  # running statistics and the batch count away from their initial values
+        theirs(torch.from_numpy(rng.standard_normal((4, 3, 16, 16)).astype(np.float32)))
+    theirs.eval()
+    ours = Sequential(
+        Conv2d(3, 6, 3, padding=1), BatchNorm2d(6), ReLU(), MaxPool2d(2),
+        Conv2d(6, 8, 3, stride=2), ReLU(), Flatten(), Linear(8 * 3 * 3, 5),
+    ).eval()  # fmt: skip
+    state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    assert set(state) == set(ours.state_dict())
+    ours.load_state_dict(state)
+    x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    expected = theirs(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(ours(Tensor(x)).data, expected, rtol=1e-4, atol=1e-5)
+    back = theirs_model().eval()
+    back.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
+    np.testing.assert_array_equal(back(torch.from_numpy(x)).detach().numpy(), expected)
 
 
 def test_batchnorm_running_stats_closed_form():

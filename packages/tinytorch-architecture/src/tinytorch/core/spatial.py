@@ -536,6 +536,8 @@ class BatchNorm2d(Module):
     Attributes:
         weight (gamma, ones), bias (beta, zeros): ``(C,)`` Parameters.
         running_mean (zeros), running_var (ones): ``(C,)`` arrays (buffers, not Parameters).
+        num_batches_tracked: 0-d int64 buffer counting training batches (PyTorch keeps it in
+            its state_dict too, so state dicts move between the two libraries).
 
     Shape: ``(N, C, H, W) -> (N, C, H, W)``.
     """
@@ -561,6 +563,7 @@ class BatchNorm2d(Module):
         self.bias = Parameter(np.zeros(num_features, dtype=np.float32))
         self.register_buffer("running_mean", np.zeros(num_features, dtype=np.float32))
         self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
 
     def forward(self, x: Tensor) -> Tensor:
         x = x if isinstance(x, Tensor) else Tensor(x)
@@ -582,6 +585,7 @@ class BatchNorm2d(Module):
         self.running_mean += self.momentum * mean
         self.running_var *= 1.0 - self.momentum
         self.running_var += self.momentum * var * (m / (m - 1))  # unbiased, as PyTorch
+        self.num_batches_tracked += 1
         return BatchNorm2dFunction.apply(x, self.weight, self.bias, mean, var, eps=self.eps, batch_stats=True)
         ### END SOLUTION
 
