@@ -154,6 +154,84 @@ def small_gpt(seed=0, **kw):
     return GPT(**args)
 
 
+# PyTorch's nn.MultiheadAttention keeps q|k|v as two tensors of its own; ours is an in_proj Linear.
+TORCH_GPT_NAME_MAP = {"attn.in_proj_weight": "attn.in_proj.weight", "attn.in_proj_bias": "attn.in_proj.bias"}
+
+
+def to_ours(name: str) -> str:
+    for theirs, ours in TORCH_GPT_NAME_MAP.items():
+        name = name.replace(theirs, ours)
+    return name
+
+
+def torch_gpt(torch, vocab, E, H, layers, max_len):
+    """A GPT built from PyTorch modules, named as ours except where the map above says."""
+    nn = torch.nn
+
+    class Embeddings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token_embedding = nn.Embedding(vocab, E)
+            self.position_embedding = nn.Embedding(max_len, E)
+
+        def forward(self, ids):
+            return self.token_embedding(ids) + self.position_embedding(torch.arange(ids.shape[1]))
+
+    class FeedForward(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(E, 4 * E), nn.Linear(4 * E, E)
+
+        def forward(self, x):
+            return self.fc2(nn.functional.gelu(self.fc1(x), approximate="tanh"))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(E), nn.LayerNorm(E)
+            self.attn = nn.MultiheadAttention(E, H, batch_first=True)
+            self.mlp = FeedForward()
+
+        def forward(self, x):
+            T = x.shape[1]
+            blocked = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # True = may not attend
+            h = self.ln1(x)
+            x = x + self.attn(h, h, h, attn_mask=blocked, need_weights=False)[0]
+            return x + self.mlp(self.ln2(x))
+
+    class TorchGPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = Embeddings()
+            self.blocks = nn.ModuleList(Block() for _ in range(layers))
+            self.ln_f, self.head = nn.LayerNorm(E), nn.Linear(E, vocab)
+
+        def forward(self, ids):
+            x = self.embedding(ids)
+            for block in self.blocks:
+                x = block(x)
+            return self.head(self.ln_f(x))
+
+    return TorchGPT()
+
+
+def test_gpt_state_dict_moves_between_pytorch_and_tinytorch(torch):
+    """A GPT of PyTorch modules loads into ours through the documented name map, and back."""
+    torch.manual_seed(0)
+    theirs = torch_gpt(torch, vocab=13, E=16, H=2, layers=2, max_len=12).eval()
+    ours = small_gpt()
+    state = {to_ours(k): v.detach().numpy() for k, v in theirs.state_dict().items()}
+    assert set(state) == set(ours.state_dict())
+    ours.load_state_dict(state)
+    ids = np.random.default_rng(5).integers(0, 13, (3, 9))
+    expected = theirs(torch.from_numpy(ids)).detach().numpy()
+    np.testing.assert_allclose(ours(ids).data, expected, rtol=1e-4, atol=1e-4)
+    back = torch_gpt(torch, vocab=13, E=16, H=2, layers=2, max_len=12).eval()
+    ours_to_torch = {to_ours(k): k for k in back.state_dict()}
+    back.load_state_dict({ours_to_torch[k]: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    np.testing.assert_array_equal(back(torch.from_numpy(ids)).detach().numpy(), expected)
+
+
 def test_gpt_shapes_and_parameter_names():
     model = small_gpt()
     tokens = np.random.default_rng(0).integers(0, 13, (3, 7))
