@@ -180,7 +180,7 @@ def test_fixture_release(repo, tmp_path):
         out / "pytest.ini"
     ).read_text()
     readme = (out / "README.md").read_text()
-    assert "pip install -e ." in readme and "`Acc.add`" in readme and "Fixture tier." in readme
+    assert "pip install --no-deps -e ." in readme and "`Acc.add`" in readme and "Fixture tier." in readme
     manifest = json.loads((out / RELEASE_MANIFEST).read_text())
     assert manifest["tier"] == "foundation" and manifest["version"] == "9.8.7"
 
@@ -190,6 +190,35 @@ def test_fixture_release(repo, tmp_path):
     for name in ("test_scale", "test_same", "test_acc"):
         assert records[name]["outcome"] == "failed" and records[name]["stub"], records[name]
     assert records["test_acc"]["exceptions"][0]["message"] == "Module 01 (tensor): implement Acc.__init__"
+
+
+def test_release_installs_from_the_course_wheelhouse(repo, tmp_path, monkeypatch):
+    """The README's install lines and tito's hints use the course's wheelhouse, given or from the env."""
+    from tinytorch.milestones.course import wheelhouse
+
+    monkeypatch.delenv(wheelhouse.ENV_VAR, raising=False)
+    out = tmp_path / "given"
+    make_release("foundation", out, root=repo, verify_imports=False,
+                 wheelhouse="https://course.example.org/tt")  # fmt: skip
+    readme = (out / "README.md").read_text()
+    assert (
+        "pip install --extra-index-url https://course.example.org/tt/simple "
+        "tinytorch-milestones==9.8.7 pytest hypothesis"
+    ) in readme
+    assert "pip install --no-deps -e ." in readme and ".whl" not in readme
+    assert json.loads((out / RELEASE_MANIFEST).read_text())["wheelhouse"] == "https://course.example.org/tt"
+    assert wheelhouse.configured(out / "src") == "https://course.example.org/tt"  # tito's hints find it
+
+    monkeypatch.setenv(wheelhouse.ENV_VAR, "file:///srv/wheelhouse")
+    out = tmp_path / "from-env"
+    make_release("foundation", out, root=repo, verify_imports=False)
+    assert "--extra-index-url file:///srv/wheelhouse/simple" in (out / "README.md").read_text()
+
+    monkeypatch.delenv(wheelhouse.ENV_VAR)
+    out = tmp_path / "none"
+    make_release("foundation", out, root=repo, verify_imports=False)
+    assert "--extra-index-url WHEELHOUSE/simple" in (out / "README.md").read_text()
+    assert "wheelhouse" not in json.loads((out / RELEASE_MANIFEST).read_text())
 
 
 def test_restoring_the_reference_makes_the_release_pass(repo, tmp_path):

@@ -50,6 +50,7 @@ def _release(args) -> int:
             points_file=args.points,
             notebooks=args.notebooks,
             with_solutions=args.with_solutions,
+            wheelhouse=args.wheelhouse,
         )
     except (ReleaseError, RepoNotFound, ValueError) as exc:
         print(f"tito course release: {exc}", file=sys.stderr)
@@ -339,6 +340,11 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--points", help="points TOML for the GitHub Classroom workflow (default: the shipped points)"
+    )
+    p.add_argument(
+        "--wheelhouse",
+        help="the course's wheelhouse URL or folder (tito course wheelhouse): the README installs from it "
+        "and tito's hints name it (default: $TINYTORCH_WHEELHOUSE)",
     )
     p.add_argument(
         "--notebooks",

@@ -49,6 +49,9 @@ from tinytorch.milestones.course.repo import (
     tier_modules,
     version,
 )
+from tinytorch.milestones.course.wheelhouse import MANIFEST_KEY as WHEELHOUSE_KEY
+from tinytorch.milestones.course.wheelhouse import configured as configured_wheelhouse
+from tinytorch.milestones.course.wheelhouse import student_install_lines
 from tinytorch.milestones.tiers import MODULES, TIERS
 
 IGNORE_NAMES = ("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache", ".hypothesis")
@@ -70,6 +73,7 @@ class Release:
     stubs: dict[str, list[str]] = field(default_factory=dict)  # import path -> qualnames
     by_module: dict[str, list[dict]] = field(default_factory=dict)  # "05" -> [{file, function}]
     hidden: dict[str, bool] = field(default_factory=dict)  # module -> has hidden tests (not shipped)
+    wheelhouse: str | None = None  # the course's wheelhouse URL or folder (README, manifest, hints)
     files: int = 0
     notebooks: dict = field(default_factory=dict)  # module -> notebook summary (with --notebooks)
 
@@ -160,8 +164,6 @@ def _readme(release: Release, reference_readme: str) -> str:
     stubbed = [m for m in tier_modules(tier) if m.number in release.modules]
     first = stubbed[0] if stubbed else tier_modules(tier)[0]
     first_test = Path(first.test_file).name
-    below = list(TIERS[: TIERS.index(tier)])
-    above = list(TIERS[TIERS.index(tier) + 1 :])
     everything = len(stubbed) == len(tier_modules(tier))
     scope = (
         "every part you write"
@@ -183,22 +185,14 @@ def _readme(release: Release, reference_readme: str) -> str:
         "",
         "```bash",
     ]
-    if below:
-        wheels = " ".join(f"tinytorch_{t}-{ver}-py3-none-any.whl" for t in below)
-        lines += [
-            "# the reference wheels of the tiers below, from your instructor (or wheels/ here) or built",
-            f"# from the repository (`python -m build --wheel packages/tinytorch-{below[-1]}` ...):",
-            f"pip install {wheels}",
-        ]
-    lines += [
-        "pip install pytest hypothesis",
-        "pip install -e .            # this directory: edits take effect without reinstalling",
-    ]
-    if above:
-        wheels = " ".join(f"tinytorch_{t}-{ver}-py3-none-any.whl" for t in above)
-        lines += [f"# optional, the tiers above (they import your code): pip install --no-deps {wheels}"]
+    # The tiers below (and tito) come prebuilt from the course's wheelhouse (`tito course wheelhouse`).
+    lines += student_install_lines(tier, ver, release.wheelhouse)
     lines += [
         "```",
+        "",
+        "Without a wheelhouse, use a folder of the reference wheels instead (the `wheels/` folder of",
+        "this release when it has one, or the wheels your instructor hands out): replace",
+        "`--extra-index-url .../simple` by `--find-links wheels`.",
         "",
         "## Test",
         "",
@@ -306,6 +300,7 @@ def make_release(
     points_file: str | os.PathLike | None = None,
     notebooks: bool = False,
     with_solutions: bool = False,
+    wheelhouse: str | None = None,
 ) -> Release:
     """Write the student release of ``tier`` to ``out``; see the module docstring.
 
@@ -316,6 +311,8 @@ def make_release(
     workflow reports (default: the shipped points of the tier). ``notebooks`` also writes
     one notebook per stubbed module into ``notebooks/`` (``course/notebooks.py``);
     ``with_solutions`` (implies ``notebooks``) fills them with the reference: the instructor's.
+    ``wheelhouse`` (default: ``$TINYTORCH_WHEELHOUSE``) is the course's index of prebuilt wheels:
+    the README's install lines use it and the manifest records it for tito's hints.
     """
     from tinytorch.milestones.course.repo import tier_of_modules
 
@@ -348,7 +345,8 @@ def make_release(
     release_version = version(root)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        release = Release(tier, release_version, out, modules=chosen)
+        release = Release(tier, release_version, out, modules=chosen,
+                          wheelhouse=wheelhouse or configured_wheelhouse(root))
         hidden = root / "tests" / "hidden" / tier
         release.hidden = {n: any(hidden.glob(f"test_{n}_*.py")) for n in chosen}
         _write(release, root, ref, tests_src, staging)
@@ -424,6 +422,8 @@ def _write(release: Release, root: Path, ref: Path, tests_src: Path, staging: Pa
         "stubs_by_module": {n: release.by_module.get(n, []) for n in release.modules},
         "modules": {m.number: m.import_path for m in tier_modules(release.tier)},
     }
+    if release.wheelhouse:
+        manifest[WHEELHOUSE_KEY] = release.wheelhouse  # tito's install hints in the release name it
     (staging / RELEASE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
