@@ -65,6 +65,25 @@ def naive_conv_grads(x, w, g, stride, padding):
     return dxp[:, :, pH : pH + H, pW : pW + W], dw, g.sum(axis=(0, 2, 3))
 
 
+def naive_conv_dilated_grouped(x, w, b, stride, padding, dilation, groups):
+    """The definition with dilation and groups, one output element at a time (float64)."""
+    N, C, H, W = x.shape
+    O, Cg, kH, kW = w.shape
+    (sH, sW), (pH, pW), (dH, dW) = stride, padding, dilation
+    xp = np.zeros((N, C, H + 2 * pH, W + 2 * pW))
+    xp[:, :, pH : pH + H, pW : pW + W] = x
+    OH = (H + 2 * pH - dH * (kH - 1) - 1) // sH + 1
+    OW = (W + 2 * pW - dW * (kW - 1) - 1) // sW + 1
+    out = np.zeros((N, O, OH, OW))
+    for n, o, y, x_ in itertools.product(range(N), range(O), range(OH), range(OW)):
+        first = (o // (O // groups)) * Cg  # the first input channel of o's group
+        acc = 0.0 if b is None else b[o]
+        for c, i, j in itertools.product(range(Cg), range(kH), range(kW)):
+            acc += w[o, c, i, j] * xp[n, first + c, y * sH + i * dH, x_ * sW + j * dW]
+        out[n, o, y, x_] = acc
+    return out
+
+
 def naive_pool(x, k, s, p, op):
     N, C, H, W = x.shape
     xp = np.full((N, C, H + 2 * p, W + 2 * p), -np.inf if op == "max" else 0.0)
@@ -184,6 +203,66 @@ def test_conv_gradcheck(stride, padding):
     assert gradcheck(lambda a, c, d: conv2d(a, c, d, stride=stride, padding=padding), [x, w, b])
 
 
+@pytest.mark.parametrize(
+    ("cin", "cout", "kernel", "stride", "padding", "dilation", "groups"),
+    [
+        (2, 3, (3, 3), (1, 1), (0, 0), (2, 2), 1),
+        (4, 6, (3, 2), (2, 1), (1, 2), (1, 3), 2),
+        (3, 3, (3, 3), (1, 1), (2, 2), (2, 2), 3),  # depthwise, dilated
+        (6, 4, (1, 1), (1, 1), (0, 0), (1, 1), 2),
+    ],
+)
+def test_dilated_and_grouped_conv_vs_naive_and_gradcheck(
+    cin, cout, kernel, stride, padding, dilation, groups
+):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, cin, 9, 8))
+    w = rng.standard_normal((cout, cin // groups, *kernel))
+    b = rng.standard_normal(cout)
+    y = conv2d(t64(x), t64(w), t64(b), stride=stride, padding=padding, dilation=dilation, groups=groups)
+    expected = naive_conv_dilated_grouped(x, w, b, stride, padding, dilation, groups)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12, atol=1e-12)
+    conv = Conv2d(cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    assert conv.weight.shape == (cout, cin // groups, *kernel)
+    assert conv(Tensor(x.astype(np.float32))).shape == expected.shape
+    small = [t64(x[:1, :, :7, :6], True), t64(w, True), t64(b, True)]
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    assert gradcheck(lambda a, c, d: conv2d(a, c, d, **options), small)
+
+
+def test_padding_same_and_valid():
+    rng = np.random.default_rng(12)
+    x = t64(rng.standard_normal((1, 2, 7, 6)))
+    w = t64(rng.standard_normal((3, 2, 3, 5)))
+    same = conv2d(x, w, padding="same", dilation=(2, 1))  # spans 5 x 5: 2 rows and columns per side
+    assert same.shape == (1, 3, 7, 6)
+    np.testing.assert_allclose(same.data, conv2d(x, w, padding=(2, 2), dilation=(2, 1)).data, rtol=1e-12)
+    np.testing.assert_allclose(conv2d(x, w, padding="valid").data, conv2d(x, w).data, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="uneven padding"):
+        conv2d(x, t64(np.ones((3, 2, 2, 3))), padding="same")
+    with pytest.raises(ValueError, match=r"input of shape \(1, 2, 7, 6\).*groups=2"):
+        conv2d(x, t64(np.ones((4, 2, 3, 3))), groups=2)
+
+
+def test_dilated_grouped_same_conv_matches_torch(torch):
+    rng = np.random.default_rng(13)
+    for cin, cout, k, dilation, groups in [(4, 8, 3, 2, 2), (6, 6, 5, 1, 6), (3, 6, (3, 5), (1, 2), 3)]:
+        conv = Conv2d(cin, cout, k, padding="same", dilation=dilation, groups=groups)
+        ref = torch.nn.Conv2d(cin, cout, k, padding="same", dilation=dilation, groups=groups)
+        with torch.no_grad():
+            ref.weight.copy_(torch.from_numpy(conv.weight.data))
+            ref.bias.copy_(torch.from_numpy(conv.bias.data))
+        x = rng.standard_normal((2, cin, 11, 9)).astype(np.float32)
+        X, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y, ty = conv(X), ref(tx)
+        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-4, atol=1e-5)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(Tensor(g))
+        ty.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(conv.weight.grad.data, ref.weight.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
 def test_conv_module_matches_torch(torch):
     rng = np.random.default_rng(0)
     for cin, cout, k, s, p, bias in [(3, 8, 3, 1, 1, True), (4, 5, 5, 2, 2, False), (1, 6, 5, 1, 0, True)]:
@@ -244,7 +323,12 @@ def test_conv_errors_name_shapes():
         (dict(in_channels=2, out_channels=2, kernel_size=3, stride=0), "stride"),
         (dict(in_channels=2, out_channels=2, kernel_size=3, padding=-1), "padding"),
         (dict(in_channels=2, out_channels=2, kernel_size=(1, 2, 3)), "kernel_size"),
-        (dict(in_channels=2, out_channels=2, kernel_size=3, padding="same"), "padding.*'same'"),
+        (dict(in_channels=2, out_channels=2, kernel_size=3, padding="full"), "padding.*'full'"),
+        (dict(in_channels=2, out_channels=2, kernel_size=3, stride=2, padding="same"), "needs stride 1"),
+        (dict(in_channels=2, out_channels=2, kernel_size=2, padding="same"), "uneven padding"),
+        (dict(in_channels=2, out_channels=2, kernel_size=3, dilation=0), "dilation"),
+        (dict(in_channels=4, out_channels=6, kernel_size=3, groups=4), "groups"),
+        (dict(in_channels=4, out_channels=4, kernel_size=3, groups=0), "groups"),
         (dict(in_channels=2, out_channels=2, kernel_size=(2.5, 2)), "kernel_size"),
     ]:
         with pytest.raises(ValueError, match=name):

@@ -326,6 +326,23 @@ def lenet(seed=0):
     )  # fmt: skip
 
 
+def test_accelerate_keeps_dilated_and_grouped_convolutions(require_tier):
+    require_tier("architecture")
+    from tinytorch.core.layers import Sequential
+    from tinytorch.core.spatial import Conv2d
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import ChannelsLastConv2d, accelerate
+
+    np.random.seed(3)
+    plain = Sequential(Conv2d(4, 4, 3, dilation=2), Conv2d(4, 8, 3, groups=2), Conv2d(8, 8, 1))
+    fast = accelerate(plain)
+    assert [type(m) for m in fast] == [Conv2d, Conv2d, ChannelsLastConv2d]
+    x = Tensor(np.random.default_rng(3).standard_normal((2, 4, 12, 12)).astype(np.float32))
+    np.testing.assert_allclose(fast(x).data, plain(x).data, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="dilation and groups"):
+        ChannelsLastConv2d(plain[1])
+
+
 def test_accelerate_swaps_layers_and_keeps_parameters_and_state_dict(require_tier):
     require_tier("architecture")
     from tinytorch.core.spatial import Conv2d, MaxPool2d

@@ -106,6 +106,32 @@ def _pad(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndar
     return np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)), constant_values=value)
 
 
+def _span(kernel, dilation) -> tuple[int, int]:
+    """Pixels a kernel covers when it reads every ``d``-th pixel: ``d * (k - 1) + 1`` per axis."""
+    return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+
+
+def _conv_padding(padding, kernel, stride, dilation, op: str) -> tuple[int, int]:
+    """Padding per side as a pair; ``'valid'`` is 0 and ``'same'`` keeps H and W (stride 1), as PyTorch."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0)
+        if padding != "same":
+            raise ValueError(
+                f"{op}: argument 'padding' must be 'same', 'valid', an int or a pair, got {padding!r}"
+            )
+        if stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
+        total = [span - 1 for span in _span(kernel, dilation)]
+        if any(t % 2 for t in total):
+            raise ValueError(
+                f"{op}: padding='same' with kernel {kernel} and dilation {dilation} needs uneven padding "
+                "(one more row or column on one side), which is not supported: use an odd kernel span"
+            )
+        return (total[0] // 2, total[1] // 2)
+    return _pair(padding, "padding", op)
+
+
 def _output_hw(x_shape: tuple, kernel, stride, padding) -> tuple[int, int]:
     """``(OH, OW)``: output height and width of windows ``kernel`` sliding by ``stride`` over padded ``x``."""
     return tuple(_out_size(n, k, s, p) for n, k, s, p in zip(x_shape[2:], kernel, stride, padding))
@@ -116,39 +142,44 @@ def _output_hw(x_shape: tuple, kernel, stride, padding) -> tuple[int, int]:
 # ---------------------------------------------------------------------------
 
 
-def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]):
+def im2col(
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], dilation=(1, 1)
+):
     """Unfold every ``kH x kW`` patch of ``x`` into a column of a matrix.
 
     Args:
         x: input ``(N, C, H, W)``.
         kernel, stride, padding: pairs ``(h, w)``; zero padding on each side.
+        dilation: pair; the kernel reads every ``d``-th pixel (1: adjacent pixels).
 
     Returns:
         ``cols`` of shape ``(C*kH*kW, N*OH*OW)``: rows ordered ``(c, i, j)`` (the
         order of ``weight.reshape(O, C*kH*kW)``), columns ordered ``(n, y, x)``;
-        ``cols[(c, i, j), (n, y, x)] = xpad[n, c, y*sH + i, x*sW + j]``.
+        ``cols[(c, i, j), (n, y, x)] = xpad[n, c, y*sH + i*dH, x*sW + j*dW]``.
 
     Cost: one copy of the padded input and one of ``C kH kW N OH OW`` elements; no Python loop.
     """
     ### BEGIN SOLUTION
     N, C = x.shape[:2]
-    (kH, kW), (sH, sW) = kernel, stride
-    # Every kH x kW window of the padded input, as a view: windows[n, c, y, x] has its
-    # top-left corner at xpad[n, c, y*sH, x*sW]. No copy yet.
-    windows = sliding_window_view(_pad(x, padding), kernel, axis=(2, 3))[:, :, ::sH, ::sW]
+    (kH, kW), (sH, sW), (dH, dW) = kernel, stride, dilation
+    # Every window of the padded input, as a view: windows[n, c, y, x] has its top-left
+    # corner at xpad[n, c, y*sH, x*sW] and spans d*(k-1)+1 pixels, of which the kernel
+    # reads every d-th. No copy yet.
+    windows = sliding_window_view(_pad(x, padding), _span(kernel, dilation), axis=(2, 3))
+    windows = windows[:, :, ::sH, ::sW, ::dH, ::dW]
     OH, OW = windows.shape[2:4]  # windows: (N, C, OH, OW, kH, kW)
     # (N, C, OH, OW, kH, kW) -> (C, kH, kW, N, OH, OW) -> (C*kH*kW, N*OH*OW): the one copy
     return windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * kH * kW, N * OH * OW)
     ### END SOLUTION
 
 
-def col2im(cols: np.ndarray, x_shape: tuple, kernel, stride, padding) -> np.ndarray:
+def col2im(cols: np.ndarray, x_shape: tuple, kernel, stride, padding, dilation=(1, 1)) -> np.ndarray:
     """Adjoint of :func:`im2col`: add every column back onto the pixels of its patch.
 
     Args:
         cols: ``(C*kH*kW, N*OH*OW)``, e.g. the gradient w.r.t. im2col's output.
         x_shape: ``(N, C, H, W)``, the shape of im2col's input.
-        kernel, stride, padding: the pairs im2col was called with.
+        kernel, stride, padding, dilation: the pairs im2col was called with.
 
     Returns:
         ``dx`` of shape ``(N, C, H, W)`` (the padding cropped away): each input
@@ -159,14 +190,15 @@ def col2im(cols: np.ndarray, x_shape: tuple, kernel, stride, padding) -> np.ndar
     """
     ### BEGIN SOLUTION
     N, C, H, W = x_shape
-    (kH, kW), (sH, sW), (pH, pW) = kernel, stride, padding
-    OH, OW = _output_hw(x_shape, kernel, stride, padding)
+    (kH, kW), (sH, sW), (pH, pW), (dH, dW) = kernel, stride, padding, dilation
+    OH, OW = _output_hw(x_shape, _span(kernel, dilation), stride, padding)
     patches = cols.reshape(C, kH, kW, N, OH, OW)
     dxp = np.zeros((N, C, H + 2 * pH, W + 2 * pW), dtype=cols.dtype)
     for i in range(kH):
         for j in range(kW):
-            # Kernel offset (i, j) of output pixel (y, x) read input pixel (y*sH + i, x*sW + j).
-            dxp[:, :, i : i + sH * OH : sH, j : j + sW * OW : sW] += patches[:, i, j].transpose(1, 0, 2, 3)
+            # Kernel offset (i, j) of output pixel (y, x) read input pixel (y*sH + i*dH, x*sW + j*dW).
+            rows, columns = slice(i * dH, i * dH + sH * OH, sH), slice(j * dW, j * dW + sW * OW, sW)
+            dxp[:, :, rows, columns] += patches[:, i, j].transpose(1, 0, 2, 3)
     return dxp[:, :, pH : pH + H, pW : pW + W]
     ### END SOLUTION
 
@@ -179,25 +211,31 @@ def col2im(cols: np.ndarray, x_shape: tuple, kernel, stride, padding) -> np.ndar
 class Conv2dFunction(Function):
     """2-D cross-correlation ``y[n, o] = b[o] + sum_c W[o, c] (*) x[n, c]`` as im2col + one matmul.
 
-    Inputs ``x (N, C, H, W)``, ``weight (O, C, kH, kW)``, ``bias (O,)`` or None;
-    keywords ``stride``, ``padding`` (pairs). Output ``(N, O, OH, OW)``.
+    Inputs ``x (N, C, H, W)``, ``weight (O, C/G, kH, kW)``, ``bias (O,)`` or None;
+    keywords ``stride``, ``padding``, ``dilation`` (pairs) and ``groups`` G: the
+    channels split into G groups, output channels ``[k O/G, (k+1) O/G)`` seeing only
+    input channels ``[k C/G, (k+1) C/G)``. Output ``(N, O, OH, OW)``.
 
-    Backward, with ``g = grad`` as an ``(O, N*OH*OW)`` matrix:
-    ``dW = g @ cols.T``, ``db = g summed over its columns``, ``dx = col2im(W^T @ g)``.
+    The matmul is batched over the groups (one group: an ordinary matmul). Backward,
+    with ``g = grad`` as ``(G, O/G, N*OH*OW)``: ``dW = g @ cols.T``, ``db = g summed
+    over its columns``, ``dx = col2im(W^T @ g)``.
     """
 
     name = "conv2d"
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride=(1, 1), padding=(0, 0)):
-        ctx.x_shape, ctx.stride, ctx.padding = x.shape, stride, padding
+    def forward(ctx, x, weight, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
         ### BEGIN SOLUTION
-        N, (O, C, kH, kW) = x.shape[0], weight.shape
-        cols = im2col(x, (kH, kW), stride, padding)  # (C*kH*kW, N*OH*OW)
-        out = weight.reshape(O, C * kH * kW) @ cols  # (O, N*OH*OW): the one matmul
+        N, (O, Cg, kH, kW), G = x.shape[0], weight.shape, groups
+        cols = im2col(x, (kH, kW), stride, padding, dilation)  # (C*kH*kW, N*OH*OW), C = G*Cg
+        # Rows of cols are ordered (c, i, j): group k's channels are one contiguous block of rows.
+        cols = cols.reshape(G, Cg * kH * kW, -1)  # (G, Cg*kH*kW, N*OH*OW)
+        out = weight.reshape(G, O // G, Cg * kH * kW) @ cols  # (G, O/G, N*OH*OW): the one matmul
+        out = out.reshape(O, -1)  # (O, N*OH*OW)
         if bias is not None:
             out += bias.reshape(O, 1)
-        OH, OW = _output_hw(x.shape, (kH, kW), stride, padding)
+        OH, OW = _output_hw(x.shape, _span((kH, kW), dilation), stride, padding)
         out = out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)  # (N, O, OH, OW), a view
         ### END SOLUTION
         ctx.save_for_backward(cols, weight)
@@ -208,93 +246,132 @@ class Conv2dFunction(Function):
         cols, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         ### BEGIN SOLUTION
-        O, C, kH, kW = weight.shape
-        g = grad.transpose(1, 0, 2, 3).reshape(O, -1)  # (N, O, OH, OW) -> (O, N*OH*OW)
+        O, Cg, kH, kW = weight.shape
+        G = cols.shape[0]
+        g = grad.transpose(1, 0, 2, 3).reshape(G, O // G, -1)  # (N, O, OH, OW) -> (G, O/G, N*OH*OW)
         dx = dw = db = None
         if needs_x:
-            dcols = weight.reshape(O, -1).T @ g  # (C*kH*kW, N*OH*OW)
-            dx = col2im(dcols, ctx.x_shape, (kH, kW), ctx.stride, ctx.padding)
+            dcols = weight.reshape(G, O // G, -1).transpose(0, 2, 1) @ g  # (G, Cg*kH*kW, N*OH*OW)
+            dcols = dcols.reshape(G * Cg * kH * kW, -1)  # (C*kH*kW, N*OH*OW)
+            dx = col2im(dcols, ctx.x_shape, (kH, kW), ctx.stride, ctx.padding, ctx.dilation)
         if needs_w:
-            dw = (g @ cols.T).reshape(O, C, kH, kW)
+            dw = (g @ cols.transpose(0, 2, 1)).reshape(O, Cg, kH, kW)
         if needs_b:
-            db = g.sum(axis=1)
+            db = g.reshape(O, -1).sum(axis=1)
         return dx, dw, db
         ### END SOLUTION
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+def _groups(groups, op: str) -> int:
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{op}: argument 'groups' must be a positive int, got {groups!r}")
+    return int(groups)
+
+
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1
+) -> Tensor:
     """2-D convolution (cross-correlation, as PyTorch) of ``x`` with ``weight``.
 
-    ``out[n, o, y, x] = bias[o] + sum_{c,i,j} weight[o, c, i, j] * xpad[n, c, y*sH + i, x*sW + j]``
+    ``out[n, o, y, x] = bias[o] + sum_{c,i,j} weight[o, c, i, j] * xpad[n, c0 + c, y*sH + i*dH, x*sW + j*dW]``
+    where ``c0 = (o // (O/G)) * (C/G)`` is the first input channel of output channel o's group.
 
     Args:
         x: ``(N, C, H, W)``.
-        weight: ``(O, C, kH, kW)``.
+        weight: ``(O, C/G, kH, kW)``.
         bias: ``(O,)`` or None.
-        stride, padding: int or pair; zero padding on each side.
+        stride: int or pair.
+        padding: int or pair of zeros on each side, ``'valid'`` (0) or ``'same'`` (output as
+            large as the input; stride 1 and an odd kernel span ``d*(k-1)+1``).
+        dilation: int or pair; the kernel reads every ``d``-th pixel.
+        groups: G, dividing C and O.
 
-    Shape: ``(N, C, H, W) -> (N, O, (H + 2pH - kH)//sH + 1, (W + 2pW - kW)//sW + 1)``.
+    Shape: ``(N, C, H, W) -> (N, O, (H + 2pH - dH(kH-1) - 1)//sH + 1, (W + 2pW - dW(kW-1) - 1)//sW + 1)``.
     """
     x = x if isinstance(x, Tensor) else Tensor(x)
-    stride, padding = _pair(stride, "stride", "conv2d"), _pair(padding, "padding", "conv2d")
+    stride, dilation = _pair(stride, "stride", "conv2d"), _pair(dilation, "dilation", "conv2d")
     if min(stride) < 1:
         raise ValueError(f"conv2d: argument 'stride' must be >= 1, got {stride}")
+    if min(dilation) < 1:
+        raise ValueError(f"conv2d: argument 'dilation' must be >= 1, got {dilation}")
+    groups = _groups(groups, "conv2d")
     if weight.ndim != 4:
-        raise ValueError(f"conv2d: weight must be 4-D (O, C, kH, kW), got shape {weight.shape}")
-    if x.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: weight must be 4-D (O, C/groups, kH, kW), got shape {weight.shape}")
+    padding = _conv_padding(padding, weight.shape[2:], stride, dilation, "conv2d")
+    if x.ndim != 4 or x.shape[1] != weight.shape[1] * groups:
         raise ValueError(
             f"conv2d: input of shape {x.shape} does not match weight of shape {weight.shape} "
-            f"(expected (N, {weight.shape[1]}, H, W))"
+            f"(expected (N, {weight.shape[1] * groups}, H, W) with groups={groups})"
         )
-    _check_input("conv2d", x.data, None, weight.shape[2:], padding)
+    if weight.shape[0] % groups:
+        raise ValueError(f"conv2d: weight of shape {weight.shape}: {weight.shape[0]} filters are not "
+                         f"divisible by groups={groups}")  # fmt: skip
+    _check_input("conv2d", x.data, None, _span(weight.shape[2:], dilation), padding)
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
-    return Conv2dFunction.apply(x, weight, bias, stride=stride, padding=padding)
+    return Conv2dFunction.apply(
+        x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
 
 
 class Conv2d(Module):
-    """2-D convolution layer (as ``torch.nn.Conv2d``): ``y = conv2d(x, weight, bias, stride, padding)``.
+    """2-D convolution layer (as ``torch.nn.Conv2d``): ``y = conv2d(x, weight, bias, ...)``.
 
     Args:
         in_channels: channels ``C`` of the input.
         out_channels: number of filters ``O``.
         kernel_size: int or ``(kH, kW)``.
         stride: int or pair (default 1).
-        padding: int or pair of zeros added on each side (default 0).
+        padding: int or pair of zeros added on each side, ``'valid'`` or ``'same'`` (default 0).
+        dilation: int or pair: the kernel reads every ``d``-th pixel (default 1).
+        groups: G: input and output channels split into G groups that do not mix (default 1;
+            ``groups == in_channels`` is a depthwise convolution).
         bias: learn a per-filter bias (default True).
 
     Attributes:
-        weight: ``(out_channels, in_channels, kH, kW)``, initialized
-            ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in = C*kH*kW`` (PyTorch's default).
+        weight: ``(out_channels, in_channels / groups, kH, kW)``, initialized
+            ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in = (C/G)*kH*kW`` (PyTorch's default).
         bias: ``(out_channels,)`` with the same bound, or None.
+        padding: the padding per side as a pair (``'same'`` resolved).
 
     Shape: ``(N, C, H, W) -> (N, O, OH, OW)``. Cost: see :class:`Conv2dFunction`.
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
     ):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"Conv2d: argument '{name}' must be a positive int, got {v!r}")
-        if isinstance(padding, str):
-            raise ValueError(
-                f"Conv2d: argument 'padding' must be an int or a pair of ints, got {padding!r} "
-                "(string modes such as 'same' are not supported: for stride 1 and an odd kernel k, "
-                "padding=(k - 1) // 2 keeps the size)"
-            )
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
         self.stride = _pair(stride, "stride", "Conv2d")
-        self.padding = _pair(padding, "padding", "Conv2d")
+        self.dilation = _pair(dilation, "dilation", "Conv2d")
+        self.groups = _groups(groups, "Conv2d")
         if min(self.kernel_size) < 1:
             raise ValueError(f"Conv2d: argument 'kernel_size' must be >= 1, got {kernel_size!r}")
         if min(self.stride) < 1:
             raise ValueError(f"Conv2d: argument 'stride' must be >= 1, got {stride!r}")
-        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        if min(self.dilation) < 1:
+            raise ValueError(f"Conv2d: argument 'dilation' must be >= 1, got {dilation!r}")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"Conv2d: argument 'groups' ({self.groups}) must divide in_channels ({self.in_channels}) "
+                f"and out_channels ({self.out_channels})"
+            )
+        self.padding = _conv_padding(padding, self.kernel_size, self.stride, self.dilation, "Conv2d")
+        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         # The global NumPy generator, like Linear: np.random.seed(...) makes models reproducible.
         self.weight = Parameter(np.random.uniform(-bound, bound, size=shape).astype(np.float32))
         self.bias = (
@@ -305,15 +382,20 @@ class Conv2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x if isinstance(x, Tensor) else Tensor(x)
-        _check_input("Conv2d", x.data, self.in_channels, self.kernel_size, self.padding)
+        _check_input("Conv2d", x.data, self.in_channels, _span(self.kernel_size, self.dilation), self.padding)
         ### BEGIN SOLUTION
-        return Conv2dFunction.apply(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return Conv2dFunction.apply(
+            x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+            dilation=self.dilation, groups=self.groups,
+        )  # fmt: skip
         ### END SOLUTION
 
     def extra_repr(self) -> str:
+        extra = "" if self.dilation == (1, 1) else f", dilation={self.dilation}"
+        extra += "" if self.groups == 1 else f", groups={self.groups}"
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
+            f"stride={self.stride}, padding={self.padding}{extra}, bias={self.bias is not None}"
         )
 
 

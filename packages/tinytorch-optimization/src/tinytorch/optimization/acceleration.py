@@ -645,6 +645,11 @@ class ChannelsLastConv2d(Module):
             raise ValueError(
                 f"ChannelsLastConv2d: expects a convolution with a 4-D weight, got {type(conv).__name__}"
             )
+        if not _plain_conv(conv):
+            raise ValueError(
+                "ChannelsLastConv2d: dilation and groups other than 1 are not supported "
+                f"(got dilation={conv.dilation}, groups={conv.groups}); accelerate keeps such a Conv2d"
+            )
         self.weight = weight
         self.bias = getattr(conv, "bias", None)
         self.out_channels, self.in_channels = int(weight.shape[0]), int(weight.shape[1])
@@ -968,11 +973,16 @@ def _overrides_forward(module, cls) -> bool:
     return type(module).forward is not cls.forward
 
 
+def _plain_conv(conv) -> bool:
+    """No dilation and one group: the layouts :class:`ChannelsLastConv2d` implements."""
+    return tuple(getattr(conv, "dilation", (1, 1))) == (1, 1) and getattr(conv, "groups", 1) == 1
+
+
 def _accelerated(module, reuse_buffers: bool):
     """The accelerated replacement of ``module`` (sharing its parameters), or None to keep it."""
     # Exact classes' semantics are what the replacements reproduce: a subclass with its
     # own forward computes something else and is kept.
-    if isinstance(module, Conv2d) and not _overrides_forward(module, Conv2d):
+    if isinstance(module, Conv2d) and not _overrides_forward(module, Conv2d) and _plain_conv(module):
         return ChannelsLastConv2d(module, reuse_buffers=reuse_buffers)
     if isinstance(module, MaxPool2d) and not _overrides_forward(module, MaxPool2d):
         return ChannelsLastMaxPool2d(module)
@@ -990,7 +1000,7 @@ def accelerate(model, reuse_buffers: bool = True):
 
     * ``Conv2d`` -> :class:`ChannelsLastConv2d` (channels-last im2col, one GEMM
       straight into channels-last memory; im2col matrix reused across steps
-      when ``reuse_buffers``);
+      when ``reuse_buffers``); a dilated or grouped ``Conv2d`` is kept;
     * ``GELU`` -> :class:`FusedGELU` and the transformer's ``MLP`` -> :class:`FusedMLP`
       (in-place GELU forward and backward).
 
