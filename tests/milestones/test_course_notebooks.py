@@ -143,6 +143,8 @@ def test_student_notebook_layout_and_manifest(repo, tmp_path):
     manifest = json.loads((out / "tinytorch-release.json").read_text())
     assert manifest["notebooks"]["solutions"] is False
     assert manifest["notebooks"]["modules"]["01"]["ipynb"] == "notebooks/01_tensor.ipynb"
+    readme = (out / "README.md").read_text()
+    assert "## Notebooks" in readme and "- Module 01: `notebooks/01_tensor.ipynb`" in readme
     data = json.loads(ipynb.read_text())
     assert (data["nbformat"], data["nbformat_minor"]) == (4, 5)
     assert data["metadata"]["kernelspec"]["name"] == "python3"

@@ -362,6 +362,8 @@ def make_release(
             except NotebookError as exc:
                 raise ReleaseError(str(exc)) from None
             release.notebooks = made.files
+            with (staging / "README.md").open("a", encoding="utf-8") as readme:
+                readme.write(_notebooks_section(release, with_solutions))
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -369,6 +371,32 @@ def make_release(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return release
+
+
+def _notebooks_section(release: Release, solutions: bool) -> str:
+    """The README part on the notebooks (``--notebooks``): where they are, how a cell reaches ``src/``."""
+    lines = [
+        "",
+        "## Notebooks",
+        "",
+        "One Jupyter notebook per module to write (the same cells as a Jupytext percent `.py` beside it):",
+        "",
+        *(f"- Module {n}: `{f['ipynb']}` ({f['functions']} functions, {f['checks']} check cells)"
+          for n, f in sorted(release.notebooks.items())),  # fmt: skip
+        "",
+        "```bash",
+        'pip install "tinytorch-milestones[notebooks]" jupyterlab   # after the install lines above',
+        "jupyter lab notebooks/",
+        "```",
+        "",
+        "A cell that starts with `%%write_def <module> <function>` writes the function into this",
+        "release's `src/` (what `import tinytorch...`, `pytest` and `tito module status` see); the check",
+        "cell after it runs that function's tests. Objects made before an edit keep the old code: re-run",
+        "the cells that make them.",
+    ]
+    if solutions:
+        lines += ["", "These notebooks hold the reference solutions (the instructor's version)."]
+    return "\n".join(lines) + "\n"
 
 
 def _write(release: Release, root: Path, ref: Path, tests_src: Path, staging: Path) -> None:
