@@ -249,18 +249,27 @@ def test_dilated_grouped_same_conv_matches_torch(torch):
     for cin, cout, k, dilation, groups in [(4, 8, 3, 2, 2), (6, 6, 5, 1, 6), (3, 6, (3, 5), (1, 2), 3)]:
         conv = Conv2d(cin, cout, k, padding="same", dilation=dilation, groups=groups)
         ref = torch.nn.Conv2d(cin, cout, k, padding="same", dilation=dilation, groups=groups)
-        with torch.no_grad():
-            ref.weight.copy_(torch.from_numpy(conv.weight.data))
+        assert_conv_matches_torch(torch, conv, ref, rng.standard_normal((2, cin, 11, 9)), rng)
+
+
+def assert_conv_matches_torch(torch, conv, ref, x, rng):
+    """``conv`` and PyTorch's ``ref`` (given conv's weights) agree in output and every gradient."""
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(conv.weight.data))
+        if conv.bias is not None:
             ref.bias.copy_(torch.from_numpy(conv.bias.data))
-        x = rng.standard_normal((2, cin, 11, 9)).astype(np.float32)
-        X, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-        y, ty = conv(X), ref(tx)
-        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-4, atol=1e-5)
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        y.backward(Tensor(g))
-        ty.backward(torch.from_numpy(g))
-        np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(conv.weight.grad.data, ref.weight.grad.numpy(), rtol=1e-4, atol=1e-3)
+    x = x.astype(np.float32)
+    X, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = conv(X), ref(tx)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-4, atol=1e-5)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(Tensor(g))
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(conv.weight.grad.data, ref.weight.grad.numpy(), rtol=1e-4, atol=1e-3)
+    if conv.bias is not None:
+        np.testing.assert_allclose(conv.bias.grad.data, ref.bias.grad.numpy(), rtol=1e-4, atol=1e-3)
 
 
 def test_conv_module_matches_torch(torch):
@@ -268,22 +277,7 @@ def test_conv_module_matches_torch(torch):
     for cin, cout, k, s, p, bias in [(3, 8, 3, 1, 1, True), (4, 5, 5, 2, 2, False), (1, 6, 5, 1, 0, True)]:
         conv = Conv2d(cin, cout, k, stride=s, padding=p, bias=bias)
         ref = torch.nn.Conv2d(cin, cout, k, stride=s, padding=p, bias=bias)
-        with torch.no_grad():
-            ref.weight.copy_(torch.from_numpy(conv.weight.data))
-            if bias:
-                ref.bias.copy_(torch.from_numpy(conv.bias.data))
-        x = rng.standard_normal((4, cin, 13, 11)).astype(np.float32)
-        X, tx = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-        y, ty = conv(X), ref(tx)
-        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-4, atol=1e-5)
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        y.backward(Tensor(g))
-        ty.backward(torch.from_numpy(g))
-        np.testing.assert_allclose(X.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(conv.weight.grad.data, ref.weight.grad.numpy(), rtol=1e-4, atol=1e-3)
-        if bias:
-            np.testing.assert_allclose(conv.bias.grad.data, ref.bias.grad.numpy(), rtol=1e-4, atol=1e-3)
-        assert y.dtype == np.float32
+        assert_conv_matches_torch(torch, conv, ref, rng.standard_normal((4, cin, 13, 11)), rng)
 
 
 def test_conv_init_shapes_and_bounds():
