@@ -8,10 +8,12 @@ from tinytorch.core.losses import (
     BinaryCrossEntropyLoss,
     CrossEntropyLoss,
     MSELoss,
+    NLLLoss,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
     mse_loss,
+    nll_loss,
 )
 from tinytorch.core.tensor import Tensor
 
@@ -54,6 +56,42 @@ def test_cross_entropy_class_dimension_is_one_as_pytorch():
     one = RNG.standard_normal(4)  # one unbatched sample (C,) with a 0-d target
     loss = cross_entropy(Tensor(one, dtype=np.float64), np.array(2))
     assert loss.shape == () and abs(loss.item() - naive_cross_entropy(one[None], [2])[0]) < 1e-12
+
+
+def test_nll_loss_picks_minus_the_true_class_log_probability():
+    log_probs = np.log(RNG.dirichlet(np.ones(5), size=6))  # (6, 5) rows of log-probabilities
+    target = np.array([0, 4, -100, 2, 2, 1])
+    # Naive loop: -log p of each counted target; an ignored one is left out of the sum and of the count.
+    counted = [-log_probs[i, y] for i, y in enumerate(target) if y != -100]
+    x = Tensor(log_probs, dtype=np.float64)
+    assert abs(nll_loss(x, target).item() - np.mean(counted)) < 1e-12
+    assert abs(NLLLoss(reduction="sum")(x, target).item() - np.sum(counted)) < 1e-12
+    per_row = nll_loss(x, target, reduction="none")
+    assert per_row.shape == (6,) and per_row.data[2] == 0.0
+    np.testing.assert_allclose(np.delete(per_row.data, 2), counted, rtol=1e-12)
+    logits = RNG.standard_normal((3, 4, 2))  # (N, C, d): cross_entropy is nll_loss after log_softmax
+    t = RNG.integers(0, 4, (3, 2))
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        nll_loss(Tensor(log_p, dtype=np.float64), t).item(),
+        cross_entropy(Tensor(logits, dtype=np.float64), t).item(),
+        rtol=1e-12,
+    )
+    with pytest.raises(ValueError, match=r"NLLLoss: target shape \(2,\) does not fit log_probs shape"):
+        nll_loss(x, np.array([0, 1]))
+    with pytest.raises(ValueError, match="NLLLoss: argument 'reduction'"):
+        NLLLoss(reduction="avg")
+
+
+def test_nll_loss_matches_torch(torch):
+    log_probs = np.log(RNG.dirichlet(np.ones(4), size=(2, 3))).transpose(0, 2, 1)  # (N, C, d)
+    target = np.array([[3, -100, 0], [1, 1, 2]])
+    for reduction in ("mean", "sum", "none"):
+        ours = nll_loss(Tensor(log_probs, dtype=np.float64), target, reduction=reduction)
+        theirs = torch.nn.functional.nll_loss(
+            torch.tensor(log_probs), torch.tensor(target), reduction=reduction
+        )
+        np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-12)
 
 
 def test_cross_entropy_reduction_ignore_index_label_smoothing():

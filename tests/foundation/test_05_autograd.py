@@ -32,6 +32,7 @@ from tinytorch.core.losses import (
     CrossEntropyLoss,
     MSELoss,
     cross_entropy,
+    nll_loss,
 )
 from tinytorch.core.tensor import Tensor, concatenate, maximum, stack, where
 
@@ -882,6 +883,26 @@ def test_cross_entropy_gradient():
         assert gradcheck(lambda v, loss=loss: loss(v, t_ignored), [t64((4, 5))])
     assert gradcheck(lambda v: MSELoss(reduction="none")(v, np.ones((2, 3))), [t64((2, 3))])
     assert gradcheck(lambda v: BCEWithLogitsLoss(reduction="sum")(v, np.ones((2, 3))), [t64((2, 3))])
+
+
+def test_nll_loss_gradient():
+    target = np.array([2, -100, 0, 2])
+    for reduction in ("mean", "sum", "none"):
+        assert gradcheck(lambda v, r=reduction: nll_loss(v, target, reduction=r), [t64((4, 3))])
+    x = Tensor(np.zeros((3, 4)), requires_grad=True)
+    nll_loss(x, np.array([1, 3, -100])).backward()
+    # Closed form: -1 / (number of counted targets) at each counted target, 0 elsewhere.
+    expected = np.zeros((3, 4))
+    expected[0, 1] = expected[1, 3] = -0.5
+    np.testing.assert_array_equal(x.grad.data, expected)
+
+
+def test_nll_loss_gradient_matches_torch(torch):
+    log_probs, target = t64((2, 5, 3)), np.array([[4, -100, 0], [2, 2, 1]])
+    nll_loss(log_probs, target, reduction="sum").backward()
+    tl = torch.tensor(log_probs.data, requires_grad=True)
+    torch.nn.functional.nll_loss(tl, torch.tensor(target), reduction="sum").backward()
+    np.testing.assert_allclose(log_probs.grad.data, tl.grad.numpy(), rtol=1e-12)
 
 
 def test_cross_entropy_options_gradients_match_torch(torch):

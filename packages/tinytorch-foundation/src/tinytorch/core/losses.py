@@ -1,15 +1,16 @@
 """Module 04 - Losses: how wrong a prediction is, as one number to minimize.
 
-Every loss here is composed from the operations of Modules 01-02, so its
-gradient needs no new derivative: Module 05's backward passes through the
-pieces. Stability comes from the pieces: classification losses go through
+Losses are composed from the operations of Modules 01-02, plus one new
+operation: ``nll_loss`` picks the log-probability of each true class (its
+derivative, one nonzero entry per row, is Module 05's work like every other
+op's). Stability comes from the pieces: classification losses go through
 ``log_softmax`` (``x - logsumexp(x)``) or its binary analogue, so logits of
 +-1000 give finite losses and gradients.
 
 * ``mse_loss``: ``(prediction - target)^2``.
-* ``cross_entropy``: ``-log_softmax(logits)[n, target_n]``, the class dimension
-  being dim 1 as in PyTorch (``(N, C)``, ``(N, C, d1, ...)`` or one ``(C,)`` sample);
-  with ``ignore_index`` and ``label_smoothing``.
+* ``cross_entropy``: ``nll_loss(log_softmax(logits))``, i.e. ``-log p[n, target_n]``,
+  the class dimension being dim 1 as in PyTorch (``(N, C)``, ``(N, C, d1, ...)`` or
+  one ``(C,)`` sample); with ``ignore_index`` and ``label_smoothing``.
 * ``binary_cross_entropy``: ``-(t log p + (1 - t) log(1 - p))`` on probabilities.
 * ``binary_cross_entropy_with_logits``: the same on raw scores, as
   ``max(x, 0) - x t + log(1 + exp(-|x|))``, which never exponentiates a large number.
@@ -24,6 +25,7 @@ import numbers
 
 import numpy as np
 from tinytorch.core.activations import log_softmax, relu
+from tinytorch.core.autograd import Function
 from tinytorch.core.module import Module
 from tinytorch.core.tensor import Tensor
 
@@ -34,6 +36,8 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "cross_entropy",
+    "nll_loss",
+    "NLLLoss",
     "mse_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -86,6 +90,111 @@ def mse_loss(prediction, target, *, reduction: str = "mean") -> Tensor:
     ### END SOLUTION
 
 
+class NLLLossFunction(Function):
+    """Negative log-likelihood of the true classes: ``-log_probs[m, target[m]]`` for each row ``m``.
+
+    ``log_probs`` is (M, C), ``target`` (M,) class indices and ``weight`` (M,)
+    1 for a target that counts, 0 for an ignored one (its row reads class 0 and
+    is multiplied away). Reduced as ``reduction`` says: the per-row losses (M,),
+    their sum, or their mean over the targets that count.
+
+    Backward: each row's loss depends on one entry of its row only, so the
+    gradient is zero everywhere except at ``[m, target[m]]``, where it is
+    ``-weight[m]`` times the incoming gradient (divided by the count for the mean).
+    Cost: O(M) for the picking, O(M C) to write the mostly-zero gradient.
+    """
+
+    name = "nll_loss"
+
+    @staticmethod
+    def forward(ctx, log_probs, target, weight, reduction):
+        ctx.target, ctx.weight, ctx.reduction, ctx.shape = target, weight, reduction, log_probs.shape
+        ### BEGIN SOLUTION
+        losses = -log_probs[np.arange(len(target)), target] * weight  # (M,)
+        if reduction == "none":
+            return losses
+        if reduction == "sum":
+            return losses.sum()
+        return losses.sum() / weight.sum()  # 0 / 0 = NaN when every target is ignored, as PyTorch
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION (Module 05)
+        scale = grad * ctx.weight  # (M,): a per-row gradient for "none", a broadcast scalar otherwise
+        if ctx.reduction == "mean":
+            scale = scale / ctx.weight.sum()
+        grad_log_probs = np.zeros(ctx.shape, dtype=scale.dtype)  # (M, C)
+        grad_log_probs[np.arange(len(ctx.target)), ctx.target] = -scale
+        return grad_log_probs, None, None
+        ### END SOLUTION
+
+
+def _class_rows(op: str, scores: Tensor, target: np.ndarray, ignore_index, what: str) -> tuple:
+    """Check a class-score tensor against its targets and lay both out as rows.
+
+    ``scores`` is (N, C), (N, C, d1, ..., dk) or one (C,) sample, the class
+    dimension being dim 1 (PyTorch's convention); ``target`` holds integer class
+    indices of shape (N,), (N, d1, ..., dk) or () respectively. Errors name the
+    scores as ``what`` (``"logits"``, ``"log_probs"``).
+
+    Returns:
+        rows: Tensor (M, C), one row of class scores per prediction.
+        picked: (M,) int, the target class of each row (0 for an ignored one).
+        weight: (M,) of the scores' dtype, 1 where the target counts, 0 where it is ignored.
+    """
+    if scores.ndim == 0:
+        raise ValueError(f"{op}: {what} must have a class dimension, got a 0-d tensor")
+    expected = scores.shape[:1] + scores.shape[2:] if scores.ndim > 1 else ()
+    if target.shape != expected:
+        hint = ""
+        if target.shape == scores.shape:
+            hint = " (one-hot targets? pass class indices: target.argmax(1))"
+        elif scores.ndim > 2 and target.shape == scores.shape[:-1]:
+            hint = (
+                f" (the class dimension is dim 1, as PyTorch; for (B, T, C) logits pass "
+                f"logits.reshape(-1, {scores.shape[-1]}) and target.reshape(-1))"
+            )
+        raise ValueError(
+            f"{op}: target shape {target.shape} does not fit {what} shape {scores.shape}: "
+            f"expected target shape {expected}{hint}"
+        )
+    if target.dtype.kind not in "iu":
+        raise ValueError(f"{op}: argument 'target' must hold integer class indices, got {target.dtype}")
+    classes = scores.shape[1] if scores.ndim > 1 else scores.shape[0]
+    kept = (target != ignore_index).reshape(-1)  # (M,): the targets that count
+    flat = target.reshape(-1)
+    if flat.size and kept.any() and (flat[kept].min() < 0 or flat[kept].max() >= classes):
+        raise ValueError(f"{op}: argument 'target' has class indices outside [0, {classes})")
+    if scores.ndim > 2:  # (N, C, d1, ..., dk) -> (N, d1, ..., dk, C): classes last
+        scores = scores.permute(0, *range(2, scores.ndim), 1)
+    rows = scores if scores.ndim == 2 else scores.reshape(-1, classes)  # (M, C)
+    picked = np.where(kept, flat, 0)  # ignored rows read class 0; their weight is 0
+    return rows, picked, kept.astype(rows.dtype)
+
+
+def nll_loss(log_probs, target, *, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood ``-log_probs[n, target_n]`` of log-probabilities, as PyTorch's.
+
+    Shapes as :func:`cross_entropy` (class dimension 1): ``(N, C)`` with target
+    ``(N,)``, ``(N, C, d1, ..., dk)`` with ``(N, d1, ..., dk)``, or ``(C,)`` with
+    a 0-d target. ``cross_entropy(x, t)`` is ``nll_loss(log_softmax(x, dim=1), t)``.
+
+    Args:
+        log_probs: Tensor of log-probabilities (e.g. from ``log_softmax``).
+        target: integer class indices in ``[0, C)`` (or ``ignore_index``).
+        ignore_index: target value to skip (default -100).
+        reduction: ``"mean"`` (over the targets not ignored), ``"sum"`` or ``"none"``.
+
+    Cost: O(N d1 ... dk) to pick, O(N C d1 ... dk) in backward.
+    """
+    log_probs, t = _tensor(log_probs), _array(target)
+    _check_cross_entropy_options(ignore_index, reduction, 0.0, op="NLLLoss")
+    rows, picked, weight = _class_rows("NLLLoss", log_probs, t, ignore_index, "log_probs")
+    loss = NLLLossFunction.apply(rows, picked, weight, reduction)
+    return loss.reshape(t.shape) if reduction == "none" else loss
+
+
 def cross_entropy(
     logits, target, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0
 ) -> Tensor:
@@ -100,8 +209,10 @@ def cross_entropy(
     Per prediction: ``loss = -(1 - s) log p[target] - s * mean_c log p[c]`` with
     ``p = softmax`` over the classes and ``s = label_smoothing`` (the target
     distribution puts ``1 - s`` on the true class and spreads ``s`` evenly).
-    Targets equal to ``ignore_index`` contribute nothing; ``"mean"`` divides by
-    the number of the others (NaN when every target is ignored, as PyTorch).
+    That is PyTorch's composition: ``nll_loss(log_softmax(logits))``, plus the
+    smoothing term. Targets equal to ``ignore_index`` contribute nothing;
+    ``"mean"`` divides by the number of the others (NaN when every target is
+    ignored, as PyTorch).
 
     Args:
         logits: Tensor of raw scores.
@@ -118,52 +229,24 @@ def cross_entropy(
     Cost: one log_softmax over the logits, O(N C d1 ... dk).
     """
     op = "CrossEntropyLoss"
-    logits = _tensor(logits)
-    t = _array(target)
+    logits, t = _tensor(logits), _array(target)
     _check_cross_entropy_options(ignore_index, reduction, label_smoothing)
-    if logits.ndim == 0:
-        raise ValueError(f"{op}: logits must have a class dimension, got a 0-d tensor")
-    expected = logits.shape[:1] + logits.shape[2:] if logits.ndim > 1 else ()
-    if t.shape != expected:
-        hint = ""
-        if t.shape == logits.shape:
-            hint = " (one-hot targets? pass class indices: target.argmax(1))"
-        elif logits.ndim > 2 and t.shape == logits.shape[:-1]:
-            hint = (
-                f" (the class dimension is dim 1, as PyTorch; for (B, T, C) logits pass "
-                f"logits.reshape(-1, {logits.shape[-1]}) and target.reshape(-1))"
-            )
-        raise ValueError(
-            f"{op}: target shape {t.shape} does not fit logits shape {logits.shape}: "
-            f"expected target shape {expected}{hint}"
-        )
-    if t.dtype.kind not in "iu":
-        raise ValueError(f"{op}: argument 'target' must hold integer class indices, got {t.dtype}")
-    classes = logits.shape[1] if logits.ndim > 1 else logits.shape[0]
-    kept = t != ignore_index  # (N, d1, ...): the targets that count
-    if t.size and kept.any() and (t[kept].min() < 0 or t[kept].max() >= classes):
-        raise ValueError(f"{op}: argument 'target' has class indices outside [0, {classes})")
+    rows, picked, weight = _class_rows(op, logits, t, ignore_index, "logits")
     ### BEGIN SOLUTION
-    # One row of C scores per prediction: (N, C, d1, ..., dk) -> (N, d1, ..., dk, C) -> (M, C).
-    rows = logits.permute(0, *range(2, logits.ndim), 1) if logits.ndim > 1 else logits
-    log_probs = log_softmax(rows.reshape(-1, classes), dim=1)  # (M, C)
-    kept = kept.reshape(-1)
-    picked = np.where(kept, t.reshape(-1), 0)  # ignored rows read class 0; their weight is 0 below
-    loss = -log_probs[np.arange(log_probs.shape[0]), picked]  # (M,): -log p of each true class
+    log_probs = log_softmax(rows, dim=1)  # (M, C)
+    loss = NLLLossFunction.apply(log_probs, picked, weight, reduction)
     if label_smoothing > 0:
-        loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(dim=1)
-    weight = kept.astype(log_probs.dtype)
-    loss = loss * weight
-    if reduction == "none":
-        return loss.reshape(t.shape)
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / weight.sum()
+        smooth = -log_probs.mean(dim=1) * weight  # (M,): minus the mean log-probability of each row
+        if reduction == "sum":
+            smooth = smooth.sum()
+        elif reduction == "mean":
+            smooth = smooth.sum() / weight.sum()
+        loss = (1 - label_smoothing) * loss + label_smoothing * smooth
+    return loss.reshape(t.shape) if reduction == "none" else loss
     ### END SOLUTION
 
 
-def _check_cross_entropy_options(ignore_index, reduction, label_smoothing) -> None:
-    op = "CrossEntropyLoss"
+def _check_cross_entropy_options(ignore_index, reduction, label_smoothing, op="CrossEntropyLoss") -> None:
     _check_reduction(op, reduction)
     if isinstance(label_smoothing, bool) or not (
         isinstance(label_smoothing, numbers.Real) and 0.0 <= label_smoothing <= 1.0
@@ -263,6 +346,23 @@ class CrossEntropyLoss(Module):
             reduction=self.reduction,
             label_smoothing=self.label_smoothing,
         )
+
+
+class NLLLoss(Module):
+    """Negative log-likelihood of log-probabilities (see :func:`nll_loss`); shapes as CrossEntropyLoss.
+
+    Args:
+        ignore_index: target value that contributes nothing (default -100).
+        reduction: ``"mean"`` (default, over the targets not ignored), ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(self, *, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__()
+        _check_cross_entropy_options(ignore_index, reduction, 0.0, op="NLLLoss")
+        self.ignore_index, self.reduction = ignore_index, reduction
+
+    def forward(self, log_probs, target) -> Tensor:
+        return nll_loss(log_probs, target, ignore_index=self.ignore_index, reduction=self.reduction)
 
 
 class BinaryCrossEntropyLoss(Module):
