@@ -34,11 +34,13 @@ def positive_int(value, name: str, owner: str) -> int:
 class LinearFunction(Function):
     """Affine map ``y = x W^T + b`` over any leading dims, with ``W`` of shape (out, in).
 
-    Backward (x seen as (M, in), grad as (M, out)):
+    The leading dims are rows: ``x`` (*, in) is seen as one (M, in) matrix, so
+    forward is one 2-D matrix product, and backward (grad seen as (M, out)) is
     ``dx = grad @ W``, ``dW = grad^T @ x``, ``db = sum over rows of grad``.
-    Fused into one Function because composing it (transpose, batched matmul,
-    add) would compute ``dW`` as one (in, out) product per leading index and
-    then sum them; here it is one 2-D matrix product.
+    One Function, not a composition (transpose, batched matmul, add), because
+    NumPy multiplies a 3-D ``(B, T, in)`` by ``W^T`` as B separate small
+    products and the composed backward would compute ``dW`` as one product per
+    leading index and then sum them; as rows, each is one large product.
     Cost: three matmuls of the forward's size (2 M in out flops each).
     """
 
@@ -48,10 +50,11 @@ class LinearFunction(Function):
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ### BEGIN SOLUTION
-        out = x @ weight.T  # (*, in) @ (in, out) -> (*, out)
+        rows = x.reshape(-1, x.shape[-1])  # (*, in) -> (M, in)
+        out = rows @ weight.T  # (M, in) @ (in, out) -> (M, out)
         if bias is not None:
             out = out + bias
-        return out
+        return out.reshape(*x.shape[:-1], weight.shape[0])  # (M, out) -> (*, out)
         ### END SOLUTION
 
     @staticmethod
