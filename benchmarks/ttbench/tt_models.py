@@ -8,7 +8,8 @@ floor parameter name to the tinytorch Parameter holding it, so the harness
 and the tests can compare gradients name by name.
 
 ``accelerated=True`` passes the model through Module 18's ``accelerate``
-(the opt-in fast path: channels-last convolution, in-place GELU, buffer reuse);
+(the opt-in fast path: Linear+ReLU fused, channels-last convolution, in-place GELU,
+buffer reuse);
 it shares the very same Parameter objects.
 """
 

@@ -153,6 +153,71 @@ def test_fused_gelu_gradcheck():
     assert gradcheck(FusedGELUFunction.apply, [x])
 
 
+# ---------------------------------------------------------------- Linear + ReLU as one operation
+
+
+def test_linear_relu_function_equals_linear_then_relu_values_and_gradients():
+    from tinytorch.core.activations import relu
+    from tinytorch.core.layers import LinearFunction
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import LinearReLUFunction
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7))  # leading dims (2, 3) are rows
+    w, b = rng.standard_normal((5, 7)), rng.standard_normal(5)
+    upstream = rng.standard_normal((2, 3, 5))
+    results = []
+    for fused in (True, False):
+        xs, ws, bs = (Tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w, b))
+        out = LinearReLUFunction.apply(xs, ws, bs) if fused else relu(LinearFunction.apply(xs, ws, bs))
+        (out * upstream).sum().backward()
+        results.append([out.data, xs.grad.data, ws.grad.data, bs.grad.data])
+    for fused, plain in zip(*results):
+        np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-12)
+    expected = np.maximum(np.einsum("bti,oi->bto", x, w) + b, 0)  # the definition, written here
+    np.testing.assert_allclose(results[0][0], expected, rtol=1e-12)
+    no_bias = LinearReLUFunction.apply(Tensor(x, dtype=np.float64), Tensor(w, dtype=np.float64), None)
+    np.testing.assert_allclose(no_bias.data, np.maximum(x @ w.T, 0), rtol=1e-12)
+
+
+def test_linear_relu_gradcheck():
+    from _oracles import gradcheck
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import LinearReLUFunction
+
+    rng = np.random.default_rng(6)
+    shapes = ((4, 3), (2, 3), (2,))  # x, weight, bias
+    x, w, b = (Tensor(rng.standard_normal(s), dtype=np.float64, requires_grad=True) for s in shapes)
+    assert gradcheck(LinearReLUFunction.apply, [x, w, b])
+
+
+def test_accelerate_fuses_linear_relu_pairs_and_keeps_state_dict(require_tier):
+    require_tier("architecture")
+    import copy
+
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.losses import cross_entropy
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import AppliedReLU, FusedLinearReLU, accelerate
+
+    np.random.seed(7)
+    plain = Sequential(Linear(6, 8), ReLU(), Linear(8, 8), ReLU(), Linear(8, 3))
+    fast = accelerate(copy.deepcopy(plain))
+    assert [type(m) for m in fast] == [FusedLinearReLU, AppliedReLU, FusedLinearReLU, AppliedReLU, Linear]
+    assert list(fast.state_dict()) == list(plain.state_dict())  # "0.weight", "0.bias", "2.weight", ...
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((5, 6)).astype(np.float32), rng.integers(0, 3, 5)
+    for model in (plain, fast):
+        cross_entropy(model(Tensor(x)), y).backward()
+    np.testing.assert_allclose(fast(Tensor(x)).data, plain(Tensor(x)).data, rtol=1e-6, atol=1e-6)
+    for p, q in zip(plain.parameters(), fast.parameters()):
+        np.testing.assert_allclose(q.grad.data, p.grad.data, rtol=1e-5, atol=1e-6)
+    hooked = Sequential(Linear(6, 8), ReLU())
+    hooked[1].register_forward_hook(lambda m, args, out: None)
+    assert [type(m) for m in accelerate(hooked)] == [Linear, ReLU]  # fusing would skip the hook
+
+
 # ---------------------------------------------------------------- channels-last convolution and pooling
 
 

@@ -13,7 +13,9 @@ path (to float32 rounding), a user opts into it, and ``benchmarks/`` and
    operations allocates one temporary per operation; on activations of a
    million elements each fresh array (allocation, page faults, a pass through
    memory) costs more than its arithmetic. :class:`FusedGELUFunction` computes
-   GELU forward and backward in two buffers updated in place.
+   GELU forward and backward in two buffers updated in place, and
+   :class:`LinearReLUFunction` adds the bias and applies the ReLU in the
+   matrix product's own output (one operation and one array instead of two).
 3. **Memory layout.** :class:`ChannelsLastConv2dFunction` builds the im2col
    matrix with one *row* per output pixel and channels innermost, so the one
    GEMM ``cols @ W`` yields ``(N*OH*OW, O)``: the output already in
@@ -44,9 +46,9 @@ import time
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from tinytorch.core.activations import GELU, GELU_C, GELU_K, GELUFunction, SoftmaxFunction
+from tinytorch.core.activations import GELU, GELU_C, GELU_K, GELUFunction, ReLU, SoftmaxFunction
 from tinytorch.core.autograd import Function
-from tinytorch.core.layers import Dropout, Module
+from tinytorch.core.layers import Dropout, Linear, LinearFunction, Module, Sequential
 from tinytorch.core.spatial import Conv2d, MaxPool2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.generation.kv_cache import KVCache
@@ -54,6 +56,7 @@ from tinytorch.models.transformer import MLP, LayerNormFunction, sample_next_tok
 from tinytorch.optimization.quantization import linear_arrays
 
 __all__ = [
+    "AppliedReLU",
     "ChannelsLastConv2d",
     "ChannelsLastConv2dFunction",
     "ChannelsLastMaxPool2d",
@@ -61,6 +64,7 @@ __all__ = [
     "FusedGELU",
     "FusedGELUFunction",
     "FusedGPTDecoder",
+    "FusedLinearReLU",
     "FusedMLP",
     "Workspace",
     "accelerate",
@@ -71,6 +75,7 @@ __all__ = [
     "gelu_backward_inplace",
     "gelu_forward_inplace",
     "im2col_channels_last",
+    "LinearReLUFunction",
     "measure_matmul_speed",
     "naive_gelu",
     "naive_matmul",
@@ -394,6 +399,76 @@ class FusedMLP(Module):
 
     def forward(self, x) -> Tensor:
         return self.dropout(self.fc2(FusedGELUFunction.apply(self.fc1(x))))
+
+
+class LinearReLUFunction(Function):
+    """``relu(x W^T + b)`` as one operation: bias and ReLU applied in place on the product.
+
+    The plain path runs two operations, ``Linear`` then ``ReLU``: two graph nodes,
+    a fresh array for ``x W^T + b`` and another for the ReLU's output, and a
+    backward that multiplies by a mask computed from the saved pre-activation.
+    Fused, the matrix product's output is the only new array: the bias is added
+    into it and the negatives are zeroed in it. Backward takes the mask from
+    the output itself (``out > 0`` exactly where ``x W^T + b > 0``) and then is
+    the plain ``LinearFunction.backward`` (one implementation of that math).
+
+    Shape: x (*, in), weight (out, in), bias (out,) or None -> (*, out).
+    Cost: the Linear's matmuls; one elementwise pass less each way.
+    """
+
+    name = "linear_relu"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)  # what LinearFunction.backward reads
+        ### BEGIN SOLUTION
+        out = x.reshape(-1, x.shape[-1]) @ weight.T  # (M, in) @ (in, out) -> (M, out), a fresh array
+        if bias is not None:
+            out += bias
+        np.maximum(out, 0, out=out)  # ReLU in place
+        ctx.out = out
+        return out.reshape(*x.shape[:-1], weight.shape[0])  # (M, out) -> (*, out)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        through_relu = grad * (ctx.out > 0).reshape(grad.shape)  # the ReLU's gradient: 0 where it clipped
+        return LinearFunction.backward(ctx, through_relu)
+        ### END SOLUTION
+
+
+class FusedLinearReLU(Module):
+    """Drop-in for ``Linear`` followed by ``ReLU``: :class:`LinearReLUFunction`.
+
+    Holds the Linear's own ``weight`` and ``bias`` Parameters under the same
+    names, so inside a ``Sequential`` the keys of ``state_dict`` do not change.
+    Shape: (*, in_features) -> (*, out_features).
+    """
+
+    def __init__(self, linear: Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias
+
+    def forward(self, x) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"FusedLinearReLU: input shape {x.shape} does not match weight shape {self.weight.shape}"
+            )
+        return LinearReLUFunction.apply(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        has_bias = self.bias is not None
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={has_bias}"
+
+
+class AppliedReLU(Module):
+    """Stands where a ``ReLU`` was fused into the layer before it: passes its input on unchanged."""
+
+    def forward(self, x):
+        return x
 
 
 # =============================================================================================
@@ -993,6 +1068,23 @@ def _accelerated(module, reuse_buffers: bool):
     return None
 
 
+def _fusable(module, cls) -> bool:
+    """``module`` is a ``cls`` with ``cls``'s own forward and no forward hooks (fusing would skip them)."""
+    hooked = any(vars(module).get(name) for name in ("_forward_pre_hooks", "_forward_hooks"))
+    return isinstance(module, cls) and not _overrides_forward(module, cls) and not hooked
+
+
+def _fuse_linear_relu(sequence) -> None:
+    """In a (copied) ``Sequential``: each ``Linear`` directly followed by a ``ReLU`` becomes
+    :class:`FusedLinearReLU` + :class:`AppliedReLU`, so positions and ``state_dict`` keys stay."""
+    names = [name for name, value in vars(sequence).items() if isinstance(value, Module)]
+    for first, second in zip(names, names[1:]):
+        linear, relu = getattr(sequence, first), getattr(sequence, second)
+        if _fusable(linear, Linear) and _fusable(relu, ReLU):
+            setattr(sequence, first, FusedLinearReLU(linear))
+            setattr(sequence, second, AppliedReLU())
+
+
 def accelerate(model, reuse_buffers: bool = True):
     """A copy of ``model`` with accelerated layers swapped in; ``model`` itself is left as it is.
 
@@ -1002,7 +1094,10 @@ def accelerate(model, reuse_buffers: bool = True):
       straight into channels-last memory; im2col matrix reused across steps
       when ``reuse_buffers``); a dilated or grouped ``Conv2d`` is kept;
     * ``GELU`` -> :class:`FusedGELU` and the transformer's ``MLP`` -> :class:`FusedMLP`
-      (in-place GELU forward and backward).
+      (in-place GELU forward and backward);
+    * in a ``Sequential``, a ``Linear`` directly followed by a ``ReLU`` ->
+      :class:`FusedLinearReLU` and :class:`AppliedReLU` (bias and ReLU in place on
+      the product); layers with forward hooks are not fused.
 
     Every other module is copied shallowly with its sub-modules rebuilt the
     same way, so the copy holds the **same Parameter objects** (and buffers) as
@@ -1037,6 +1132,8 @@ def accelerate(model, reuse_buffers: bool = True):
                     setattr(new, name, rebuild(value))
                 elif isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
                     setattr(new, name, type(value)(rebuild(v) if isinstance(v, Module) else v for v in value))
+            if isinstance(module, Sequential) and not _overrides_forward(module, Sequential):
+                _fuse_linear_relu(new)
         return new
 
     return rebuild(model)
