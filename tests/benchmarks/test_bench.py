@@ -317,7 +317,7 @@ def _fake_training_run(impl, steady, loss=2.3, norm=0.5, threads=1, workload="ml
             "peak_rss_mb": 50.0, "workload_mb": 10.0, "load_before": 1.0}  # fmt: skip
 
 
-def test_summary_medians_over_rounds_and_cross_check():
+def test_summary_medians_over_rounds_and_cross_check(monkeypatch):
     runs = [_fake_training_run("numpy", s) for s in (0.001, 0.003, 0.002)]
     runs += [_fake_training_run("tinytorch", 0.004)]
     runs += [_fake_training_run("torch", 0.002, loss=2.3 + 1e-7)]
@@ -327,6 +327,9 @@ def test_summary_medians_over_rounds_and_cross_check():
     runs.append(_fake_training_run("accelerated", 0.004, norm=0.6))  # a wrong gradient
     bad = H.checks(H.summarize(runs, "wall"))["mlp/1"]
     assert bad["agree"] is False and "accelerated" in bad["problems"][0]
+    table = H.training_table(H.summarize(runs, "wall"), 1)
+    assert "| mlp | 4.00 | 2.00 (1.00-3.00) | 2.00 | 4.00 | 2.00x | 2.00x | 2.00x |" in table
+    monkeypatch.setitem(H.ACCELERATED_APPLIES, "mlp", False)  # a workload Module 18 swaps nothing in
     table = H.training_table(H.summarize(runs, "wall"), 1)
     assert "| mlp | 4.00 | 2.00 (1.00-3.00) | 2.00 | n/a | 2.00x | - | 2.00x |" in table
 
