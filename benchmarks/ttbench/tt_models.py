@@ -9,7 +9,7 @@ and the tests can compare gradients name by name.
 
 ``accelerated=True`` passes the model through Module 18's ``accelerate``
 (the opt-in fast path: Linear+ReLU fused, channels-last convolution, in-place GELU,
-buffer reuse);
+buffer reuse) and trains it with Module 18's ``fused_cross_entropy``;
 it shares the very same Parameter objects.
 """
 
@@ -53,14 +53,18 @@ def _head(params: dict, named: dict) -> list:
 
 
 class Trainer:
-    """One training step of ``model`` on a fixed batch: zero_grad, forward, cross-entropy, backward, step."""
+    """One training step of ``model`` on a fixed batch: zero_grad, forward, cross-entropy, backward, step.
 
-    def __init__(self, model, named: dict, optimizer):
-        self.model, self.named, self.opt = model, named, optimizer
+    ``loss_fn`` is the plain ``cross_entropy``, or Module 18's ``fused_cross_entropy``
+    for an accelerated model (what a user opting into Module 18 calls).
+    """
+
+    def __init__(self, model, named: dict, optimizer, loss_fn=cross_entropy):
+        self.model, self.named, self.opt, self.loss_fn = model, named, optimizer, loss_fn
 
     def loss(self, x, y) -> Tensor:
         logits = self.model(x if isinstance(x, Tensor) or x.dtype.kind in "iu" else Tensor(x))
-        return cross_entropy(logits.reshape(-1, logits.shape[-1]), np.asarray(y).reshape(-1))
+        return self.loss_fn(logits.reshape(-1, logits.shape[-1]), np.asarray(y).reshape(-1))
 
     def step(self, x, y) -> float:
         self.opt.zero_grad()
@@ -81,10 +85,18 @@ def _maybe_accelerate(model, accelerated: bool):
     return accelerate(model)
 
 
+def _loss_fn(accelerated: bool):
+    if not accelerated:
+        return cross_entropy
+    from tinytorch.optimization.acceleration import fused_cross_entropy
+
+    return fused_cross_entropy
+
+
 def mlp(params: dict, lr: float, accelerated: bool = False) -> Trainer:
     named: dict = {}
     model = _maybe_accelerate(Sequential(*_head(params, named)), accelerated)
-    return Trainer(model, named, SGD(list(named.values()), lr=lr))
+    return Trainer(model, named, SGD(list(named.values()), lr=lr), _loss_fn(accelerated))
 
 
 def convnet(params: dict, spec, lr: float, accelerated: bool = False) -> Trainer:
@@ -102,7 +114,7 @@ def convnet(params: dict, spec, lr: float, accelerated: bool = False) -> Trainer
     layers.append(Flatten())
     layers += _head(params, named)
     model = _maybe_accelerate(Sequential(*layers), accelerated)
-    return Trainer(model, named, SGD(list(named.values()), lr=lr))
+    return Trainer(model, named, SGD(list(named.values()), lr=lr), _loss_fn(accelerated))
 
 
 def gpt_from_params(params: dict, spec):
@@ -141,7 +153,7 @@ def gpt(params: dict, spec, lr: float, accelerated: bool = False) -> Trainer:
     """Next-token cross-entropy over every position, Adam step."""
     model, named = gpt_from_params(params, spec)
     model = _maybe_accelerate(model, accelerated)
-    return Trainer(model, named, Adam(list(named.values()), lr=lr))
+    return Trainer(model, named, Adam(list(named.values()), lr=lr), _loss_fn(accelerated))
 
 
 class Generator:

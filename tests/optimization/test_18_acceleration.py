@@ -218,6 +218,38 @@ def test_accelerate_fuses_linear_relu_pairs_and_keeps_state_dict(require_tier):
     assert [type(m) for m in accelerate(hooked)] == [Linear, ReLU]  # fusing would skip the hook
 
 
+def test_fused_cross_entropy_equals_plain_cross_entropy_values_and_gradients():
+    from tinytorch.core.losses import cross_entropy
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import fused_cross_entropy
+
+    rng = np.random.default_rng(9)
+    logits, target = rng.standard_normal((7, 5)) * 4, rng.integers(0, 5, 7)
+    fused, plain = (Tensor(logits, dtype=np.float64, requires_grad=True) for _ in range(2))
+    (fused_cross_entropy(fused, target) * 3.0).backward()
+    (cross_entropy(plain, target) * 3.0).backward()
+    np.testing.assert_allclose(fused.grad.data, plain.grad.data, rtol=1e-12, atol=1e-15)
+    # Closed form: 3 (softmax - onehot) / N.
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(fused.grad.data, 3 * (p - np.eye(5)[target]) / 7, rtol=1e-12, atol=1e-15)
+    extreme = Tensor([[1000.0, -1000.0, 0.0]], dtype=np.float32)
+    assert np.isfinite(fused_cross_entropy(extreme, np.array([1])).item())  # stable at +-1000
+    with pytest.raises(ValueError, match=r"\(N, C\).*\(7, 5\)"):
+        fused_cross_entropy(Tensor(logits), target[:3])
+    with pytest.raises(ValueError, match="target"):
+        fused_cross_entropy(Tensor(logits), target + 5)
+
+
+def test_fused_cross_entropy_gradcheck():
+    from _oracles import gradcheck
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import fused_cross_entropy
+
+    x = Tensor(np.random.default_rng(10).standard_normal((4, 3)), dtype=np.float64, requires_grad=True)
+    assert gradcheck(lambda v: fused_cross_entropy(v, np.array([2, 0, 1, 2])), [x])
+
+
 # ---------------------------------------------------------------- channels-last convolution and pooling
 
 

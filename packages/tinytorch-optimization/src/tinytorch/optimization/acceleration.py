@@ -15,7 +15,9 @@ path (to float32 rounding), a user opts into it, and ``benchmarks/`` and
    memory) costs more than its arithmetic. :class:`FusedGELUFunction` computes
    GELU forward and backward in two buffers updated in place, and
    :class:`LinearReLUFunction` adds the bias and applies the ReLU in the
-   matrix product's own output (one operation and one array instead of two).
+   matrix product's own output (one operation and one array instead of two);
+   :class:`SoftmaxCrossEntropyFunction` fuses the loss, whose gradient is
+   ``softmax - onehot``.
 3. **Memory layout.** :class:`ChannelsLastConv2dFunction` builds the im2col
    matrix with one *row* per output pixel and channels innermost, so the one
    GEMM ``cols @ W`` yields ``(N*OH*OW, O)``: the output already in
@@ -71,11 +73,13 @@ __all__ = [
     "col2im_channels_last",
     "fast_generate",
     "format_speed_table",
+    "fused_cross_entropy",
     "fused_gelu",
     "gelu_backward_inplace",
     "gelu_forward_inplace",
     "im2col_channels_last",
     "LinearReLUFunction",
+    "SoftmaxCrossEntropyFunction",
     "measure_matmul_speed",
     "naive_gelu",
     "naive_matmul",
@@ -462,6 +466,61 @@ class FusedLinearReLU(Module):
     def extra_repr(self) -> str:
         has_bias = self.bias is not None
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={has_bias}"
+
+
+class SoftmaxCrossEntropyFunction(Function):
+    """Mean cross-entropy of ``logits`` (N, C) against class indices ``target`` (N,), fused.
+
+    The plain path is PyTorch's composition ``nll_loss(log_softmax(x))``: two
+    operations whose backward passes chain ``-1`` at each target through the
+    log-softmax Jacobian. Composed by hand, the gradient collapses to
+    ``(softmax(x) - onehot(target)) / N``: forward keeps the probabilities, and
+    backward is one subtraction at the target entries and one scaling.
+
+    Cost: one stable log-sum-exp pass over (N, C); backward O(N C) in place.
+    """
+
+    name = "cross_entropy"
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        ### BEGIN SOLUTION
+        rows = np.arange(len(target))
+        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C): exp cannot overflow
+        log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, 1)
+        log_probs = shifted
+        log_probs -= log_sum  # in place: `shifted` is a fresh array
+        ctx.target, ctx.log_probs = target, log_probs
+        return -log_probs[rows, target].mean()
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        dlogits = np.exp(ctx.log_probs)  # softmax, (N, C)
+        dlogits[np.arange(len(ctx.target)), ctx.target] -= 1.0  # minus the one-hot target
+        dlogits *= grad / len(ctx.target)  # the mean's 1/N and the incoming gradient
+        return dlogits, None
+        ### END SOLUTION
+
+
+def fused_cross_entropy(logits, target) -> Tensor:
+    """``cross_entropy(logits, target)`` (the mean, no options) as :class:`SoftmaxCrossEntropyFunction`.
+
+    Shape: logits (N, C), target (N,) integer class indices in [0, C) -> scalar.
+    The same value and gradient as the plain ``cross_entropy`` to float rounding.
+    """
+    logits = logits if isinstance(logits, Tensor) else Tensor(logits)
+    t = np.asarray(getattr(target, "data", target))
+    if logits.ndim != 2 or t.shape != logits.shape[:1]:
+        raise ValueError(
+            "fused_cross_entropy: expects logits (N, C) and target (N,), "
+            f"got shapes {logits.shape} and {t.shape}"
+        )
+    classes = logits.shape[1]
+    if t.dtype.kind not in "iu" or (t.size and (t.min() < 0 or t.max() >= classes)):
+        raise ValueError(f"fused_cross_entropy: argument 'target' must hold class indices in [0, {classes})")
+    return SoftmaxCrossEntropyFunction.apply(logits, t)
 
 
 class AppliedReLU(Module):
