@@ -95,6 +95,21 @@ def test_mlp_closed_form():
     assert gradcheck(lambda a: mlp(a), [t64(x[:1, :2], True)])
 
 
+def test_relu_mlp_as_the_original_transformer():
+    mlp = MLP(6, activation="relu")
+    x = np.random.default_rng(3).standard_normal((2, 3, 6)).astype(np.float32)
+    h = np.maximum(x @ mlp.fc1.weight.data.T + mlp.fc1.bias.data, 0)  # the definition, written here
+    ref = h @ mlp.fc2.weight.data.T + mlp.fc2.bias.data
+    np.testing.assert_allclose(mlp(Tensor(x)).data, ref, rtol=1e-5, atol=1e-6)
+    np.random.seed(4)
+    gpt = GPT(11, 8, num_layers=2, num_heads=2, max_seq_len=6, activation="relu")
+    assert [b.mlp.activation for b in gpt.blocks] == ["relu", "relu"]
+    assert GPT(11, 8, num_layers=1, num_heads=2, max_seq_len=6).blocks[0].mlp.activation == "gelu"
+    for make in (lambda: MLP(6, activation="swish"), lambda: GPT(11, 8, 1, 2, 6, activation=None)):
+        with pytest.raises(ValueError, match="argument 'activation' must be one of"):
+            make()
+
+
 def test_causal_mask():
     m = create_causal_mask(4)
     assert m.dtype == bool and m.shape == (4, 4)

@@ -82,6 +82,17 @@ def test_validation_loss_matches_a_naive_loop(require_tier, length):
     assert model.training  # back in training mode
 
 
+def test_validation_sample_is_the_first_half_of_every_held_out_block():
+    text = "".join(chr(97 + i % 26) * 7 for i in range(300))  # 2,100 characters: blocks of 21
+    train, val = m05.split_corpus(text)
+    block = m05.block_size(len(text))
+    assert block == 21 and len(val) == 10 * 21  # every 10th of the 100 blocks
+    ids = np.frombuffer(val.encode(), dtype=np.uint8)
+    sample = m05.validation_sample(ids, block)
+    expected = [ids[b * block + k] for b in range(10) for k in range(block // 2)]  # one at a time
+    np.testing.assert_array_equal(sample, expected)
+
+
 def test_validation_loss_refuses_a_text_shorter_than_the_context(require_tier):
     require_tier("architecture")
     from tinytorch.models.transformer import GPT

@@ -513,7 +513,8 @@ def test_accelerate_keeps_shared_modules_shared_and_hooks(require_tier):
         accelerate("not a model")
 
 
-def test_accelerated_gpt_matches_plain_gpt(require_tier):
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_accelerated_gpt_matches_plain_gpt(activation, require_tier):
     require_tier("architecture")
     from tinytorch.core.losses import cross_entropy
     from tinytorch.core.tensor import Tensor
@@ -521,7 +522,7 @@ def test_accelerated_gpt_matches_plain_gpt(require_tier):
     from tinytorch.optimization.acceleration import FusedMLP, accelerate
 
     np.random.seed(10)
-    gpt = GPT(30, 16, num_layers=2, num_heads=2, max_seq_len=12)
+    gpt = GPT(30, 16, num_layers=2, num_heads=2, max_seq_len=12, activation=activation)
     fast = accelerate(gpt)
     assert all(isinstance(b.mlp, FusedMLP) for b in fast.blocks)
     assert list(fast.state_dict()) == list(gpt.state_dict())
@@ -540,19 +541,22 @@ def test_accelerated_gpt_matches_plain_gpt(require_tier):
 # ---------------------------------------------------------------- fused decoding of a GPT
 
 
-def small_gpt(seed=0, max_seq_len=40, embed_dim=32, num_heads=4, num_layers=2, vocab=65):
+def small_gpt(seed=0, max_seq_len=40, embed_dim=32, num_heads=4, num_layers=2, vocab=65, activation="gelu"):
     from tinytorch.models.transformer import GPT
 
     np.random.seed(seed)
-    return GPT(vocab, embed_dim, num_layers=num_layers, num_heads=num_heads, max_seq_len=max_seq_len)
+    return GPT(vocab, embed_dim, num_layers, num_heads, max_seq_len, activation=activation)
 
 
-@pytest.mark.parametrize("prompt_len,batch", [(1, 1), (4, 1), (10, 1), (6, 3)])
-def test_fused_decoder_same_tokens_as_model(prompt_len, batch, require_tier):
+DECODER_CASES = [(1, 1, "gelu"), (4, 1, "gelu"), (10, 1, "relu"), (6, 3, "gelu"), (6, 3, "relu")]
+
+
+@pytest.mark.parametrize("prompt_len,batch,activation", DECODER_CASES)
+def test_fused_decoder_same_tokens_as_model(prompt_len, batch, activation, require_tier):
     require_tier("architecture")
     from tinytorch.optimization.acceleration import FusedGPTDecoder, fast_generate
 
-    gpt = small_gpt(6)
+    gpt = small_gpt(6, activation=activation)
     prompt = np.random.default_rng(prompt_len).integers(0, 65, size=(batch, prompt_len))
     fused = FusedGPTDecoder(gpt).generate(prompt, 25, temperature=0)
     np.testing.assert_array_equal(fused, gpt.generate(prompt, 25, temperature=0, use_cache=False))

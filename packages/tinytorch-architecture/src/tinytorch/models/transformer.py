@@ -26,7 +26,7 @@ import math
 import numbers
 
 import numpy as np
-from tinytorch.core.activations import gelu, softmax
+from tinytorch.core.activations import gelu, relu, softmax
 from tinytorch.core.attention import MultiHeadAttention
 from tinytorch.core.autograd import Function, no_grad
 from tinytorch.core.layers import Dropout, Linear, Module, Parameter, positive_int
@@ -139,29 +139,50 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}"
 
 
+ACTIVATIONS = ("gelu", "relu")
+
+
+def _check_activation(op: str, activation) -> str:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{op}: argument 'activation' must be one of {ACTIVATIONS}, got {activation!r}")
+    return activation
+
+
 class MLP(Module):
-    """Position-wise feed-forward network ``fc2(GELU(fc1(x)))``.
+    """Position-wise feed-forward network ``fc2(act(fc1(x)))``.
 
     Args:
         embed_dim: input and output width ``E``.
         hidden_dim: inner width (default ``4 E``).
         dropout: dropout on the output in training.
+        activation: ``"gelu"`` (default; the tanh approximation, as GPT-2) or
+            ``"relu"`` (as the original transformer of Vaswani et al., 2017, and
+            PyTorch's ``nn.TransformerEncoderLayer`` default; about half the
+            elementwise work of the tanh GELU).
 
-    Shape: ``(*, E) -> (*, E)``. GELU is the tanh approximation (as GPT-2).
+    Shape: ``(*, E) -> (*, E)``.
     Cost: ``4 M E hidden`` flops for ``M`` positions.
     """
 
-    def __init__(self, embed_dim: int, hidden_dim: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self, embed_dim: int, hidden_dim: int | None = None, dropout: float = 0.0, activation: str = "gelu"
+    ):
         super().__init__()
         hidden_dim = 4 * embed_dim if hidden_dim is None else hidden_dim
+        self.activation = _check_activation("MLP", activation)
         self.fc1 = Linear(embed_dim, hidden_dim)
         self.fc2 = Linear(hidden_dim, embed_dim)
         self.dropout = Dropout(dropout)
 
     def forward(self, x) -> Tensor:
         ### BEGIN SOLUTION
-        return self.dropout(self.fc2(gelu(self.fc1(x), approximate="tanh")))
+        h = self.fc1(x)  # (*, hidden)
+        h = relu(h) if self.activation == "relu" else gelu(h, approximate="tanh")
+        return self.dropout(self.fc2(h))
         ### END SOLUTION
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}"
 
 
 class TransformerBlock(Module):
@@ -171,16 +192,24 @@ class TransformerBlock(Module):
         embed_dim: width ``E``; num_heads: attention heads.
         mlp_ratio: MLP hidden width is ``mlp_ratio * E``.
         dropout: on attention weights and on both residual branches.
+        activation: the MLP's, ``"gelu"`` (default) or ``"relu"``.
 
     Shape: ``(B, T, E) -> (B, T, E)``; ``mask``, ``cache`` and ``layer_idx`` go to the attention.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        mlp_ratio: int = 4,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+    ):
         super().__init__()
         self.ln1 = LayerNorm(embed_dim)
         self.attn = MultiHeadAttention(embed_dim, num_heads, dropout=dropout)
         self.ln2 = LayerNorm(embed_dim)
-        self.mlp = MLP(embed_dim, int(mlp_ratio * embed_dim), dropout=dropout)
+        self.mlp = MLP(embed_dim, int(mlp_ratio * embed_dim), dropout=dropout, activation=activation)
         self.dropout = Dropout(dropout)
 
     def forward(self, x, mask=None, *, cache=None, layer_idx: int = 0) -> Tensor:
@@ -274,6 +303,7 @@ class GPT(Module):
         num_heads: attention heads per block.
         max_seq_len: longest context (learned positions ``0..max_seq_len-1``).
         dropout: dropout probability in training.
+        activation: the blocks' MLP activation, ``"gelu"`` (default, as GPT-2) or ``"relu"``.
 
     Attributes:
         embedding (EmbeddingLayer: ``token_embedding``, ``position_embedding``),
@@ -293,6 +323,7 @@ class GPT(Module):
         num_heads: int,
         max_seq_len: int,
         dropout: float = 0.0,
+        activation: str = "gelu",
     ):
         super().__init__()
         self.vocab_size = positive_int(vocab_size, "vocab_size", "GPT")
@@ -300,12 +331,15 @@ class GPT(Module):
         self.num_layers = positive_int(num_layers, "num_layers", "GPT")
         self.num_heads = positive_int(num_heads, "num_heads", "GPT")
         self.max_seq_len = positive_int(max_seq_len, "max_seq_len", "GPT")
+        self.activation = _check_activation("GPT", activation)
         self.embedding = EmbeddingLayer(vocab_size, embed_dim, max_seq_len)
         # GPT-2 initialization of the token table: N(0, 0.02^2) keeps early logits small.
         self.embedding.token_embedding.weight.data[...] = 0.02 * np.random.standard_normal(
             (self.vocab_size, self.embed_dim)
         )
-        self.blocks = [TransformerBlock(embed_dim, num_heads, 4, dropout) for _ in range(num_layers)]
+        self.blocks = [
+            TransformerBlock(embed_dim, num_heads, 4, dropout, activation) for _ in range(num_layers)
+        ]
         self.ln_f = LayerNorm(embed_dim)
         self.head = Linear(embed_dim, vocab_size)
         self.kv_cache_factory = None

@@ -389,20 +389,28 @@ class FusedGELU(Module):
 
 
 class FusedMLP(Module):
-    """Drop-in for the transformer's ``MLP``: ``fc2(gelu(fc1(x)))`` with the fused GELU.
+    """Drop-in for the transformer's ``MLP``: ``fc2(act(fc1(x)))`` with the fused activation.
 
-    Built from an ``MLP``: it holds the very same ``fc1``, ``fc2`` and
-    ``dropout`` modules, so parameters and ``state_dict`` keys are unchanged.
+    A GELU MLP runs :class:`FusedGELUFunction` on ``fc1``'s output; a ReLU MLP
+    runs ``fc1`` and its ReLU as one :class:`LinearReLUFunction` (defined below).
+    Built from an ``MLP``: it holds the very same ``fc1``, ``fc2`` and ``dropout``
+    modules, so parameters and ``state_dict`` keys are unchanged.
     """
 
     def __init__(self, mlp):
         super().__init__()
         self.fc1, self.fc2 = mlp.fc1, mlp.fc2
+        self.activation = getattr(mlp, "activation", "gelu")
         self.dropout = getattr(mlp, "dropout", None) or Dropout(0.0)
         self.training = mlp.training
 
     def forward(self, x) -> Tensor:
-        return self.dropout(self.fc2(FusedGELUFunction.apply(self.fc1(x))))
+        if self.activation == "relu":
+            x = x if isinstance(x, Tensor) else Tensor(x)
+            h = LinearReLUFunction.apply(x, self.fc1.weight, self.fc1.bias)  # (*, hidden)
+        else:
+            h = FusedGELUFunction.apply(self.fc1(x))  # (*, hidden)
+        return self.dropout(self.fc2(h))
 
 
 class LinearReLUFunction(Function):
@@ -979,6 +987,7 @@ class FusedGPTDecoder:
                     "qkv": linear_arrays(blk.attn.in_proj), "o": linear_arrays(blk.attn.out_proj),
                     "ln2": (blk.ln2.weight.data, blk.ln2.bias.data, blk.ln2.eps),
                     "fc1": linear_arrays(blk.mlp.fc1), "fc2": linear_arrays(blk.mlp.fc2),
+                    "activation": getattr(blk.mlp, "activation", "gelu"),
                 })  # fmt: skip
             self.ln_f = (model.ln_f.weight.data, model.ln_f.bias.data, model.ln_f.eps)
             self.head = linear_arrays(model.head)
@@ -1014,7 +1023,11 @@ class FusedGPTDecoder:
             weights = SoftmaxFunction.forward(SoftmaxFunction(), scores, dim=-1)
             y = (weights @ v_all).transpose(0, 2, 1, 3).reshape(B, T, H * D)  # (B, H, T, D) -> (B, T, E)
             x = x + _linear(y, *p["o"])
-            h, _ = gelu_forward_inplace(_linear(_layer_norm(x, *p["ln2"]), *p["fc1"]))
+            h = _linear(_layer_norm(x, *p["ln2"]), *p["fc1"])  # (B, T, hidden)
+            if p["activation"] == "relu":
+                np.maximum(h, 0, out=h)  # ReLU in place
+            else:
+                h, _ = gelu_forward_inplace(h)
             x = x + _linear(h, *p["fc2"])
         cache.advance(T)
         return _linear(_layer_norm(x, *self.ln_f), *self.head)
@@ -1153,7 +1166,7 @@ def accelerate(model, reuse_buffers: bool = True):
       straight into channels-last memory; im2col matrix reused across steps
       when ``reuse_buffers``); a dilated or grouped ``Conv2d`` is kept;
     * ``GELU`` -> :class:`FusedGELU` and the transformer's ``MLP`` -> :class:`FusedMLP`
-      (in-place GELU forward and backward);
+      (in-place GELU forward and backward, or ``fc1`` and ReLU as one operation);
     * in a ``Sequential``, a ``Linear`` directly followed by a ``ReLU`` ->
       :class:`FusedLinearReLU` and :class:`AppliedReLU` (bias and ReLU in place on
       the product); layers with forward hooks are not fused.
