@@ -642,7 +642,6 @@ def course_grade(session: nox.Session, tier: str) -> None:
     import json
     import subprocess
     import tempfile
-    import time
 
     _course_venv_for(session, tier)
     work = Path(session.create_tmp()).resolve() / "course-grade"
@@ -658,25 +657,9 @@ def course_grade(session: nox.Session, tier: str) -> None:
     # SciPy): the kit's reference run records what each passing test reached.
     session.run("python", "-c", UNREACHED_PROBE, str(work / "kit"))
     before = {p.name for p in Path(tempfile.gettempdir()).iterdir()}
-    t0 = time.monotonic()
     out = work / "out"
-    session.run(
-        "tito",
-        "course",
-        "grade",
-        *[str(work / "subs" / s["name"]) for s in subs],
-        "--jobs",
-        "2",
-        "--out",
-        str(out),
-        "--format",
-        "json",
-        "--test-timeout",
-        "20",
-        env=env,
-        success_codes=[0, 1],
-    )
-    elapsed = time.monotonic() - t0
+    dirs = [work / "subs" / s["name"] for s in subs]
+    elapsed = _grade_batch(session, dirs, out, "json", env, "--test-timeout", "20")
     reports = {s["name"]: json.loads((out / f"{s['name']}.json").read_text()) for s in subs}
     problems = _check_expectations(session, subs, reports)
     leftovers = _leftovers(before)
@@ -724,7 +707,6 @@ def course_grade_scale(session: nox.Session) -> None:
     """
     import itertools
     import json
-    import time
 
     count = int(session.posargs[0]) if session.posargs else 50
     _course_venv_for(session, "architecture")
@@ -745,27 +727,23 @@ def course_grade_scale(session: nox.Session) -> None:
         shutil.copytree(work / "subs" / sub["name"], batch / f"student{i:03d}-{sub['name']}")
     env = {"TINYTORCH_GRADER_CACHE": _grader_cache(session)}
     session.run("tito", "course", "kit", "--tier", "architecture", "--out", str(work / "kit"), env=env)
-    t0 = time.monotonic()
-    session.run(
-        "tito",
-        "course",
-        "grade",
-        *sorted(str(p) for p in batch.iterdir()),
-        "--jobs",
-        "2",
-        "--out",
-        str(work / "out"),
-        "--format",
-        "csv",
-        "--quiet",
-        env=env,
-        success_codes=[0, 1],
-    )
-    elapsed = time.monotonic() - t0
+    elapsed = _grade_batch(session, sorted(batch.iterdir()), work / "out", "csv", env, "--quiet")
     session.log(
         f"{count} submissions graded with --jobs 2 in {elapsed:.0f} s ({elapsed / count:.1f} s each; "
         f"200 would take about {200 * elapsed / count / 60:.0f} min)"
     )
+
+
+def _grade_batch(session: nox.Session, dirs, out: Path, fmt: str, env: dict, *extra) -> float:
+    """`tito course grade` of the submission directories ``dirs`` with two workers; returns its seconds."""
+    import time
+
+    t0 = time.monotonic()
+    session.run(
+        "tito", "course", "grade", *map(str, dirs), "--jobs", "2", "--out", str(out), "--format", fmt, *extra,
+        env=env, success_codes=[0, 1],
+    )  # fmt: skip
+    return time.monotonic() - t0
 
 
 @nox.session
