@@ -246,6 +246,30 @@ class Adam:
 # ---------------------------------------------------------------------------
 
 
+def dense_head(p: dict, n: int, x: np.ndarray, y: np.ndarray, grads: dict, need_dx: bool):
+    """``fc0, ReLU, ..., fc{n-1}`` then softmax cross-entropy, forward and manual backward.
+
+    Fills ``grads`` with every ``fc{i}.weight`` (out, in) and ``fc{i}.bias``; returns
+    (loss, dL/dx (N, in) or None when ``need_dx`` is False).
+    """
+    acts, h = [], x
+    for i in range(n):
+        acts.append(h)
+        h = linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
+        if i < n - 1:
+            np.maximum(h, 0, out=h)  # ReLU in place on the fresh product
+    loss, d = softmax_cross_entropy(h, y)
+    for i in reversed(range(n)):
+        a = acts[i]
+        grads[f"fc{i}.weight"] = d.T @ a  # (out, in)
+        grads[f"fc{i}.bias"] = d.sum(axis=0)
+        if i or need_dx:
+            d = d @ p[f"fc{i}.weight"]  # (N, in)
+        if i:
+            d *= a > 0  # ReLU mask from the stored activation
+    return loss, (d if need_dx else None)
+
+
 class MLPFloor:
     """784-256-128-10 ReLU MLP. Params ``fc{i}.weight`` (out, in), ``fc{i}.bias``."""
 
@@ -254,21 +278,8 @@ class MLPFloor:
         self.n = sum(1 for k in params if k.endswith(".weight"))
 
     def loss_and_grads(self, x, y):
-        p, acts, h = self.p, [], x
-        for i in range(self.n):
-            acts.append(h)
-            h = linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
-            if i < self.n - 1:
-                np.maximum(h, 0, out=h)
-        loss, d = softmax_cross_entropy(h, y)
         grads = {}
-        for i in reversed(range(self.n)):
-            a = acts[i]
-            grads[f"fc{i}.weight"] = d.T @ a  # (out, in)
-            grads[f"fc{i}.bias"] = d.sum(axis=0)
-            if i:
-                d = d @ p[f"fc{i}.weight"]  # (N, in)
-                d *= a > 0  # ReLU mask from the stored activation
+        loss, _ = dense_head(self.p, self.n, x, y, grads, need_dx=False)
         return loss, grads
 
     def step(self, x, y) -> float:
@@ -302,21 +313,8 @@ class ConvNetFloor:
             h = pooled
         conv_shape = h.shape
         h = h.transpose(0, 3, 1, 2).reshape(h.shape[0], -1)  # (B, C*H*W) in (C, H, W) order
-        acts = []
-        for i in range(self.n_fc):
-            acts.append(h)
-            h = linear(h, p[f"fc{i}.weight"], p[f"fc{i}.bias"])
-            if i < self.n_fc - 1:
-                np.maximum(h, 0, out=h)
-        loss, d = softmax_cross_entropy(h, y)
         grads = {}
-        for i in reversed(range(self.n_fc)):
-            a = acts[i]
-            grads[f"fc{i}.weight"] = d.T @ a
-            grads[f"fc{i}.bias"] = d.sum(axis=0)
-            d = d @ p[f"fc{i}.weight"]
-            if i:
-                d *= a > 0
+        loss, d = dense_head(p, self.n_fc, h, y, grads, need_dx=True)
         b, hh, ww, cc = conv_shape
         d = d.reshape(b, cc, hh, ww).transpose(0, 2, 3, 1)  # back to (B, H, W, C)
         for i in reversed(range(len(self.pads))):
