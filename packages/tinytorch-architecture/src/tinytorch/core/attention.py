@@ -95,7 +95,9 @@ def scaled_dot_product_attention(Q, K, V, mask=None, dropout=None):
         raise ValueError(f"attention: K of shape {ks} and V of shape {vs} differ in length")
     mask_values = None if mask is None else _checked_mask(mask, qs, ks)
     ### BEGIN SOLUTION
-    scores = (Q @ K.transpose(-2, -1)) * (1.0 / math.sqrt(qs[-1]))  # (..., T_q, T_k)
+    # Scale the queries, not the scores: the same product, and (T_q, D) is a smaller array than
+    # (T_q, T_k) for any context longer than a head is wide (one T x T array fewer in the graph).
+    scores = (Q * (1.0 / math.sqrt(qs[-1]))) @ K.transpose(-2, -1)  # (..., T_q, T_k)
     if mask_values is not None and mask_values.dtype == bool:
         scores = scores.masked_fill(~mask_values, -np.inf)  # blocked: exp(-inf) = 0 weight
     elif mask_values is not None:

@@ -1017,7 +1017,7 @@ class FusedGPTDecoder:
             q, k, v = qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
             cache.update(i, k, v)
             k_all, v_all = cache.get(i)  # (B, H, offset + T, D)
-            scores = (q @ k_all.transpose(0, 1, 3, 2)) * scale  # (B, H, T, offset + T)
+            scores = (q * scale) @ k_all.transpose(0, 1, 3, 2)  # (B, H, T, offset + T), as the model
             if bias is not None:
                 scores += bias
             weights = SoftmaxFunction.forward(SoftmaxFunction(), scores, dim=-1)
