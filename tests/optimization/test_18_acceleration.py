@@ -538,6 +538,78 @@ def test_accelerated_gpt_matches_plain_gpt(activation, require_tier):
         np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-6)
 
 
+# ---------------------------------------------------------------- blockwise (online-softmax) attention
+
+
+@pytest.mark.parametrize("block", [1, 3, 4, 11, 16])
+def test_blockwise_attention_equals_plain_causal_attention(block, require_tier):
+    require_tier("architecture")
+    from tinytorch.core.attention import scaled_dot_product_attention
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import blockwise_attention
+
+    rng = np.random.default_rng(block)
+    # T = 11: the last block is ragged for every block size but 1 and 11.
+    q, k, v, upstream = (rng.standard_normal((2, 3, 11, 4)) * 2 for _ in range(4))
+    results = []
+    for blockwise in (True, False):
+        qkv = [Tensor(a, dtype=np.float64, requires_grad=True) for a in (q, k, v)]
+        if blockwise:
+            out = blockwise_attention(*qkv, block=block)
+        else:
+            out, _ = scaled_dot_product_attention(*qkv, mask=Tensor(np.tri(11, dtype=bool)))
+        (out * upstream).sum().backward()
+        results.append([out.data] + [t.grad.data for t in qkv])
+    for fast, plain in zip(*results):
+        np.testing.assert_allclose(fast, plain, rtol=1e-12, atol=1e-13)
+
+
+def test_blockwise_attention_gradcheck_and_errors(require_tier):
+    require_tier("architecture")
+    from _oracles import gradcheck
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import blockwise_attention
+
+    rng = np.random.default_rng(12)
+    q, k, v = (Tensor(rng.standard_normal((1, 2, 5, 3)), dtype=np.float64, requires_grad=True) for _ in "qkv")
+    assert gradcheck(lambda a, b, c: blockwise_attention(a, b, c, block=2), [q, k, v])
+    with pytest.raises(ValueError, match=r"\(B, H, T, D\)"):
+        blockwise_attention(q, k.data[:, :, :4], v)
+    with pytest.raises(ValueError, match="block"):
+        blockwise_attention(q, k, v, block=0)
+
+
+def test_accelerate_blockwise_attention_gpt_matches_plain(require_tier):
+    require_tier("architecture")
+    from tinytorch.core.losses import cross_entropy
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.generation.kv_cache import enable_kv_cache
+    from tinytorch.optimization.acceleration import BlockwiseMultiHeadAttention, accelerate
+
+    gpt = small_gpt(13, max_seq_len=20, embed_dim=16, num_heads=2)
+    fast = accelerate(gpt, attention_block=6)
+    assert all(isinstance(b.attn, BlockwiseMultiHeadAttention) for b in fast.blocks)
+    assert list(fast.state_dict()) == list(gpt.state_dict())
+    assert not isinstance(accelerate(gpt).blocks[0].attn, BlockwiseMultiHeadAttention)  # opt-in only
+    tokens = np.random.default_rng(13).integers(0, 65, (3, 20))
+    grads = []
+    for model in (gpt, fast):
+        model.zero_grad()
+        logits = model(Tensor(tokens[:, :-1]))
+        cross_entropy(logits.reshape(-1, 65), tokens[:, 1:].reshape(-1)).backward()
+        grads.append([p.grad.data.copy() for p in model.parameters()])
+    for g_plain, g_fast in zip(*grads):
+        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-6)
+    enable_kv_cache(fast)  # a KV cache and single new tokens take the plain attention: same tokens
+    prompt = tokens[:2, :5]
+    np.testing.assert_array_equal(
+        fast.generate(prompt, 12, temperature=0), gpt.generate(prompt, 12, temperature=0, use_cache=False)
+    )
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="attention_block"):
+            accelerate(gpt, attention_block=bad)
+
+
 # ---------------------------------------------------------------- fused decoding of a GPT
 
 

@@ -34,6 +34,10 @@ path (to float32 rounding), a user opts into it, and ``benchmarks/`` and
    framework's per-operation overhead (Tensor wrappers, graph bookkeeping,
    validation) is most of the cost. It reuses the architecture tier's
    LayerNorm, softmax and sampling code on arrays: one implementation of each idea.
+6. **Blockwise attention.** :class:`BlockwiseAttentionFunction` computes causal
+   attention one block of keys at a time with an online softmax (a running
+   maximum and sum per row), so no ``(T, T)`` array is kept for backward: at
+   T = 1,024 the attention arrays are most of a GPT step's memory.
 
 The entry points: :func:`accelerate` returns a model with accelerated layers
 swapped in (same Parameter objects, same ``state_dict`` keys, the plain model
@@ -44,11 +48,13 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from tinytorch.core.activations import GELU, GELU_C, GELU_K, GELUFunction, ReLU, SoftmaxFunction
+from tinytorch.core.attention import MultiHeadAttention
 from tinytorch.core.autograd import Function
 from tinytorch.core.layers import Dropout, Linear, LinearFunction, Module, Sequential
 from tinytorch.core.spatial import Conv2d, MaxPool2d
@@ -59,6 +65,8 @@ from tinytorch.optimization.quantization import linear_arrays
 
 __all__ = [
     "AppliedReLU",
+    "BlockwiseAttentionFunction",
+    "BlockwiseMultiHeadAttention",
     "ChannelsLastConv2d",
     "ChannelsLastConv2dFunction",
     "ChannelsLastMaxPool2d",
@@ -70,6 +78,7 @@ __all__ = [
     "FusedMLP",
     "Workspace",
     "accelerate",
+    "blockwise_attention",
     "col2im_channels_last",
     "fast_generate",
     "format_speed_table",
@@ -1112,6 +1121,141 @@ def fast_generate(model, prompt_tokens, max_new_tokens: int, temperature: float 
 
 
 # =============================================================================================
+# 6. Blockwise attention: causal attention without a (T, T) array
+# =============================================================================================
+
+
+class BlockwiseAttentionFunction(Function):
+    """Causal ``softmax(q k^T / sqrt(D)) v``, computed one block of keys at a time.
+
+    The plain attention (Module 12) holds the scores, the masked scores and the
+    weights, three ``(B, H, T, T)`` arrays per layer, until backward: at
+    T = 1,024 they outgrow everything else in the step. Here the softmax is
+    *online*: for each block of ``block`` keys, the new scores update a running
+    row maximum ``m``, a running sum ``l`` of ``exp(s - m)`` and a running output,
+    both rescaled by ``exp(m_old - m_new)`` when the maximum grows; after the
+    last block the output is divided by ``l``. Backward recomputes each block's
+    weights from the saved log-sum-exp ``m + log l`` (no ``(T, T)`` array is ever
+    kept) and accumulates ``dq``, ``dk``, ``dv`` block by block, with
+    ``ds = p * (dp - rowsum(do * o))`` as the softmax's Jacobian-vector product.
+    Causality: key block ``[j0, j1)`` is only visible to queries ``j0..T-1``, so
+    each block works on those rows alone (about half the plain path's products).
+
+    Shapes: q, k, v ``(B, H, T, D)`` -> ``(B, H, T, D)``.
+    Memory: ``O(B H T block)`` scratch instead of ``O(B H T^2)``; cost: the plain
+    path's flops, about half skipped above the diagonal, plus the recomputation in backward.
+    """
+
+    name = "blockwise_attention"
+
+    @staticmethod
+    def forward(ctx, q, k, v, block=128):
+        ### BEGIN SOLUTION
+        T, D = q.shape[-2], q.shape[-1]
+        qs = q * q.dtype.type(1.0 / math.sqrt(D))  # scaled queries, (B, H, T, D)
+        m = np.full(q.shape[:-1] + (1,), -np.inf, dtype=q.dtype)  # running row max, (B, H, T, 1)
+        l = np.zeros_like(m)  # running sum of exp(s - m)
+        acc = np.zeros_like(q)  # running (unnormalized) output, (B, H, T, D)
+        for j0 in range(0, T, block):
+            j1 = min(j0 + block, T)
+            rows = slice(j0, T)  # only queries j0.. can see keys j0..j1-1
+            s = qs[..., rows, :] @ k[..., j0:j1, :].swapaxes(-1, -2)  # (B, H, T - j0, j1 - j0)
+            s = np.where(_causal(j0, j1, T), s, -np.inf)  # query i sees key j only if j <= i
+            m_new = np.maximum(m[..., rows, :], s.max(axis=-1, keepdims=True))
+            p = np.exp(s - m_new)
+            correction = np.exp(m[..., rows, :] - m_new)  # rescales what earlier blocks summed
+            l[..., rows, :] = l[..., rows, :] * correction + p.sum(axis=-1, keepdims=True)
+            acc[..., rows, :] = acc[..., rows, :] * correction + p @ v[..., j0:j1, :]
+            m[..., rows, :] = m_new
+        out = acc / l
+        ctx.block, ctx.lse = block, m + np.log(l)  # (B, H, T, 1): enough to rebuild any block's weights
+        ctx.save_for_backward(qs, k, v, out)
+        return out
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        qs, k, v, out = ctx.saved_tensors
+        T, D = qs.shape[-2], qs.shape[-1]
+        scale = qs.dtype.type(1.0 / math.sqrt(D))
+        delta = (grad * out).sum(axis=-1, keepdims=True)  # (B, H, T, 1): rowsum(do * o)
+        dq, dk, dv = np.zeros_like(qs), np.zeros_like(k), np.zeros_like(v)
+        for j0 in range(0, T, ctx.block):
+            j1 = min(j0 + ctx.block, T)
+            rows = slice(j0, T)
+            s = qs[..., rows, :] @ k[..., j0:j1, :].swapaxes(-1, -2)  # (B, H, T - j0, j1 - j0)
+            p = np.where(_causal(j0, j1, T), np.exp(s - ctx.lse[..., rows, :]), 0.0)  # the weights again
+            dv[..., j0:j1, :] = p.swapaxes(-1, -2) @ grad[..., rows, :]
+            dp = grad[..., rows, :] @ v[..., j0:j1, :].swapaxes(-1, -2)
+            ds = p * (dp - delta[..., rows, :])  # softmax backward, row by row
+            dq[..., rows, :] += ds @ k[..., j0:j1, :]
+            dk[..., j0:j1, :] = ds.swapaxes(-1, -2) @ qs[..., rows, :]
+        return dq * scale, dk, dv  # s = (q * scale) k^T: the scale reaches dq; dk already saw qs
+        ### END SOLUTION
+
+
+def _causal(j0: int, j1: int, T: int) -> np.ndarray:
+    """(T - j0, j1 - j0) bool: query ``j0 + r`` may see key ``j0 + c`` iff ``c <= r``."""
+    return np.arange(j1 - j0)[None, :] <= np.arange(T - j0)[:, None]
+
+
+def blockwise_attention(q, k, v, block: int = 128) -> Tensor:
+    """Causal attention of q, k, v ``(B, H, T, D)`` through :class:`BlockwiseAttentionFunction`."""
+    q, k, v = (t if isinstance(t, Tensor) else Tensor(t) for t in (q, k, v))
+    if not (q.shape == k.shape == v.shape) or q.ndim != 4:
+        raise ValueError(
+            "blockwise_attention: q, k, v must share one (B, H, T, D) shape, "
+            f"got {q.shape}, {k.shape}, {v.shape}"
+        )
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"blockwise_attention: argument 'block' must be an int >= 1, got {block!r}")
+    return BlockwiseAttentionFunction.apply(q, k, v, block=int(block))
+
+
+class BlockwiseMultiHeadAttention(Module):
+    """Drop-in for ``MultiHeadAttention`` in a causal model: :func:`blockwise_attention` inside.
+
+    Holds the very same ``in_proj``, ``out_proj`` and ``dropout`` (parameters and
+    ``state_dict`` keys unchanged). It computes the blockwise path only where it
+    is the same function: a causal mask over the whole sequence (what ``GPT``
+    passes) and no attention dropout in training; a KV cache, another mask or
+    active dropout go through the plain ``MultiHeadAttention.forward``.
+    """
+
+    def __init__(self, attention: MultiHeadAttention, block: int = 128) -> None:
+        super().__init__()
+        self.embed_dim, self.num_heads = attention.embed_dim, attention.num_heads
+        self.head_dim = attention.head_dim
+        self.in_proj, self.out_proj, self.dropout = attention.in_proj, attention.out_proj, attention.dropout
+        self.block = int(block)
+        self.training = attention.training
+
+    def forward(self, x, mask=None, *extra, cache=None, layer_idx: int = 0) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if cache is not None or extra or x.ndim != 3 or not self._causal(mask, x.shape[1]) or (
+            self.training and self.dropout.p > 0
+        ):
+            return MultiHeadAttention.forward(self, x, mask, *extra, cache=cache, layer_idx=layer_idx)
+        B, T, E = x.shape
+        H, D = self.num_heads, self.head_dim
+        qkv = self.in_proj(x).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)  # (3, B, H, T, D)
+        out = blockwise_attention(qkv[0], qkv[1], qkv[2], self.block)  # (B, H, T, D)
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, E))  # (B, T, H, D) -> (B, T, E)
+
+    @staticmethod
+    def _causal(mask, T: int) -> bool:
+        """True for the full causal mask of T positions (or no mask for one position)."""
+        if mask is None:
+            return T == 1
+        m = np.asarray(getattr(mask, "data", mask))
+        return m.dtype == bool and m.shape == (T, T) and np.array_equal(m, np.tri(T, dtype=bool))
+
+    def extra_repr(self) -> str:
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, block={self.block}"
+
+
+# =============================================================================================
 # The opt-in entry point
 # =============================================================================================
 
@@ -1125,7 +1269,7 @@ def _plain_conv(conv) -> bool:
     return tuple(getattr(conv, "dilation", (1, 1))) == (1, 1) and getattr(conv, "groups", 1) == 1
 
 
-def _accelerated(module, reuse_buffers: bool):
+def _accelerated(module, reuse_buffers: bool, attention_block: int | None = None):
     """The accelerated replacement of ``module`` (sharing its parameters), or None to keep it."""
     # Exact classes' semantics are what the replacements reproduce: a subclass with its
     # own forward computes something else and is kept.
@@ -1137,6 +1281,8 @@ def _accelerated(module, reuse_buffers: bool):
         return FusedGELU()
     if isinstance(module, MLP) and not _overrides_forward(module, MLP):
         return FusedMLP(module)
+    if attention_block is not None and type(module) is MultiHeadAttention:
+        return BlockwiseMultiHeadAttention(module, attention_block)
     return None
 
 
@@ -1157,7 +1303,7 @@ def _fuse_linear_relu(sequence) -> None:
             setattr(sequence, second, AppliedReLU())
 
 
-def accelerate(model, reuse_buffers: bool = True):
+def accelerate(model, reuse_buffers: bool = True, attention_block: int | None = None):
     """A copy of ``model`` with accelerated layers swapped in; ``model`` itself is left as it is.
 
     Swaps (each computes the same values and gradients, to float32 rounding):
@@ -1169,7 +1315,10 @@ def accelerate(model, reuse_buffers: bool = True):
       (in-place GELU forward and backward, or ``fc1`` and ReLU as one operation);
     * in a ``Sequential``, a ``Linear`` directly followed by a ``ReLU`` ->
       :class:`FusedLinearReLU` and :class:`AppliedReLU` (bias and ReLU in place on
-      the product); layers with forward hooks are not fused.
+      the product); layers with forward hooks are not fused;
+    * with ``attention_block`` set, ``MultiHeadAttention`` ->
+      :class:`BlockwiseMultiHeadAttention` (causal attention by blocks of that many
+      keys: no (T, T) array; for long sequences, where those arrays dominate memory).
 
     Every other module is copied shallowly with its sub-modules rebuilt the
     same way, so the copy holds the **same Parameter objects** (and buffers) as
@@ -1181,18 +1330,23 @@ def accelerate(model, reuse_buffers: bool = True):
     Args:
         model: a Module.
         reuse_buffers: let each accelerated convolution reuse its im2col matrix.
+        attention_block: None (default: attention stays plain) or the key block size
+            of :class:`BlockwiseMultiHeadAttention`.
 
     Returns:
         the accelerated copy.
     """
     if not isinstance(model, Module):
         raise ValueError(f"accelerate: argument 'model' must be a Module, got {type(model).__name__}")
+    block = attention_block
+    if block is not None and (type(block) is bool or not isinstance(block, numbers.Integral) or block < 1):
+        raise ValueError(f"accelerate: argument 'attention_block' must be None or an int >= 1, got {block!r}")
     memo = {}
 
     def rebuild(module):
         if id(module) in memo:  # a shared sub-module stays shared
             return memo[id(module)]
-        new = _accelerated(module, reuse_buffers)
+        new = _accelerated(module, reuse_buffers, attention_block)
         memo[id(module)] = new
         if new is None:
             new = memo[id(module)] = copy.copy(module)  # same attributes: parameters, buffers, settings
