@@ -554,3 +554,78 @@ def test_notebook_of_a_real_module(tmp_path, require_tier):
     visible = table.module("04").points - (table.module("04").hidden if hidden else 0)
     assert sum(c["metadata"]["nbgrader"]["points"] for c in checks) == pytest.approx(visible)
     assert text(cs[-2]).startswith(nb.SYSTEMS["04"][0].splitlines()[0])
+
+
+# --- nbgrader: generate_assignment and autograde on the course directory tito writes ------------------
+
+
+def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """``nbgrader ARGS`` in the course directory, as an instructor types it (its config read from there)."""
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / ".jupyter"))  # no user-wide nbgrader config
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc
+
+
+def test_nbgrader_generates_and_autogrades_a_module(repo, tmp_path, monkeypatch, jupyter, require_tier):
+    """nbgrader's own commands, unedited, on ``tito course release --nbgrader``: reference full, stubs less.
+
+    The oracle for the points is the points file (module 01's points, all visible in the fixture)
+    and for the student's the fixture's call graph: ``test_limit`` calls no stub, so only the
+    last check cell passes on the untouched notebook.
+    """
+    pytest.importorskip("nbgrader", reason=f"{OPTIONAL} nbgrader is not installed (pip install nbgrader)")
+    from nbgrader.api import Gradebook
+    from tinytorch.milestones.course.nbgrader_course import make_course
+
+    require_tier("foundation")  # the release's tests skip a tier whose distribution is absent
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the runtime puts the assignment's src/ first itself
+    course = tmp_path / "course"
+    made = make_course(course, "foundation", ["01"], root=repo, verify_imports=False)
+    assignment = made["01"]
+    assert assignment == course / "source" / "01_tensor" and (course / "nbgrader_config.py").is_file()
+    release_files = {"pyproject.toml", "pytest.ini", "src", "tests", "tinytorch-release.json"}
+    assert {p.name for p in assignment.iterdir()} == {"01_tensor.ipynb", nb.RUNTIME, *release_files}
+
+    _nbgrader(course, "generate_assignment", "01_tensor")
+    released = course / "release" / "01_tensor"
+    student = json.loads((released / "01_tensor.ipynb").read_text())
+    for cell in student["cells"]:
+        if cell["metadata"]["nbgrader"]["solution"]:
+            # nbgrader cleared the reference between the markers and kept the %%write_def line
+            assert text(cell).startswith("%%write_def tinytorch.core.tensor ")
+            assert "raise NotImplementedError()" in text(cell) and B not in text(cell)
+    assert "self.total += v" not in (released / "01_tensor.ipynb").read_text()
+    assert not (released / "notebooks").exists()  # the instructor's notebooks are not handed out
+
+    for student_id, notebook in (("reference", assignment), ("untouched", released)):
+        (course / "submitted" / student_id / "01_tensor").mkdir(parents=True)
+        (course / "submitted" / student_id / "01_tensor" / "01_tensor.ipynb").write_bytes(
+            (notebook / "01_tensor.ipynb").read_bytes()
+        )
+    _nbgrader(course, "autograde", "01_tensor", "--create")
+
+    table = points_mod.load(["foundation"])
+    full = table.module("01").points
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {s: gb.find_submission("01_tensor", s).score for s in ("reference", "untouched")}
+        grades = gb.find_submission_notebook("01_tensor", "01_tensor", "untouched").grades
+        untouched = {g.name: (g.score, g.max_score) for g in grades}
+        max_score = gb.find_assignment("01_tensor").max_score
+    assert max_score == pytest.approx(full) and scores["reference"] == pytest.approx(full)
+    # the untouched notebook: the checks calling stubs score 0, the check calling none scores in full
+    assert untouched["m01-scale-check"][0] == 0 and untouched["m01-acc-add-check"][0] == 0
+    rest, rest_max = untouched["m01-rest-check"]
+    assert rest_max > 0 and rest == pytest.approx(rest_max)
+    assert scores["untouched"] == pytest.approx(rest_max) and scores["untouched"] < full
+    # each submission was graded in its own copy of the package: the reference's did not leak
+    graded = course / "autograded"
+    assert "self.total += v" in (graded / "reference/01_tensor/src/tinytorch/core/tensor.py").read_text()
+    assert "self.total += v" not in (graded / "untouched/01_tensor/src/tinytorch/core/tensor.py").read_text()

@@ -29,7 +29,10 @@ to make a release) from one list of cells:
 nbgrader metadata (``schema_version`` 3): solution cells ``solution: true, grade: false``;
 check cells ``grade: true, locked: true, points``; every other cell ``locked: true``
 (with ``editable``/``deletable`` false). Cell ids and ``grade_id`` are stable names
-(``m02-relufunction-forward``) so instructors can diff releases.
+(``m02-relufunction-forward``) so instructors can diff releases. nbgrader scores a check
+cell in full when it runs without an error and shows no number (a number shown is taken as
+partial credit: ``check`` returns None). ``nbgrader_course.py`` lays the instructor's
+notebooks out as an nbgrader course directory (``tito course release --nbgrader``).
 """
 
 from __future__ import annotations
@@ -660,11 +663,17 @@ HOW_TO = """\
 ## How this notebook works
 
 Each cell that starts with `%%write_def MODULE NAME` holds one function of your package
-(the first one lives in `{file}`). Write the body where it raises `NotImplementedError`,
-then run the cell: it writes the function into the package file you installed (`pip install -e`
-of this release), so the tests, `tito module status` and the grader see exactly what you wrote.
+(the first one lives in `{file}` of this release). Write the body where it raises
+`NotImplementedError`, then run the cell: it writes the function into that file, the one
+`import tinytorch...` reads in this notebook (and everywhere, once the release is installed with
+`pip install -e`), so the tests, `tito module status` and the grader see exactly what you wrote.
 The check cell after a function runs the tests that need it (pytest, in a fresh Python); read
 its report, fix, run both again. The last cells measure your code as it runs.
+
+**Objects made before an edit keep the old code.** A `%%write_def` cell rewrites the file and
+makes the next `import` read it again, but a tensor, layer or class you created or imported
+into a name before the edit still runs the code it was made with. After an edit, re-run the
+cells that import and create them, or restart the kernel and run the notebook from the top.
 """
 
 
