@@ -168,6 +168,9 @@ def test_student_notebook_layout_and_manifest(repo, tmp_path):
     assert '"""Add v; return the new total."""' in text(solutions[2])
     about = cs[cs.index(solutions[1]) - 1]
     assert "Running total of the values added." in text(about)
+    # the how-to warns that an edit does not reach objects made before it
+    assert cs[1]["id"] == "m01-how-to" and "Objects made before an edit keep the old code" in text(cs[1])
+    assert "re-run the\ncells that import and create them, or restart the kernel" in text(cs[1])
     # systems cell and a reflection close the notebook
     assert text(cs[-2]).startswith("from tinytorch.core.tensor import scale")
     assert "Why is this linear?" in text(cs[-1])
@@ -395,6 +398,49 @@ def test_write_def_refuses_a_module_imported_from_elsewhere(tmp_path):
     with pytest.raises(sync.NotebookError, match="not from this release"):
         sync.write_def("tinytorch.milestones.tiers", "module", "def module():\n    return 1\n", root)
     assert target.read_text() == "def module():\n    pass\n"
+
+
+def test_check_passes_fails_and_refuses_skips(tmp_path, capsys):
+    """check() on a tiny release: None when all pass; CheckFailed naming a failure or a non-oracle skip."""
+    root = tmp_path / "release"
+    (root / "tests").mkdir(parents=True)
+    (root / "tinytorch-release.json").write_text("{}")
+    (root / "tests" / "test_k.py").write_text(
+        "import pytest\n"
+        "def test_ok():\n    assert 1 + 1 == 2\n"
+        "def test_bad():\n    assert 1 + 1 == 3\n"
+        f"def test_oracle():\n    pytest.skip('{OPTIONAL} torch is not installed')\n"
+        "def test_absent():\n    pytest.skip('tinytorch-foundation is not installed')\n"
+    )
+    ok = ["tests/test_k.py::test_ok", "tests/test_k.py::test_oracle"]
+    assert sync.check("ok", ok, root) is None  # None: nbgrader reads a number shown as partial credit
+    assert "ok: 2 tests selected, all passed" in capsys.readouterr().out
+    with pytest.raises(sync.CheckFailed, match=r"1 of 2 tests failed\n  test_bad: assert \(1 \+ 1\) == 3"):
+        sync.check("bad", ["tests/test_k.py::test_ok", "tests/test_k.py::test_bad"], root)
+    with pytest.raises(sync.CheckFailed, match="test_absent: skipped: tinytorch-foundation is not installed"):
+        sync.check("absent", ["tests/test_k.py::test_ok", "tests/test_k.py::test_absent"], root)
+
+
+def test_use_release_puts_the_release_first(tmp_path, monkeypatch):
+    """The kernel imports the release beside the notebook, even when the module is importable elsewhere."""
+    elsewhere, root = tmp_path / "elsewhere", tmp_path / "release"
+    for base, value in ((elsewhere, 1), (root / "src", 2)):
+        (base / "tinytorch").mkdir(parents=True)
+        (base / "tinytorch" / "nbfixture_where.py").write_text(f"WHERE = {value}\n")
+    (root / "tinytorch-release.json").write_text("{}")
+    monkeypatch.setattr(sys, "path", [str(elsewhere), *sys.path])
+    loaded = {k: v for k, v in sys.modules.items() if k.startswith("tinytorch.")}
+    try:
+        import tinytorch.nbfixture_where as first
+
+        assert first.WHERE == 1
+        assert sync.use_release(root) == root / "src" and sys.path[0] == str(root / "src")
+        import tinytorch.nbfixture_where as second
+
+        assert second.WHERE == 2
+    finally:  # use_release forgot the tiers' modules: the other tests keep the ones they imported
+        sys.modules.pop("tinytorch.nbfixture_where", None)
+        sys.modules.update(loaded)
 
 
 # --- execution (nbclient) ---------------------------------------------------------------------------
