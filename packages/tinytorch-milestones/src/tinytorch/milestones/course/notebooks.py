@@ -245,8 +245,11 @@ def trace_tests(root: Path, tier: str, numbers: list[str], functions: list[Funct
                 os.pathsep
             ),
         )
+        # --rootdir: node ids relative to the repository even when it has no pytest configuration of
+        # its own and a folder above it does (a test's fixture repository under nox's tmp/).
         cmd = [python or sys.executable, "-m", "pytest", "-q", "-p", "tinytorch_nb_trace"]
-        cmd += ["-p", "no:cacheprovider", "--import-mode=importlib", "-o", "addopts=", *files]
+        cmd += ["--rootdir", str(root), "-p", "no:cacheprovider", "--import-mode=importlib", "-o", "addopts="]
+        cmd += files
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=3600)
         out = work / "out.json"
         if proc.returncode not in (0, 1) or not out.is_file():
