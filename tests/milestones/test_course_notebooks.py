@@ -607,7 +607,9 @@ def test_notebook_of_a_real_module(tmp_path, require_tier):
 
 def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     """``nbgrader ARGS`` in the course directory, as an instructor types it (its config read from there)."""
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / ".jupyter"))  # no user-wide nbgrader config
+    # no user-wide nbgrader config; nbgrader runs `alembic` by name: this Python's scripts come first
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / ".jupyter"), PATH=path)
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=course,
