@@ -384,6 +384,9 @@ def course(session: nox.Session, tier: str) -> None:
 # --- course: student notebooks (issue 17) ------------------------------------------------------------
 
 NOTEBOOK_DEPS = ("nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6", "jupytext>=1.14")
+# nbgrader for the test that runs generate_assignment and autograde on a fixture module's notebook
+# (about 8 s to install with its dependencies on top of the others, uv without a cache).
+NBGRADER = "nbgrader>=0.9"
 NOTEBOOK_RUNNER = ("python", "-m", "tinytorch.milestones.course.notebooks")
 
 
@@ -397,9 +400,11 @@ def notebooks(session: nox.Session, tier: str) -> None:
     2. The instructor release (`--with-solutions`), installed instead: every notebook runs top to
        bottom without an error, in module order (each writes its reference into the package the
        next ones import). ``nox -s "notebooks(foundation)" -- 02 05`` runs only those modules.
+    3. With foundation: nbgrader's generate_assignment and autograde on `tito course release
+       --nbgrader` of a fixture module (the reference scores its points, the stubs less).
     """
     _course_venv_for(session, tier)
-    session.install(*NOTEBOOK_DEPS)
+    session.install(*NOTEBOOK_DEPS, NBGRADER)
     venv = session.virtualenv.location
     work = Path(session.create_tmp()).resolve() / "notebooks"
     shutil.rmtree(work, ignore_errors=True)
@@ -419,6 +424,9 @@ def notebooks(session: nox.Session, tier: str) -> None:
             session.error(f"{release}/notebooks holds no notebook of modules {chosen or 'any'}")
         session.log(f"{kind} notebooks of {tier}: {', '.join(b.name for b in books)}")
         session.run(*NOTEBOOK_RUNNER, expect, *map(str, books))
+    if tier == "foundation":  # the test's fixture is a foundation module: once is enough
+        session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/milestones/test_course_notebooks.py",
+                    "-k", "nbgrader_generates_and_autogrades")
 
 
 # --- course: per-module releases, grading, Gradescope and GitHub Classroom -------------------------

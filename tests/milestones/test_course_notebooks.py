@@ -168,6 +168,9 @@ def test_student_notebook_layout_and_manifest(repo, tmp_path):
     assert '"""Add v; return the new total."""' in text(solutions[2])
     about = cs[cs.index(solutions[1]) - 1]
     assert "Running total of the values added." in text(about)
+    # the how-to warns that an edit does not reach objects made before it
+    assert cs[1]["id"] == "m01-how-to" and "Objects made before an edit keep the old code" in text(cs[1])
+    assert "re-run the\ncells that import and create them, or restart the kernel" in text(cs[1])
     # systems cell and a reflection close the notebook
     assert text(cs[-2]).startswith("from tinytorch.core.tensor import scale")
     assert "Why is this linear?" in text(cs[-1])
@@ -397,6 +400,49 @@ def test_write_def_refuses_a_module_imported_from_elsewhere(tmp_path):
     assert target.read_text() == "def module():\n    pass\n"
 
 
+def test_check_passes_fails_and_refuses_skips(tmp_path, capsys):
+    """check() on a tiny release: None when all pass; CheckFailed naming a failure or a non-oracle skip."""
+    root = tmp_path / "release"
+    (root / "tests").mkdir(parents=True)
+    (root / "tinytorch-release.json").write_text("{}")
+    (root / "tests" / "test_k.py").write_text(
+        "import pytest\n"
+        "def test_ok():\n    assert 1 + 1 == 2\n"
+        "def test_bad():\n    assert 1 + 1 == 3\n"
+        f"def test_oracle():\n    pytest.skip('{OPTIONAL} torch is not installed')\n"
+        "def test_absent():\n    pytest.skip('tinytorch-foundation is not installed')\n"
+    )
+    ok = ["tests/test_k.py::test_ok", "tests/test_k.py::test_oracle"]
+    assert sync.check("ok", ok, root) is None  # None: nbgrader reads a number shown as partial credit
+    assert "ok: 2 tests selected, all passed" in capsys.readouterr().out
+    with pytest.raises(sync.CheckFailed, match=r"1 of 2 tests failed\n  test_bad: assert \(1 \+ 1\) == 3"):
+        sync.check("bad", ["tests/test_k.py::test_ok", "tests/test_k.py::test_bad"], root)
+    with pytest.raises(sync.CheckFailed, match="test_absent: skipped: tinytorch-foundation is not installed"):
+        sync.check("absent", ["tests/test_k.py::test_ok", "tests/test_k.py::test_absent"], root)
+
+
+def test_use_release_puts_the_release_first(tmp_path, monkeypatch):
+    """The kernel imports the release beside the notebook, even when the module is importable elsewhere."""
+    elsewhere, root = tmp_path / "elsewhere", tmp_path / "release"
+    for base, value in ((elsewhere, 1), (root / "src", 2)):
+        (base / "tinytorch").mkdir(parents=True)
+        (base / "tinytorch" / "nbfixture_where.py").write_text(f"WHERE = {value}\n")
+    (root / "tinytorch-release.json").write_text("{}")
+    monkeypatch.setattr(sys, "path", [str(elsewhere), *sys.path])
+    loaded = {k: v for k, v in sys.modules.items() if k.startswith("tinytorch.")}
+    try:
+        import tinytorch.nbfixture_where as first
+
+        assert first.WHERE == 1
+        assert sync.use_release(root) == root / "src" and sys.path[0] == str(root / "src")
+        import tinytorch.nbfixture_where as second
+
+        assert second.WHERE == 2
+    finally:  # use_release forgot the tiers' modules: the other tests keep the ones they imported
+        sys.modules.pop("tinytorch.nbfixture_where", None)
+        sys.modules.update(loaded)
+
+
 # --- execution (nbclient) ---------------------------------------------------------------------------
 
 
@@ -554,3 +600,80 @@ def test_notebook_of_a_real_module(tmp_path, require_tier):
     visible = table.module("04").points - (table.module("04").hidden if hidden else 0)
     assert sum(c["metadata"]["nbgrader"]["points"] for c in checks) == pytest.approx(visible)
     assert text(cs[-2]).startswith(nb.SYSTEMS["04"][0].splitlines()[0])
+
+
+# --- nbgrader: generate_assignment and autograde on the course directory tito writes ------------------
+
+
+def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """``nbgrader ARGS`` in the course directory, as an instructor types it (its config read from there)."""
+    # no user-wide nbgrader config; nbgrader runs `alembic` by name: this Python's scripts come first
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / ".jupyter"), PATH=path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc
+
+
+def test_nbgrader_generates_and_autogrades_a_module(repo, tmp_path, monkeypatch, jupyter, require_tier):
+    """nbgrader's own commands, unedited, on ``tito course release --nbgrader``: reference full, stubs less.
+
+    The oracle for the points is the points file (module 01's points, all visible in the fixture)
+    and for the student's the fixture's call graph: ``test_limit`` calls no stub, so only the
+    last check cell passes on the untouched notebook.
+    """
+    pytest.importorskip("nbgrader", reason=f"{OPTIONAL} nbgrader is not installed (pip install nbgrader)")
+    from nbgrader.api import Gradebook
+    from tinytorch.milestones.course.nbgrader_course import make_course
+
+    require_tier("foundation")  # the release's tests skip a tier whose distribution is absent
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the runtime puts the assignment's src/ first itself
+    course = tmp_path / "course"
+    made = make_course(course, "foundation", ["01"], root=repo, verify_imports=False)
+    assignment = made["01"]
+    assert assignment == course / "source" / "01_tensor" and (course / "nbgrader_config.py").is_file()
+    release_files = {"pyproject.toml", "pytest.ini", "src", "tests", "tinytorch-release.json"}
+    assert {p.name for p in assignment.iterdir()} == {"01_tensor.ipynb", nb.RUNTIME, *release_files}
+
+    _nbgrader(course, "generate_assignment", "01_tensor")
+    released = course / "release" / "01_tensor"
+    student = json.loads((released / "01_tensor.ipynb").read_text())
+    for cell in student["cells"]:
+        if cell["metadata"]["nbgrader"]["solution"]:
+            # nbgrader cleared the reference between the markers and kept the %%write_def line
+            assert text(cell).startswith("%%write_def tinytorch.core.tensor ")
+            assert "raise NotImplementedError()" in text(cell) and B not in text(cell)
+    assert "self.total += v" not in (released / "01_tensor.ipynb").read_text()
+    assert not (released / "notebooks").exists()  # the instructor's notebooks are not handed out
+
+    for student_id, notebook in (("reference", assignment), ("untouched", released)):
+        (course / "submitted" / student_id / "01_tensor").mkdir(parents=True)
+        (course / "submitted" / student_id / "01_tensor" / "01_tensor.ipynb").write_bytes(
+            (notebook / "01_tensor.ipynb").read_bytes()
+        )
+    _nbgrader(course, "autograde", "01_tensor", "--create")
+
+    table = points_mod.load(["foundation"])
+    full = table.module("01").points
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {s: gb.find_submission("01_tensor", s).score for s in ("reference", "untouched")}
+        grades = gb.find_submission_notebook("01_tensor", "01_tensor", "untouched").grades
+        untouched = {g.name: (g.score, g.max_score) for g in grades}
+        max_score = gb.find_assignment("01_tensor").max_score
+    assert max_score == pytest.approx(full) and scores["reference"] == pytest.approx(full)
+    # the untouched notebook: the checks calling stubs score 0, the check calling none scores in full
+    assert untouched["m01-scale-check"][0] == 0 and untouched["m01-acc-add-check"][0] == 0
+    rest, rest_max = untouched["m01-rest-check"]
+    assert rest_max > 0 and rest == pytest.approx(rest_max)
+    assert scores["untouched"] == pytest.approx(rest_max) and scores["untouched"] < full
+    # each submission was graded in its own copy of the package: the reference's did not leak
+    graded = course / "autograded"
+    assert "self.total += v" in (graded / "reference/01_tensor/src/tinytorch/core/tensor.py").read_text()
+    assert "self.total += v" not in (graded / "untouched/01_tensor/src/tinytorch/core/tensor.py").read_text()

@@ -1,6 +1,7 @@
 """``tito course``: student releases, course configurations, grading kits and grading.
 
 tito course release --tier architecture --out student-architecture [--modules 09,10]
+tito course release --tier foundation --nbgrader --out course/     # nbgrader's source/, one per module
 tito course configs
 tito course points --tier architecture > points.toml
 tito course grade SUBMISSION... [--jobs N] [--out DIR] [--format table|json|csv|gradescope]
@@ -40,6 +41,8 @@ def _release(args) -> int:
         tier, modules = _modules_arg(args)
         if tier is None:
             raise ValueError("give --tier, or --modules (the tier is that of the modules)")
+        if args.nbgrader:
+            return _nbgrader_course(args, tier, modules)
         release = make_release(
             tier,
             args.out,
@@ -71,6 +74,30 @@ def _release(args) -> int:
         print(f"  {len(release.notebooks)} {kind} notebooks in {release.path / 'notebooks'} (.ipynb and .py)")
     print(f"next: pip install -e {release.path}")
     print("      (next to the other tiers' reference wheels; see the README.md there)")
+    return 0
+
+
+def _nbgrader_course(args, tier: str, modules: list[str] | None) -> int:
+    """``--nbgrader``: --out is an nbgrader course directory, one assignment per module (nbgrader_course)."""
+    from tinytorch.milestones.course.nbgrader_course import CONFIG, make_course
+    from tinytorch.milestones.course.repo import tier_modules
+
+    chosen = modules or [m.number for m in tier_modules(tier)]
+    made = make_course(
+        args.out,
+        tier,
+        chosen,
+        verify_imports=not args.no_import_check,
+        points_file=args.points,
+        wheelhouse=args.wheelhouse,
+    )
+    course = Path(args.out).resolve()
+    print(f"wrote {len(made)} nbgrader assignments of tinytorch-{tier} to {course / 'source'}:")
+    for number, folder in made.items():
+        print(f"  {number} {folder.name}")
+    print(f"next, in {course} ({CONFIG} there sets the time a check cell may take):")
+    print(f"  nbgrader generate_assignment {next(iter(made.values())).name}")
+    print("  then collect submissions into submitted/<student>/<assignment>/ and run nbgrader autograde")
     return 0
 
 
@@ -355,6 +382,12 @@ def register(subparsers) -> None:
         "--with-solutions",
         action="store_true",
         help="the instructor's notebooks: the reference filled in (implies --notebooks)",
+    )
+    p.add_argument(
+        "--nbgrader",
+        action="store_true",
+        help="--out is an nbgrader course directory: write source/NN_name/ per module (the instructor's "
+        "notebook and a release of that module) and nbgrader_config.py",
     )
     p.add_argument(
         "--no-import-check",

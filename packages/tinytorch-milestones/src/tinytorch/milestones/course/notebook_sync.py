@@ -25,10 +25,19 @@ lesson, checks and measurements into the package; a cell that only defines a fun
 the kernel would leave the package (and the grader) unchanged. Writing the one function
 the cell holds keeps both honest at the cost of one magic line per cell.
 
+The release is the one next to the notebook, not whichever copy is installed: loading the
+extension puts the release's ``src/`` first on ``sys.path`` (:func:`use_release`) and the
+check cells give it to pytest the same way. A notebook therefore edits and tests its own
+copy wherever it runs: in the release's ``notebooks/`` after ``pip install -e``, or in an
+nbgrader assignment directory (``tito course release --nbgrader``), where ``nbgrader
+autograde`` runs every submission in its own copy of the release, so one student's code
+never reaches another's grade.
+
 ``check(...)`` (the check cells) runs the given tests of the release in a fresh Python
 (``python -m pytest`` in the release directory), prints pytest's report and raises
 :class:`CheckFailed` naming each failed test and its error when any fails, so a notebook
-run stops there and nbgrader scores the cell 0. ``measure(...)`` (the systems cells) times
+run stops there and nbgrader scores the cell 0. It returns None: nbgrader reads a number
+shown as a grade cell's result as partial credit. ``measure(...)`` (the systems cells) times
 a callable and records its peak traced memory over a range of sizes.
 """
 
@@ -83,6 +92,23 @@ def module_file(import_path: str, root: Path) -> Path:
         if path.is_file():
             return path
     raise NotebookError(f"{import_path} has no file in {root / 'src'}")
+
+
+def use_release(root: str | os.PathLike | None = None) -> Path:
+    """Make ``import tinytorch...`` read the release next to the notebook; return its ``src/``.
+
+    Puts ``ROOT/src`` first on ``sys.path`` and forgets the tiers' modules already imported,
+    so the kernel imports the files the ``%%write_def`` cells write even when another copy of
+    the tier is installed (the reference, another student's release). ``tinytorch`` and
+    ``tinytorch.core`` are namespace packages: their search path follows ``sys.path``.
+    """
+    src = str((Path(root).resolve() if root else release_root()) / "src")
+    if sys.path[:1] != [src]:
+        while src in sys.path:
+            sys.path.remove(src)
+        sys.path.insert(0, src)
+        forget_modules()
+    return Path(src)
 
 
 def _imported_from(import_path: str) -> Path | None:
@@ -194,44 +220,66 @@ def write_def(import_path: str, qualname: str, code: str, root: str | os.PathLik
 # --- check cells ------------------------------------------------------------------------------
 
 
-def _failures(junit: Path) -> list[tuple[str, str]]:
-    """(test name, "Type: message") of each failed or erroring test in a JUnit XML report."""
+# The one reason a check test may skip (tests/conftest.py): an optional oracle such as PyTorch
+# is missing. Any other skip (the tier not installed, a fixture missing) fails the check: every
+# test of a check cell passed on the reference, and a skipped test must not earn its points.
+OPTIONAL_ORACLE = "optional oracle:"
+
+
+def _problems(junit: Path) -> list[tuple[str, str]]:
+    """(test name, "Type: message") of each failed, erroring or wrongly skipped test in a JUnit report."""
     import xml.etree.ElementTree as ET
 
     if not junit.is_file():
         return []
-    failed = []
+    problems = []
     for case in ET.parse(junit).getroot().iter("testcase"):
         for problem in [*case.findall("failure"), *case.findall("error")]:
             message = (problem.get("message") or problem.text or "failed").strip().splitlines()
-            failed.append((case.get("name", "?"), message[0] if message else "failed"))
-    return failed
+            problems.append((case.get("name", "?"), message[0] if message else "failed"))
+        for skip in case.findall("skipped"):
+            reason = (skip.get("message") or "").strip()
+            if not reason.startswith(OPTIONAL_ORACLE):
+                problems.append((case.get("name", "?"), f"skipped: {reason or 'no reason given'}"))
+    return problems
 
 
-def check(what: str, tests: list[str], root: str | os.PathLike | None = None, timeout: float = 600) -> int:
+def check(what: str, tests: list[str], root: str | os.PathLike | None = None, timeout: float = 600) -> None:
     """Run ``tests`` (pytest node ids, relative to the release) in a fresh Python; raise when any fails.
 
-    Returns the number of tests that passed. The report printed is pytest's own (short
-    tracebacks); the exception names every failed test with its error, e.g.
+    The tests import the release's ``src/`` (first on ``PYTHONPATH``, as :func:`use_release`
+    does in the kernel). The report printed is pytest's own (short tracebacks); the exception
+    names every failed test with its error, e.g.
     ``NotImplementedError: Module 02 (activations): implement ReLUFunction.forward``.
+    A test skipped for any reason but a missing optional oracle counts as failed.
+    Returns None, never a count: nbgrader takes a number shown by a grade cell as its score.
     """
     root = Path(root).resolve() if root else release_root()
+    path = os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with tempfile.TemporaryDirectory(prefix="tinytorch-check-") as tmp:
         junit = Path(tmp) / "report.xml"
         cmd = [sys.executable, "-m", "pytest", "-q", "--no-header", "--tb=short", "-p", "no:cacheprovider"]
         cmd += [f"--junitxml={junit}", *tests]
         started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd,
+            cwd=root,
+            env=dict(os.environ, PYTHONPATH=path),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         elapsed = time.perf_counter() - started
-        failed = _failures(junit)
+        problems = _problems(junit)
     print((proc.stdout + proc.stderr).rstrip())
-    if proc.returncode == 0:
+    if proc.returncode == 0 and not problems:
         print(f"\n{what}: {len(tests)} tests selected, all passed ({elapsed:.1f} s)")
-        return len(tests)
-    if not failed:
+        return None
+    if not problems:
         raise CheckFailed(f"{what}: pytest exited with code {proc.returncode} (see its report above)")
-    lines = [f"  {name}: {message}" for name, message in failed]
-    raise CheckFailed(f"{what}: {len(failed)} of {len(tests)} tests failed\n" + "\n".join(lines))
+    lines = [f"  {name}: {message}" for name, message in problems]
+    raise CheckFailed(f"{what}: {len(problems)} of {len(tests)} tests failed\n" + "\n".join(lines))
 
 
 # --- systems cells ----------------------------------------------------------------------------
@@ -272,7 +320,11 @@ def measure(label: str, make, run, sizes, repeat: int = 3) -> list[tuple]:
 
 
 def load_ipython_extension(ipython) -> None:
-    """``%load_ext tinytorch_notebook``: registers the ``%%write_def MODULE QUALNAME`` cell magic."""
+    """``%load_ext tinytorch_notebook``: the release's ``src/`` first on the path; ``%%write_def``.
+
+    See :func:`use_release` for why the kernel imports the release next to the notebook.
+    """
+    use_release()
 
     def write_def_magic(line: str, cell: str):
         parts = line.split()

@@ -29,7 +29,10 @@ to make a release) from one list of cells:
 nbgrader metadata (``schema_version`` 3): solution cells ``solution: true, grade: false``;
 check cells ``grade: true, locked: true, points``; every other cell ``locked: true``
 (with ``editable``/``deletable`` false). Cell ids and ``grade_id`` are stable names
-(``m02-relufunction-forward``) so instructors can diff releases.
+(``m02-relufunction-forward``) so instructors can diff releases. nbgrader scores a check
+cell in full when it runs without an error and shows no number (a number shown is taken as
+partial credit: ``check`` returns None). ``nbgrader_course.py`` lays the instructor's
+notebooks out as an nbgrader course directory (``tito course release --nbgrader``).
 """
 
 from __future__ import annotations
@@ -242,8 +245,11 @@ def trace_tests(root: Path, tier: str, numbers: list[str], functions: list[Funct
                 os.pathsep
             ),
         )
+        # --rootdir: node ids relative to the repository even when it has no pytest configuration of
+        # its own and a folder above it does (a test's fixture repository under nox's tmp/).
         cmd = [python or sys.executable, "-m", "pytest", "-q", "-p", "tinytorch_nb_trace"]
-        cmd += ["-p", "no:cacheprovider", "--import-mode=importlib", "-o", "addopts=", *files]
+        cmd += ["--rootdir", str(root), "-p", "no:cacheprovider", "--import-mode=importlib", "-o", "addopts="]
+        cmd += files
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=3600)
         out = work / "out.json"
         if proc.returncode not in (0, 1) or not out.is_file():
@@ -660,11 +666,17 @@ HOW_TO = """\
 ## How this notebook works
 
 Each cell that starts with `%%write_def MODULE NAME` holds one function of your package
-(the first one lives in `{file}`). Write the body where it raises `NotImplementedError`,
-then run the cell: it writes the function into the package file you installed (`pip install -e`
-of this release), so the tests, `tito module status` and the grader see exactly what you wrote.
+(the first one lives in `{file}` of this release). Write the body where it raises
+`NotImplementedError`, then run the cell: it writes the function into that file, the one
+`import tinytorch...` reads in this notebook (and everywhere, once the release is installed with
+`pip install -e`), so the tests, `tito module status` and the grader see exactly what you wrote.
 The check cell after a function runs the tests that need it (pytest, in a fresh Python); read
 its report, fix, run both again. The last cells measure your code as it runs.
+
+**Objects made before an edit keep the old code.** A `%%write_def` cell rewrites the file and
+makes the next `import` read it again, but a tensor, layer or class you created or imported
+into a name before the edit still runs the code it was made with. After an edit, re-run the
+cells that import and create them, or restart the kernel and run the notebook from the top.
 """
 
 
