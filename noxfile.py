@@ -399,7 +399,9 @@ def notebooks(session: nox.Session, tier: str) -> None:
        runs until its first check cell and fails there with a stub's NotImplementedError message.
     2. The instructor release (`--with-solutions`), installed instead: every notebook runs top to
        bottom without an error, in module order (each writes its reference into the package the
-       next ones import). ``nox -s "notebooks(foundation)" -- 02 05`` runs only those modules.
+       next ones import). ``nox -s "notebooks(foundation)" -- 01 02`` runs only those modules; a
+       selection must start at the tier's first module, whose notebook writes the code the later
+       instructor notebooks import (``-- 04`` alone stops at "implement Tensor.__init__").
     3. With foundation: nbgrader's generate_assignment and autograde on `tito course release
        --nbgrader` of a fixture module (the reference scores its points, the stubs less).
     """
