@@ -513,10 +513,24 @@ def test_accelerate_keeps_shared_modules_shared_and_hooks(require_tier):
         accelerate("not a model")
 
 
+def assert_same_next_token_gradients(gpt, fast, tokens):
+    """Next-token cross-entropy on ``tokens (B, T)`` gives both models the same parameter gradients."""
+    from tinytorch.core.losses import cross_entropy
+    from tinytorch.core.tensor import Tensor
+
+    grads = []
+    for model in (gpt, fast):
+        model.zero_grad()
+        logits = model(Tensor(tokens[:, :-1]))  # (B, T-1, V)
+        cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1)).backward()
+        grads.append([p.grad.data.copy() for p in model.parameters()])
+    for g_plain, g_fast in zip(*grads):
+        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("activation", ["gelu", "relu"])
 def test_accelerated_gpt_matches_plain_gpt(activation, require_tier):
     require_tier("architecture")
-    from tinytorch.core.losses import cross_entropy
     from tinytorch.core.tensor import Tensor
     from tinytorch.models.transformer import GPT
     from tinytorch.optimization.acceleration import FusedMLP, accelerate
@@ -527,15 +541,8 @@ def test_accelerated_gpt_matches_plain_gpt(activation, require_tier):
     assert all(isinstance(b.mlp, FusedMLP) for b in fast.blocks)
     assert list(fast.state_dict()) == list(gpt.state_dict())
     tokens = np.random.default_rng(10).integers(0, 30, (3, 12))
-    grads = []
-    for model in (gpt, fast):
-        model.zero_grad()
-        logits = model(Tensor(tokens[:, :-1]))
-        cross_entropy(logits.reshape(-1, 30), tokens[:, 1:].reshape(-1)).backward()
-        grads.append([p.grad.data.copy() for p in model.parameters()])
+    assert_same_next_token_gradients(gpt, fast, tokens)
     np.testing.assert_allclose(fast(Tensor(tokens)).data, gpt(Tensor(tokens)).data, rtol=1e-5, atol=1e-5)
-    for g_plain, g_fast in zip(*grads):
-        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-6)
 
 
 # ---------------------------------------------------------------- blockwise (online-softmax) attention
@@ -581,8 +588,6 @@ def test_blockwise_attention_gradcheck_and_errors(require_tier):
 
 def test_accelerate_blockwise_attention_gpt_matches_plain(require_tier):
     require_tier("architecture")
-    from tinytorch.core.losses import cross_entropy
-    from tinytorch.core.tensor import Tensor
     from tinytorch.generation.kv_cache import enable_kv_cache
     from tinytorch.optimization.acceleration import BlockwiseMultiHeadAttention, accelerate
 
@@ -592,14 +597,7 @@ def test_accelerate_blockwise_attention_gpt_matches_plain(require_tier):
     assert list(fast.state_dict()) == list(gpt.state_dict())
     assert not isinstance(accelerate(gpt).blocks[0].attn, BlockwiseMultiHeadAttention)  # opt-in only
     tokens = np.random.default_rng(13).integers(0, 65, (3, 20))
-    grads = []
-    for model in (gpt, fast):
-        model.zero_grad()
-        logits = model(Tensor(tokens[:, :-1]))
-        cross_entropy(logits.reshape(-1, 65), tokens[:, 1:].reshape(-1)).backward()
-        grads.append([p.grad.data.copy() for p in model.parameters()])
-    for g_plain, g_fast in zip(*grads):
-        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-6)
+    assert_same_next_token_gradients(gpt, fast, tokens)
     enable_kv_cache(fast)  # a KV cache and single new tokens take the plain attention: same tokens
     prompt = tokens[:2, :5]
     np.testing.assert_array_equal(
