@@ -40,6 +40,7 @@ nox.options.sessions = [
     "course(foundation)",
     "course(architecture)",
     "course(optimization)",
+    *[f"notebooks({tier})" for tier in TIERS],
     "milestones",
 ]
 
@@ -393,7 +394,7 @@ NOTEBOOK_RUNNER = ("python", "-m", "tinytorch.milestones.course.notebooks")
 @nox.session
 @nox.parametrize("tier", list(TIERS), ids=list(TIERS))
 def notebooks(session: nox.Session, tier: str) -> None:
-    """`tito course release --notebooks` of one tier, executed with nbclient (not a default session).
+    """`tito course release --notebooks` of one tier, executed with nbclient (a default session).
 
     1. The student release (installed editable over the other tiers' wheels): every notebook
        runs until its first check cell and fails there with a stub's NotImplementedError message.

@@ -400,8 +400,14 @@ def test_write_def_refuses_a_module_imported_from_elsewhere(tmp_path):
     assert target.read_text() == "def module():\n    pass\n"
 
 
-def test_check_passes_fails_and_refuses_skips(tmp_path, capsys):
-    """check() on a tiny release: None when all pass; CheckFailed naming a failure or a non-oracle skip."""
+@pytest.mark.parametrize("mode", ["kernel", "fresh"])
+def test_check_passes_fails_and_refuses_skips(tmp_path, capsys, monkeypatch, mode):
+    """check() on a tiny release: None when all pass; CheckFailed naming a failure or a non-oracle skip.
+
+    Both ways of running the tests: pytest in this process (as in a kernel), and a new Python.
+    """
+    monkeypatch.setenv(sync.CHECK_MODE_ENV, "fresh" if mode == "fresh" else "")
+    monkeypatch.setattr(sys, "path", list(sys.path))  # use_release puts the release first
     root = tmp_path / "release"
     (root / "tests").mkdir(parents=True)
     (root / "tinytorch-release.json").write_text("{}")
@@ -412,13 +418,43 @@ def test_check_passes_fails_and_refuses_skips(tmp_path, capsys):
         f"def test_oracle():\n    pytest.skip('{OPTIONAL} torch is not installed')\n"
         "def test_absent():\n    pytest.skip('tinytorch-foundation is not installed')\n"
     )
-    ok = ["tests/test_k.py::test_ok", "tests/test_k.py::test_oracle"]
-    assert sync.check("ok", ok, root) is None  # None: nbgrader reads a number shown as partial credit
-    assert "ok: 2 tests selected, all passed" in capsys.readouterr().out
-    with pytest.raises(sync.CheckFailed, match=r"1 of 2 tests failed\n  test_bad: assert \(1 \+ 1\) == 3"):
-        sync.check("bad", ["tests/test_k.py::test_ok", "tests/test_k.py::test_bad"], root)
-    with pytest.raises(sync.CheckFailed, match="test_absent: skipped: tinytorch-foundation is not installed"):
-        sync.check("absent", ["tests/test_k.py::test_ok", "tests/test_k.py::test_absent"], root)
+    loaded = {k: v for k, v in sys.modules.items() if k.startswith("tinytorch.")}
+    try:
+        ok = ["tests/test_k.py::test_ok", "tests/test_k.py::test_oracle"]
+        assert sync.check("ok", ok, root) is None  # None: nbgrader reads a number shown as partial credit
+        assert "ok: 2 tests selected, all passed" in capsys.readouterr().out
+        failed = r"1 of 2 tests failed\n  test_bad: assert \(1 \+ 1\) == 3"
+        with pytest.raises(sync.CheckFailed, match=failed):
+            sync.check("bad", ["tests/test_k.py::test_ok", "tests/test_k.py::test_bad"], root)
+        absent = "test_absent: skipped: tinytorch-foundation is not installed"
+        with pytest.raises(sync.CheckFailed, match=absent):
+            sync.check("absent", ["tests/test_k.py::test_ok", "tests/test_k.py::test_absent"], root)
+    finally:  # the in-kernel run forgot the tiers' modules: the other tests keep the ones they imported
+        sys.modules.update(loaded)
+
+
+def test_check_in_the_kernel_sees_each_edit(tmp_path, monkeypatch):
+    """Two checks in one process, the tested file rewritten between them: the second sees the new code."""
+    monkeypatch.delenv(sync.CHECK_MODE_ENV, raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    root = tmp_path / "release"
+    (root / "tests").mkdir(parents=True)
+    (root / "src" / "tinytorch").mkdir(parents=True)
+    (root / "tinytorch-release.json").write_text("{}")
+    target = root / "src" / "tinytorch" / "nbfixture_edit.py"
+    target.write_text("def scale(x, k):\n    return x - k\n")
+    (root / "tests" / "test_e.py").write_text(
+        "from tinytorch.nbfixture_edit import scale\ndef test_scale():\n    assert scale(2, 3) == 6\n"
+    )
+    loaded = {k: v for k, v in sys.modules.items() if k.startswith("tinytorch.")}
+    try:
+        with pytest.raises(sync.CheckFailed, match="1 of 1 tests failed"):
+            sync.check("scale", ["tests/test_e.py::test_scale"], root)
+        sync.write_def("tinytorch.nbfixture_edit", "scale", "def scale(x, k):\n    return x * k\n", root)
+        assert sync.check("scale", ["tests/test_e.py::test_scale"], root) is None
+    finally:
+        sys.modules.pop("tinytorch.nbfixture_edit", None)
+        sys.modules.update(loaded)
 
 
 def test_use_release_puts_the_release_first(tmp_path, monkeypatch):

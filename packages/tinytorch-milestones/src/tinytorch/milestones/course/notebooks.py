@@ -185,8 +185,12 @@ TRACE = json.load(open(os.environ["TINYTORCH_NB_TRACE"]))
 OUT = os.environ["TINYTORCH_NB_OUT"]
 codes = {os.path.realpath(f): {int(k): v for k, v in lines.items()} for f, lines in TRACE.items()}
 reached, results = set(), {}
+by_name = {}  # co_filename -> its traced lines or None (realpath costs system calls: once per file)
 def tracer(frame, event, arg):
-    lines = codes.get(os.path.realpath(frame.f_code.co_filename))
+    name = frame.f_code.co_filename
+    lines = by_name.get(name, False)
+    if lines is False:
+        lines = by_name[name] = codes.get(os.path.realpath(name))
     if lines is not None:
         key = lines.get(frame.f_code.co_firstlineno)
         if key is not None:
@@ -670,8 +674,10 @@ Each cell that starts with `%%write_def MODULE NAME` holds one function of your 
 `NotImplementedError`, then run the cell: it writes the function into that file, the one
 `import tinytorch...` reads in this notebook (and everywhere, once the release is installed with
 `pip install -e`), so the tests, `tito module status` and the grader see exactly what you wrote.
-The check cell after a function runs the tests that need it (pytest, in a fresh Python); read
-its report, fix, run both again. The last cells measure your code as it runs.
+The check cell after a function runs the tests that need it (pytest, on the files as your cells
+wrote them); read its report, fix, run both again. A function that never returns stops the check
+too: interrupt the kernel (with `TINYTORCH_CHECK=fresh` set before Jupyter starts, every check
+runs in a new Python and gives up after 10 minutes). The last cells measure your code as it runs.
 
 **Objects made before an edit keep the old code.** A `%%write_def` cell rewrites the file and
 makes the next `import` read it again, but a tensor, layer or class you created or imported
