@@ -51,7 +51,8 @@ def test_default_part_passes(milestone_id, part, require_tier):
         assert "PASS  criterion:" in record["_text"]
     assert "measured:" in record["_text"]
     # Time is reported (`tito milestone run all` prints it), never asserted: a busy machine is slow.
-    assert record["seconds"] > 0
+    # (Rounded to the millisecond: part 01-1, a perceptron on five points, can take less than 0.5 ms.)
+    assert isinstance(record["seconds"], float) and record["seconds"] >= 0
     json.dumps({k: v for k, v in record.items() if k != "_text"})  # the JSON mode can print it
     # Re-check the criteria from the measured numbers (the flag must agree with them).
     if key == ("01", 1):
