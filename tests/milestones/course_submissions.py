@@ -278,12 +278,13 @@ def build(tier: str, out: Path, root: Path = ROOT) -> list[Submission]:
 
     half = new("half", f"modules {', '.join(numbers[: len(numbers) // 2])} written, the others stubs")
     _restub_modules(half.path, root, tier, set(numbers[len(numbers) // 2 :]))
-    half.expect = {"full": numbers[: len(numbers) // 2], "below_half": numbers[len(numbers) // 2 :]}
+    # A stubbed module scores nothing: its graded tests all call its solution functions.
+    half.expect = {"full": numbers[: len(numbers) // 2], "zero": numbers[len(numbers) // 2 :]}
 
     for number in numbers:
         sub = new(f"stub-{number}", f"everything but module {number}", number)
         _restub_modules(sub.path, root, tier, {number})
-        sub.expect = {"full": [n for n in numbers if n < number], "below_half": [number]}
+        sub.expect = {"full": [n for n in numbers if n < number], "zero": [number]}
 
     bugs = {}
     for number in numbers:

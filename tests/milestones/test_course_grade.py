@@ -54,6 +54,11 @@ def total(values):
     {E}
 
 
+def shape_of(x):
+    """Given code (no solution block): the release ships it as it is."""
+    return np.shape(x)
+
+
 def spin(n):
     """Returns n (a loop in a submission hangs here)."""
     {B}
@@ -75,7 +80,7 @@ def grad_of_scale(x, k):
 
 TEST_TENSOR = """
 import numpy as np
-from tinytorch.core.tensor import scale, spin, total
+from tinytorch.core.tensor import scale, shape_of, spin, total
 
 
 def test_scale():
@@ -92,6 +97,10 @@ def test_total():
 
 def test_spin():
     assert spin(4) == 4
+
+
+def test_shape_of_given_code():
+    assert shape_of([[1.0, 2.0]]) == (1, 2)
 """
 
 TEST_AUTOGRAD = """
@@ -221,7 +230,11 @@ def test_complete_stubbed_and_wrong_submissions(kit, release, tmp_path):
     points = points_mod.load(["foundation"])
     assert complete["score"] == complete["max_score"] == points.total(["01", "05"])
     assert complete["passed"] == 7 and not complete["errors"] and not complete["integrity"]
+    # The untouched release scores nothing: the test of given code passes on it and is not graded.
     assert stubbed["score"] == 0 and all(m["score"] == 0 for m in stubbed["modules"])
+    assert by_test(stubbed).get("test_shape_of_given_code") is None
+    why = {u["test"].split("::")[-1]: u["why"] for u in stubbed["ungraded"]}
+    assert why["test_shape_of_given_code"].startswith("calls no solution function of module 01")
     modules = {m["module"]: m for m in stubbed["modules"]}
     assert modules["05"]["stubs"] == ["grad_of_scale", "scale_grad (in src/tinytorch/core/tensor.py)"]
     # The wrong scale fails its own tests (visible and hidden) and the gradient test that uses it.

@@ -200,10 +200,12 @@ def test_checks_run_each_test_once_after_everything_it_calls(repo, tmp_path):
     cs = cells(out / "notebooks/01_tensor.ipynb")
     by_check = {}
     for i, c in enumerate(cs):
-        if c["metadata"]["nbgrader"]["grade"]:
+        if c["id"].endswith("-check"):
             call = ast.parse(text(c)).body[0].value
             assert isinstance(call, ast.Call) and call.func.id == "check"
             by_check[c["id"]] = (i, ast.literal_eval(call.args[1]))
+            # graded, but for the tests that call no function of the module (they pass on the stubs)
+            assert c["metadata"]["nbgrader"]["grade"] == (c["id"] != "m01-rest-check")
     every = [t for _, tests in by_check.values() for t in tests]
     assert len(every) == len(set(every))
     collected = subprocess.run(
@@ -259,9 +261,11 @@ def test_nbgrader_metadata(repo, tmp_path):
             assert (c["metadata"]["editable"], c["metadata"]["deletable"]) == (False, False)
     table = points_mod.load(["foundation"])
     assert total == pytest.approx(table.module("01").points)  # no hidden tests in the fixture: all visible
-    # points follow the test counts: 3 tests, 1 test, 1 test of 5
+    # points follow the test counts: 3 tests and 1 test of the 4 graded (test_limit calls no
+    # function of the module: it passes on the stubs and its cell is not graded)
     points = {c["id"]: c["metadata"]["nbgrader"].get("points") for c in cs}
-    assert points["m01-scale-check"] == pytest.approx(table.module("01").points * 3 / 5, abs=0.01)
+    assert points["m01-scale-check"] == pytest.approx(table.module("01").points * 3 / 4, abs=0.01)
+    assert points["m01-rest-check"] is None and "m01-rest-check" in points
     # the instructor's solution cells keep the markers nbgrader replaces, with the reference inside
     add = next(c for c in cs if c["id"] == "m01-acc-add")
     assert f"    {B}\n    self.total += v\n    return self.total\n    {E}" in text(add)
@@ -495,7 +499,8 @@ def test_instructor_notebook_runs_clean_and_writes_the_reference(repo, tmp_path,
     assert "raise NotImplementedError" in (out / "src/tinytorch/core/tensor.py").read_text()
     run = nb.execute(out / "notebooks/01_tensor.ipynb")
     assert run.error_cell is None, run.error
-    assert [r for _, r, _ in run.cells].count("check") == 3
+    assert [r for _, r, _ in run.cells].count("check") == 2  # graded; and the ungraded rest-check ran
+    assert "m01-rest-check" in [cid for cid, _, _ in run.cells]
     # the package now holds the reference (without markers): what the tests and the grader import
     written = (out / "src/tinytorch/core/tensor.py").read_text()
     reference, _ = markers.replace_blocks(TENSOR, only=lambda b: False)
@@ -662,8 +667,8 @@ def test_nbgrader_generates_and_autogrades_a_module(repo, tmp_path, monkeypatch,
     """nbgrader's own commands, unedited, on ``tito course release --nbgrader``: reference full, stubs less.
 
     The oracle for the points is the points file (module 01's points, all visible in the fixture)
-    and for the student's the fixture's call graph: ``test_limit`` calls no stub, so only the
-    last check cell passes on the untouched notebook.
+    and for the student's the fixture's call graph: ``test_limit`` calls no stub, so it passes on
+    the untouched notebook, in an ungraded cell: the untouched notebook scores 0.
     """
     pytest.importorskip("nbgrader", reason=f"{OPTIONAL} nbgrader is not installed (pip install nbgrader)")
     from nbgrader.api import Gradebook
@@ -704,11 +709,10 @@ def test_nbgrader_generates_and_autogrades_a_module(repo, tmp_path, monkeypatch,
         untouched = {g.name: (g.score, g.max_score) for g in grades}
         max_score = gb.find_assignment("01_tensor").max_score
     assert max_score == pytest.approx(full) and scores["reference"] == pytest.approx(full)
-    # the untouched notebook: the checks calling stubs score 0, the check calling none scores in full
+    # the untouched notebook: the checks calling stubs score 0; the check calling none is not graded
     assert untouched["m01-scale-check"][0] == 0 and untouched["m01-acc-add-check"][0] == 0
-    rest, rest_max = untouched["m01-rest-check"]
-    assert rest_max > 0 and rest == pytest.approx(rest_max)
-    assert scores["untouched"] == pytest.approx(rest_max) and scores["untouched"] < full
+    assert "m01-rest-check" not in untouched
+    assert scores["untouched"] == 0
     # each submission was graded in its own copy of the package: the reference's did not leak
     graded = course / "autograded"
     assert "self.total += v" in (graded / "reference/01_tensor/src/tinytorch/core/tensor.py").read_text()

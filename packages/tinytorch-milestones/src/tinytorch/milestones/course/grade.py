@@ -16,7 +16,9 @@ parallel. For each submission, in a temporary directory that is removed afterwar
    killing the run, which then resumes after it; the submission's own time limit ends
    everything. The process group and every process carrying the run's marker are
    killed at the end, so nothing is left behind.
-3. **Score.** Every test the reference passes (the kit's inventory) is graded. A test
+3. **Score.** Every test the reference passes (the kit's inventory) is graded in its
+   module when it calls one of that module's solution functions on the reference (a test of
+   given code alone passes on the untouched release and earns nothing). A test
    passes only if it passed in this run, its module imports, it calls no function that
    is still a stub (static check: a stub costs the points of every test that calls that
    function in the reference, even when the submission's code no longer calls it) and
@@ -620,6 +622,9 @@ def score(
     }
 
     modules, tests, ungraded = [], [], []
+    own_functions = {}  # module -> the keys of its solution functions (what its students write)
+    for block in kit.blocks:
+        own_functions.setdefault(block["module"], set()).add(block["key"])
     for number in graded:
         info, table = infos[number], points.module(number)
         entries = [
@@ -630,13 +635,17 @@ def score(
         graded_entries = []
         for nodeid, rec in entries:
             weight = table.weight(_test_name(nodeid))
-            if rec["outcome"] != "passed" or weight == 0:
-                ungraded.append(
-                    {
-                        "test": nodeid,
-                        "why": "weight 0" if weight == 0 else f"{rec['outcome']} on the reference",
-                    }
-                )
+            why = None
+            if rec["outcome"] != "passed":
+                why = f"{rec['outcome']} on the reference"
+            elif weight == 0:
+                why = "weight 0"
+            elif not own_functions.get(number, set()).intersection(rec["reach"]):
+                # It tests given code (argument checks, file loading) or earlier modules only:
+                # it passes on the untouched release, so it must not earn module `number` points.
+                why = f"calls no solution function of module {number} (it passes on the untouched release)"
+            if why:
+                ungraded.append({"test": nodeid, "why": why})
                 continue
             graded_entries.append((nodeid, rec, weight))
         has_hidden = any(rec["visibility"] == "hidden" for _, rec, _ in graded_entries)

@@ -20,9 +20,10 @@ to make a release) from one list of cells:
    each test goes to the check cell of the *last* function of the notebook it calls, so a
    notebook run top to bottom runs each test as soon as everything it needs is written.
    A function no test needs on its own gets no check cell (its markdown says where it is
-   checked); tests that call none of the module's functions (argument checks, skipped
-   oracles) run in a last check cell. Points: the module's visible points from the points
-   file (``points.py``), split over the check cells by the tests' weights;
+   checked); tests that call none of the module's functions (argument checks, given code)
+   run in a last, ungraded check cell: they pass on the untouched release, so they earn
+   nothing (``tito course grade`` grades them 0 too). Points: the module's visible points
+   from the points file (``points.py``), split over the graded check cells by the tests' weights;
 5. a systems cell measuring the module's own code live (time and peak memory against
    size, :func:`notebook_sync.measure`) and a reflection question (markdown).
 
@@ -90,7 +91,7 @@ class Cell:
     kind: str  # "markdown" or "code"
     source: str
     id: str
-    role: str  # lesson, setup, solution, check, systems (nbgrader metadata follows from it)
+    role: str  # lesson, setup, solution, check, ungraded-check, systems (nbgrader metadata follows from it)
     points: float = 0.0
 
     def metadata(self) -> dict:
@@ -730,15 +731,15 @@ def build_cells(
             Cell(
                 "markdown",
                 "## The rest of the module's tests\n\nTests that call none of the functions above "
-                "(argument checks, given code).\n",
+                "(argument checks, given code). They pass before you write anything, so they earn "
+                "no points (as in `tito course grade`); run them to see that nothing you changed "
+                "broke them.\n",
                 f"{m}-rest-about",
                 "lesson",
             )
         )
         source = f"check('Module {info.number}: the remaining tests', {json.dumps(sorted(rest), indent=4)})"
-        cell = Cell("code", source, f"{m}-rest-check", "check")
-        cells.append(cell)
-        checks.append((cell, sorted(rest)))
+        cells.append(Cell("code", source, f"{m}-rest-check", "ungraded-check"))
     if unrun:
         names = sorted({t.split("::", 1)[1].split("[")[0] for t in unrun})
         cells.append(
