@@ -325,6 +325,43 @@ def test_channels_last_conv_gradcheck(require_tier):
         assert gradcheck(f, [x, w, b])
 
 
+def test_channels_last_conv_with_fused_relu_equals_conv_then_relu(require_tier):
+    """relu=True: the values and gradients of the plain Conv2d followed by ReLU; a gradcheck in float64."""
+    require_tier("architecture")
+    from _oracles import gradcheck
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.spatial import Conv2d
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.optimization.acceleration import ChannelsLastConv2d, ChannelsLastConv2dFunction
+
+    np.random.seed(4)
+    plain = Conv2d(3, 5, 3, stride=(1, 2), padding=1)
+    fused = ChannelsLastConv2d(plain, relu=True)
+    assert "relu=True" in repr(fused)
+    x = np.random.default_rng(4).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    grads = {}
+    for name, run in (("plain", lambda t: ReLU()(plain(t))), ("fused", fused)):
+        plain.zero_grad()
+        xt = Tensor(x, requires_grad=True)
+        out = run(xt)
+        weights = Tensor(np.cos(np.arange(out.numel(), dtype=np.float32)).reshape(out.shape))
+        (out * weights).sum().backward()
+        grads[name] = [out.data, xt.grad.data, plain.weight.grad.data, plain.bias.grad.data]
+    assert (grads["fused"][0] == 0).any() and (grads["fused"][0] > 0).any()  # the ReLU clipped some
+    for a, b in zip(grads["fused"], grads["plain"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+    rng = np.random.default_rng(5)
+    xd = Tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True, dtype=np.float64)
+    w = Tensor(rng.standard_normal((3, 2, 3, 2)), requires_grad=True, dtype=np.float64)
+    b = Tensor(rng.standard_normal(3), requires_grad=True, dtype=np.float64)
+
+    def conv_relu(x, w, b):
+        return ChannelsLastConv2dFunction.apply(x, w, b, padding=(1, 1), relu=True)
+
+    assert gradcheck(conv_relu, [xd, w, b])
+
+
 def test_im2col_channels_last_rows_are_patches():
     from tinytorch.optimization.acceleration import col2im_channels_last, im2col_channels_last
 
@@ -443,13 +480,19 @@ def test_accelerate_keeps_dilated_and_grouped_convolutions(require_tier):
 def test_accelerate_swaps_layers_and_keeps_parameters_and_state_dict(require_tier):
     require_tier("architecture")
     from tinytorch.core.spatial import Conv2d, MaxPool2d
-    from tinytorch.optimization.acceleration import ChannelsLastConv2d, ChannelsLastMaxPool2d, accelerate
+    from tinytorch.optimization.acceleration import (
+        AppliedReLU,
+        ChannelsLastConv2d,
+        ChannelsLastMaxPool2d,
+        accelerate,
+    )
 
     plain = lenet()
     plain_types = [type(m) for m in plain.modules()]
     fast = accelerate(plain)
     assert [type(m) for m in plain.modules()] == plain_types  # the plain model is untouched (opt-out)
     assert {type(fast[0]), type(fast[2])} == {ChannelsLastConv2d, ChannelsLastMaxPool2d}
+    assert fast[0].relu and isinstance(fast[1], AppliedReLU)  # Conv2d -> ReLU: the ReLU fused in
     assert isinstance(plain[0], Conv2d) and isinstance(plain[2], MaxPool2d)
     assert all(p is q for p, q in zip(fast.parameters(), plain.parameters()))
     state, fast_state = plain.state_dict(), fast.state_dict()

@@ -15,7 +15,8 @@ path (to float32 rounding), a user opts into it, and ``benchmarks/`` and
    memory) costs more than its arithmetic. :class:`FusedGELUFunction` computes
    GELU forward and backward in two buffers updated in place, and
    :class:`LinearReLUFunction` adds the bias and applies the ReLU in the
-   matrix product's own output (one operation and one array instead of two);
+   matrix product's own output (one operation and one array instead of two;
+   :class:`ChannelsLastConv2dFunction` does the same with ``relu=True``);
    :class:`SoftmaxCrossEntropyFunction` fuses the loss, whose gradient is
    ``softmax - onehot``.
 3. **Memory layout.** :class:`ChannelsLastConv2dFunction` builds the im2col
@@ -721,14 +722,16 @@ class ChannelsLastConv2dFunction(Function):
     """2-D cross-correlation ``y[n,o] = b[o] + sum_c W[o,c] (*) x[n,c]`` through channels-last im2col.
 
     Inputs ``x (N, C, H, W)``, ``weight (O, C, kH, kW)``, ``bias (O,)`` or None;
-    keywords ``stride``, ``padding`` (pairs) and an optional ``workspace``
-    (:class:`Workspace`) to reuse the im2col matrix from. Output ``(N, O, OH, OW)``,
+    keywords ``stride``, ``padding`` (pairs), an optional ``workspace``
+    (:class:`Workspace`) to reuse the im2col matrix from, and ``relu``: apply a
+    ReLU in place on the GEMM's output (a convolution followed by a ReLU, as
+    :class:`LinearReLUFunction` does for ``Linear``). Output ``(N, O, OH, OW)``,
     a view of ``(N, OH, OW, O)`` memory: the same values as the plain
-    ``Conv2d`` (to float rounding), in the layout the GEMM produces.
+    ``Conv2d`` (then ``ReLU``), to float rounding, in the layout the GEMM produces.
 
     Backward (``g`` the output gradient as ``(N*OH*OW, O)``, a view when it kept
-    the output's layout): ``dW = cols^T g``, ``db = sum of g's rows``,
-    ``dx = col2im(g W^T)``.
+    the output's layout; with ``relu``, ``g`` is first zeroed where the output is):
+    ``dW = cols^T g``, ``db = sum of g's rows``, ``dx = col2im(g W^T)``.
 
     Cost: forward one GEMM of ``2 N OH OW O C kH kW`` flops; backward two.
     """
@@ -736,15 +739,18 @@ class ChannelsLastConv2dFunction(Function):
     name = "conv2d"
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride=(1, 1), padding=(0, 0), workspace=None):
+    def forward(ctx, x, weight, bias, stride=(1, 1), padding=(0, 0), workspace=None, relu=False):
         ### BEGIN SOLUTION
         O = weight.shape[0]
         cols, geo = im2col_channels_last(x, weight.shape[2:], stride, padding, workspace, holder=ctx)
         out = cols @ _weight_matrix(weight)  # (N*OH*OW, O): the one GEMM
         if bias is not None:
             out += bias
+        if relu:
+            np.maximum(out, 0, out=out)  # the ReLU in place: no second activation array
         ctx.save_for_backward(cols, weight)
         ctx.geo, ctx.workspace = geo, workspace
+        ctx.out = out if relu else None  # backward's ReLU mask: out > 0 exactly where the ReLU passed
         if workspace is not None and not any(ctx.needs_input_grad):
             workspace.give(cols.base if cols.base is not None else cols)  # no backward will read it
         # (N, OH, OW, O) memory seen as (N, O, OH, OW): a view, channels-last underneath.
@@ -761,6 +767,8 @@ class ChannelsLastConv2dFunction(Function):
         O = weight.shape[0]
         needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
         g = grad.transpose(0, 2, 3, 1).reshape(-1, O)  # (N*OH*OW, O)
+        if ctx.out is not None:
+            g = g * (ctx.out > 0)  # through the fused ReLU: no gradient where it clipped
         dx = col2im_channels_last(g @ _weight_matrix(weight).T, ctx.geo) if needs_x else None
         dw = None
         if needs_w:
@@ -785,6 +793,8 @@ class ChannelsLastConv2d(Module):
     Args:
         conv: the convolution to accelerate.
         reuse_buffers: lease the im2col matrix from a per-layer :class:`Workspace`.
+        relu: apply the ReLU that followed the convolution, fused into it
+            (:func:`accelerate` sets it for a ``Conv2d`` directly followed by a ``ReLU``).
 
     Shape: ``(N, C, H, W) -> (N, O, OH, OW)`` (memory channels-last).
 
@@ -794,7 +804,7 @@ class ChannelsLastConv2d(Module):
     and the im2col workspace is what is left of the gain.
     """
 
-    def __init__(self, conv, reuse_buffers: bool = True):
+    def __init__(self, conv, reuse_buffers: bool = True, relu: bool = False):
         super().__init__()
         weight = getattr(conv, "weight", None)
         if not isinstance(weight, Tensor) or weight.ndim != 4:
@@ -815,6 +825,7 @@ class ChannelsLastConv2d(Module):
         if min(self.stride) < 1:
             raise ValueError(f"ChannelsLastConv2d: argument 'stride' must be >= 1, got {self.stride}")
         self.workspace = Workspace() if reuse_buffers else None
+        self.relu = bool(relu)
         self.training = conv.training
 
     def forward(self, x) -> Tensor:
@@ -832,14 +843,15 @@ class ChannelsLastConv2d(Module):
                 f"with padding {self.padding} (expected (N, {self.in_channels}, H, W), H and W >= the kernel)"
             )
         return ChannelsLastConv2dFunction.apply(
-            x, self.weight, self.bias, stride=self.stride, padding=self.padding, workspace=self.workspace
-        )
+            x, self.weight, self.bias, stride=self.stride, padding=self.padding, workspace=self.workspace,
+            relu=self.relu,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, bias={self.bias is not None}, "
-            f"reuse_buffers={self.workspace is not None}"
+            f"reuse_buffers={self.workspace is not None}" + (", relu=True" if self.relu else "")
         )
 
 
@@ -1297,15 +1309,23 @@ def _fusable(module, cls) -> bool:
     return isinstance(module, cls) and not _overrides_forward(module, cls) and not hooked
 
 
-def _fuse_linear_relu(sequence) -> None:
-    """In a (copied) ``Sequential``: each ``Linear`` directly followed by a ``ReLU`` becomes
-    :class:`FusedLinearReLU` + :class:`AppliedReLU`, so positions and ``state_dict`` keys stay."""
+def _fuse_relu(sequence) -> None:
+    """In a (copied) ``Sequential``: each ``Linear`` or accelerated convolution directly followed by a
+    ``ReLU`` becomes one layer with the ReLU fused (:class:`FusedLinearReLU`, :class:`ChannelsLastConv2d`
+    with ``relu=True``) + :class:`AppliedReLU`, so positions and ``state_dict`` keys stay."""
     names = [name for name, value in vars(sequence).items() if isinstance(value, Module)]
     for first, second in zip(names, names[1:]):
-        linear, relu = getattr(sequence, first), getattr(sequence, second)
-        if _fusable(linear, Linear) and _fusable(relu, ReLU):
-            setattr(sequence, first, FusedLinearReLU(linear))
-            setattr(sequence, second, AppliedReLU())
+        layer, relu = getattr(sequence, first), getattr(sequence, second)
+        if not _fusable(relu, ReLU):
+            continue
+        if _fusable(layer, Linear):
+            setattr(sequence, first, FusedLinearReLU(layer))
+        elif _fusable(layer, ChannelsLastConv2d) and not layer.relu:
+            # A new layer on the same parameters: the convolution may be shared elsewhere unfused.
+            setattr(sequence, first, ChannelsLastConv2d(layer, layer.workspace is not None, relu=True))
+        else:
+            continue
+        setattr(sequence, second, AppliedReLU())
 
 
 def accelerate(model, reuse_buffers: bool = True, attention_block: int | None = None):
@@ -1318,9 +1338,10 @@ def accelerate(model, reuse_buffers: bool = True, attention_block: int | None = 
       when ``reuse_buffers``); a dilated or grouped ``Conv2d`` is kept;
     * ``GELU`` -> :class:`FusedGELU` and the transformer's ``MLP`` -> :class:`FusedMLP`
       (in-place GELU forward and backward, or ``fc1`` and ReLU as one operation);
-    * in a ``Sequential``, a ``Linear`` directly followed by a ``ReLU`` ->
-      :class:`FusedLinearReLU` and :class:`AppliedReLU` (bias and ReLU in place on
-      the product); layers with forward hooks are not fused;
+    * in a ``Sequential``, a ``Linear`` or ``Conv2d`` directly followed by a ``ReLU`` ->
+      :class:`FusedLinearReLU` (or :class:`ChannelsLastConv2d` with ``relu=True``) and
+      :class:`AppliedReLU` (bias and ReLU in place on the product); layers with forward
+      hooks are not fused;
     * with ``attention_block`` set, ``MultiHeadAttention`` ->
       :class:`BlockwiseMultiHeadAttention` (causal attention by blocks of that many
       keys: no (T, T) array; for long sequences, where those arrays dominate memory).
@@ -1364,7 +1385,7 @@ def accelerate(model, reuse_buffers: bool = True, attention_block: int | None = 
                 elif isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
                     setattr(new, name, type(value)(rebuild(v) if isinstance(v, Module) else v for v in value))
             if isinstance(module, Sequential) and not _overrides_forward(module, Sequential):
-                _fuse_linear_relu(new)
+                _fuse_relu(new)
         return new
 
     return rebuild(model)
