@@ -54,8 +54,9 @@ CONFIG_TEXT = '''\
 
 c = get_config()  # noqa: F821 (nbgrader defines it when it reads this file)
 
-# A check cell runs its tests in a fresh Python: the larger ones (module 05's last check,
-# the training tests) take longer than nbgrader's default of 30 seconds a cell on a slow machine.
+# A check cell runs its tests with pytest in the notebook's kernel: the larger ones (module 05's
+# last check, the training tests) can take longer than nbgrader's default of 30 seconds a cell on
+# a slow machine, and this timeout is also what stops a submission whose code never returns.
 c.Execute.timeout = 600
 '''
 
