@@ -36,14 +36,36 @@ TRAINING_STEPS = {"mlp": 400, "lenet": 120, "cifar_cnn": 30, "gpt": 40}
 WORKLOADS = (*TRAINING_STEPS, "generate")
 
 
-def _training_step(name: str):
-    """A closure running one training step of ``name`` with the imported tinytorch."""
+def _classifier(name: str, rng):
+    """(``Sequential`` model, input Tensor, class targets) of the mlp, lenet or cifar_cnn workload."""
     import numpy as np
     from tinytorch.core.activations import ReLU
     from tinytorch.core.layers import Linear, Sequential
+    from tinytorch.core.tensor import Tensor
+
+    if name == "mlp":
+        model = Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))
+        return model, Tensor(rng.standard_normal((64, 784), dtype=np.float32)), rng.integers(0, 10, 64)
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+
+    if name == "lenet":
+        features = [Conv2d(1, 6, 5), ReLU(), MaxPool2d(2), Conv2d(6, 16, 5), ReLU(), MaxPool2d(2)]
+        head = [Linear(256, 120), ReLU(), Linear(120, 84), ReLU(), Linear(84, 10)]
+        shape = (32, 1, 28, 28)
+    else:
+        features = [Conv2d(3, 32, 3, padding=1), ReLU(), MaxPool2d(2)]
+        features += [Conv2d(32, 64, 3, padding=1), ReLU(), MaxPool2d(2)]
+        head = [Linear(4096, 128), ReLU(), Linear(128, 10)]
+        shape = (32, 3, 32, 32)
+    model = Sequential(*features, Flatten(), *head)
+    return model, Tensor(rng.standard_normal(shape, dtype=np.float32)), rng.integers(0, 10, 32)
+
+
+def _training_step(name: str):
+    """A closure running one training step of ``name`` with the imported tinytorch."""
+    import numpy as np
     from tinytorch.core.losses import cross_entropy
     from tinytorch.core.optimizers import SGD, Adam
-    from tinytorch.core.tensor import Tensor
 
     rng = np.random.default_rng(0)
     if name == "gpt":
@@ -53,37 +75,19 @@ def _training_step(name: str):
         opt = Adam(model.parameters(), lr=1e-3)
         x, y = rng.integers(0, 65, (16, 64)), rng.integers(0, 65, 16 * 64)
 
-        def step():
-            opt.zero_grad()
-            loss = cross_entropy(model(x).reshape(-1, 65), y)  # (B*T, V) logits
-            loss.backward()
-            opt.step()
+        def logits():
+            return model(x).reshape(-1, 65)  # (B, T, V) -> (B*T, V)
 
-        return step
-    if name == "mlp":
-        layers = [Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10)]
-        x, y = rng.standard_normal((64, 784), dtype=np.float32), rng.integers(0, 10, 64)
     else:
-        from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+        model, x, y = _classifier(name, rng)
+        opt = SGD(model.parameters(), lr=0.01)
 
-        if name == "lenet":
-            features = [Conv2d(1, 6, 5), ReLU(), MaxPool2d(2), Conv2d(6, 16, 5), ReLU(), MaxPool2d(2)]
-            head = [Linear(256, 120), ReLU(), Linear(120, 84), ReLU(), Linear(84, 10)]
-            shape = (32, 1, 28, 28)
-        else:
-            features = [Conv2d(3, 32, 3, padding=1), ReLU(), MaxPool2d(2)]
-            features += [Conv2d(32, 64, 3, padding=1), ReLU(), MaxPool2d(2)]
-            head = [Linear(4096, 128), ReLU(), Linear(128, 10)]
-            shape = (32, 3, 32, 32)
-        layers = [*features, Flatten(), *head]
-        x, y = rng.standard_normal(shape, dtype=np.float32), rng.integers(0, 10, 32)
-    model = Sequential(*layers)
-    opt = SGD(model.parameters(), lr=0.01)
-    x = Tensor(x)
+        def logits():
+            return model(x)  # (B, classes)
 
     def step():
         opt.zero_grad()
-        loss = cross_entropy(model(x), y)
+        loss = cross_entropy(logits(), y)
         loss.backward()
         opt.step()
 
