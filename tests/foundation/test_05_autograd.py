@@ -211,6 +211,20 @@ def test_backward_frees_the_graph():
     assert node() is None
 
 
+def test_graph_keeps_only_what_backward_saved():
+    # An intermediate that no backward needs (the input of exp: exp saves its output) dies
+    # with the user's last reference to it, graph or no graph; gradients are unchanged.
+    x = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    h = x + 1.0
+    array = weakref.ref(h.data)
+    y = h.exp().sum()
+    del h
+    gc.collect()
+    assert array() is None, "the graph kept an intermediate array alive"
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, np.exp(x.data + 1.0), rtol=1e-12)
+
+
 def test_retain_graph_allows_second_backward():
     x = Tensor([2.0], requires_grad=True)
     y = x * x

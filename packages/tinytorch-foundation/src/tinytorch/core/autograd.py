@@ -205,7 +205,11 @@ class Function:
     Attributes:
         needs_input_grad: one bool per positional input.
         saved_tensors: what ``save_for_backward`` stored.
-        parents: the positional inputs (only on a recorded node).
+        parents: where each positional input's gradient goes (only on a recorded
+            node): the node that computed the input, the input itself when it is a
+            leaf, or None when it needs no gradient. Never an intermediate tensor,
+            so an activation's array lives only as long as the user's code or a
+            ``save_for_backward`` holds it (PyTorch's ``grad_fn.next_functions``).
         seq: creation number of a recorded node (orders the backward pass).
         name: optional class attribute, the op's name in error messages
             (default: the class name without "Function", lowercased).
@@ -259,8 +263,13 @@ class Function:
         record = any(needs)
         # autograd.py imports nothing from tensor.py: the inputs' own class builds the result.
         out = like._make(data, record)
-        if record:  # the graph: the result remembers this call, the call remembers its inputs
-            ctx.parents = inputs  # what backward hands the input gradients to
+        if record:  # the graph: the result remembers this call, the call remembers where gradients go
+            # The producer's node, not the input tensor: a node holding its inputs would keep every
+            # intermediate array of the forward pass alive until backward (the memory of a step would
+            # be every activation, not just what backward needs: save_for_backward).
+            ctx.parents = tuple(
+                None if not need else x if x._ctx is None else x._ctx for x, need in zip(inputs, needs)
+            )
             ctx.seq = next(_SEQUENCE)  # newer than every node that produced an input
             out._ctx = ctx
         return out
@@ -330,17 +339,19 @@ def backward(tensor, gradient=None, retain_graph: bool = False) -> None:
         grad_in = type(node).backward(node, grad_out)
         if not isinstance(grad_in, tuple):
             grad_in = (grad_in,)
-        for parent, needs, g in zip(node.parents, node.needs_input_grad, grad_in):
+        for producer, needs, g in zip(node.parents, node.needs_input_grad, grad_in):
             if not needs or g is None:
                 continue
-            producer = parent._ctx
-            if producer is None:  # a leaf: store into .grad
-                _accumulate(parent, g)
+            if not isinstance(producer, Function):  # a leaf tensor: store into .grad
+                _accumulate(producer, g)
             elif producer in grads:
                 grads[producer] = grads[producer] + g  # never in place: g may be shared
             else:
                 grads[producer] = g
                 heappush(pending, (-producer.seq, producer))
+        # Drop this node's gradients now, not when the next iteration rebinds the names: the
+        # next node's backward would otherwise run with them still allocated.
+        del grad_out, grad_in
         if not retain_graph:
             # Free what the node held, so this step's activations die with it.
             node.parents = None

@@ -1486,7 +1486,10 @@ class Where(Function):
         ### BEGIN SOLUTION (Module 05)
         (cond,) = ctx.saved_tensors
         shape_a, shape_b = ctx.shapes
-        return None, unbroadcast(grad * cond, shape_a), unbroadcast(grad * ~cond, shape_b)
+        _, needs_a, needs_b = ctx.needs_input_grad  # masked_fill's fill value needs none: skip its array
+        grad_a = unbroadcast(grad * cond, shape_a) if needs_a else None
+        grad_b = unbroadcast(grad * ~cond, shape_b) if needs_b else None
+        return None, grad_a, grad_b
         ### END SOLUTION
 
 
