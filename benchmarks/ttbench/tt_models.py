@@ -9,7 +9,7 @@ and the tests can compare gradients name by name.
 
 ``accelerated=True`` passes the model through Module 18's ``accelerate``
 (the opt-in fast path: Linear+ReLU fused, channels-last convolution, in-place GELU,
-buffer reuse) and trains it with Module 18's ``fused_cross_entropy``;
+buffer reuse; blockwise attention for sequences longer than ``ATTENTION_BLOCK``) and trains it with Module 18's ``fused_cross_entropy``;
 it shares the very same Parameter objects.
 """
 
@@ -77,12 +77,17 @@ class Trainer:
         return {k: (None if p.grad is None else np.asarray(p.grad.data)) for k, p in self.named.items()}
 
 
-def _maybe_accelerate(model, accelerated: bool):
+# Sequences longer than this train with Module 18's blockwise attention (key blocks of this
+# size): at 128 positions or fewer it would be one block, the plain attention with extra steps.
+ATTENTION_BLOCK = 128
+
+
+def _maybe_accelerate(model, accelerated: bool, attention_block: int | None = None):
     if not accelerated:
         return model
     from tinytorch.optimization.acceleration import accelerate
 
-    return accelerate(model)
+    return accelerate(model, attention_block=attention_block)
 
 
 def _loss_fn(accelerated: bool):
@@ -152,7 +157,8 @@ def gpt_from_params(params: dict, spec):
 def gpt(params: dict, spec, lr: float, accelerated: bool = False) -> Trainer:
     """Next-token cross-entropy over every position, Adam step."""
     model, named = gpt_from_params(params, spec)
-    model = _maybe_accelerate(model, accelerated)
+    block = ATTENTION_BLOCK if spec.max_seq_len > ATTENTION_BLOCK else None
+    model = _maybe_accelerate(model, accelerated, attention_block=block)
     return Trainer(model, named, Adam(list(named.values()), lr=lr), _loss_fn(accelerated))
 
 

@@ -1176,15 +1176,21 @@ class BlockwiseAttentionFunction(Function):
         for j0 in range(0, T, block):
             j1 = min(j0 + block, T)
             rows = slice(j0, T)  # only queries j0.. can see keys j0..j1-1
+            # The block's scores, then its weights, in one array updated in place (section 2's lesson:
+            # at T = 1,024 each extra (B, H, T - j0, block) temporary costs more than its arithmetic).
             s = qs[..., rows, :] @ k[..., j0:j1, :].swapaxes(-1, -2)  # (B, H, T - j0, j1 - j0)
-            s = np.where(_causal(j0, j1, T), s, -np.inf)  # query i sees key j only if j <= i
+            s[..., ~_causal(j0, j1, T)] = -np.inf  # query i sees key j only if j <= i
             m_new = np.maximum(m[..., rows, :], s.max(axis=-1, keepdims=True))
-            p = np.exp(s - m_new)
+            s -= m_new
+            p = np.exp(s, out=s)  # exp(s - m_new): 0 where masked
             correction = np.exp(m[..., rows, :] - m_new)  # rescales what earlier blocks summed
-            l[..., rows, :] = l[..., rows, :] * correction + p.sum(axis=-1, keepdims=True)
-            acc[..., rows, :] = acc[..., rows, :] * correction + p @ v[..., j0:j1, :]
+            l[..., rows, :] *= correction
+            l[..., rows, :] += p.sum(axis=-1, keepdims=True)
+            acc[..., rows, :] *= correction
+            acc[..., rows, :] += p @ v[..., j0:j1, :]
             m[..., rows, :] = m_new
-        out = acc / l
+        out = acc
+        out /= l
         ctx.block, ctx.lse = block, m + np.log(l)  # (B, H, T, 1): enough to rebuild any block's weights
         ctx.save_for_backward(qs, k, v, out)
         return out
@@ -1197,18 +1203,23 @@ class BlockwiseAttentionFunction(Function):
         T, D = qs.shape[-2], qs.shape[-1]
         scale = qs.dtype.type(1.0 / math.sqrt(D))
         delta = (grad * out).sum(axis=-1, keepdims=True)  # (B, H, T, 1): rowsum(do * o)
-        dq, dk, dv = np.zeros_like(qs), np.zeros_like(k), np.zeros_like(v)
+        # dk and dv: each key block's rows are written exactly once below, so no zero fill.
+        dq, dk, dv = np.zeros_like(qs), np.empty_like(k), np.empty_like(v)
         for j0 in range(0, T, ctx.block):
             j1 = min(j0 + ctx.block, T)
             rows = slice(j0, T)
-            s = qs[..., rows, :] @ k[..., j0:j1, :].swapaxes(-1, -2)  # (B, H, T - j0, j1 - j0)
-            p = np.where(_causal(j0, j1, T), np.exp(s - ctx.lse[..., rows, :]), 0.0)  # the weights again
+            p = qs[..., rows, :] @ k[..., j0:j1, :].swapaxes(-1, -2)  # scores, (B, H, T - j0, j1 - j0)
+            p -= ctx.lse[..., rows, :]
+            np.exp(p, out=p)  # the weights again, in place
+            p[..., ~_causal(j0, j1, T)] = 0.0
             dv[..., j0:j1, :] = p.swapaxes(-1, -2) @ grad[..., rows, :]
-            dp = grad[..., rows, :] @ v[..., j0:j1, :].swapaxes(-1, -2)
-            ds = p * (dp - delta[..., rows, :])  # softmax backward, row by row
+            ds = grad[..., rows, :] @ v[..., j0:j1, :].swapaxes(-1, -2)  # dp, then ds in place:
+            ds -= delta[..., rows, :]
+            ds *= p  # ds = p * (dp - rowsum(do * o)): the softmax backward, row by row
             dq[..., rows, :] += ds @ k[..., j0:j1, :]
             dk[..., j0:j1, :] = ds.swapaxes(-1, -2) @ qs[..., rows, :]
-        return dq * scale, dk, dv  # s = (q * scale) k^T: the scale reaches dq; dk already saw qs
+        dq *= scale  # s = (q * scale) k^T: the scale reaches dq; dk already saw qs
+        return dq, dk, dv
         ### END SOLUTION
 
 
