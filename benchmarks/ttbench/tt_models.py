@@ -9,8 +9,8 @@ and the tests can compare gradients name by name.
 
 ``accelerated=True`` passes the model through Module 18's ``accelerate``
 (the opt-in fast path: Linear+ReLU fused, channels-last convolution, in-place GELU,
-buffer reuse; blockwise attention for sequences longer than ``ATTENTION_BLOCK``) and trains it with Module 18's ``fused_cross_entropy``;
-it shares the very same Parameter objects.
+buffer reuse; blockwise attention for sequences longer than ``ATTENTION_BLOCK``) and
+trains it with Module 18's ``fused_cross_entropy``; it shares the very same Parameter objects.
 """
 
 from __future__ import annotations
