@@ -380,7 +380,8 @@ def test_im2col_channels_last_rows_are_patches():
     # col2im is the adjoint: <im2col(x), d> == <x, col2im(d)> for any d.
     d = rng.standard_normal(cols.shape).astype(np.float64)
     lhs = float((cols.astype(np.float64) * d).sum())
-    rhs = float((x.astype(np.float64) * col2im_channels_last(d, geo)).sum())
+    by_offset = d.reshape(len(d), 2 * 3, 3).transpose(1, 0, 2)  # (kH*kW, N*OH*OW, C), col2im's layout
+    rhs = float((x.astype(np.float64) * col2im_channels_last(by_offset, geo)).sum())
     assert lhs == pytest.approx(rhs, rel=1e-9)
 
 

@@ -685,29 +685,35 @@ def im2col_channels_last(x: np.ndarray, kernel, stride, padding, workspace: Work
 
 
 def col2im_channels_last(dcols: np.ndarray, geo: dict) -> np.ndarray:
-    """Adjoint of :func:`im2col_channels_last`: add every row back onto the pixels of its patch.
+    """Adjoint of :func:`im2col_channels_last`: add every patch's gradient back onto its pixels.
 
     Args:
-        dcols: ``(N*OH*OW, kH*kW*C)`` gradient w.r.t. ``cols``.
+        dcols: ``(kH*kW, N*OH*OW, C)``, the gradient w.r.t. ``cols`` with one slab per
+            kernel offset: ``dcols[i*kW + j, r, c]`` belongs to ``cols[r, (i*kW + j)*C + c]``.
         geo: the geometry returned by ``im2col_channels_last``.
 
     Returns:
         ``dx`` of shape ``(N, C, H, W)`` (padding cropped away), a view with
         channels-last memory.
 
-    Cost: ``kH*kW`` vectorized adds of ``N OH OW C`` elements (a loop over kernel
-    offsets only); each add moves contiguous runs of ``C`` floats.
+    Why one slab per offset: offset ``(i, j)`` of every patch lands on a shifted
+    copy of the image, so its slab is added in one vectorized operation, and as a
+    contiguous ``(N, OH, OW, C)`` array each of its rows is one run of ``OW*C``
+    floats (taken from ``(N*OH*OW, kH*kW*C)`` columns, every run would be ``C``
+    floats long, and NumPy's per-run overhead would cost more than the adds).
+
+    Cost: ``kH*kW`` vectorized adds of ``N OH OW C`` elements (a loop over kernel offsets only).
     """
     N, C, H, W, Hp, Wp = (geo[k] for k in ("N", "C", "H", "W", "Hp", "Wp"))
     OH, OW = geo["OH"], geo["OW"]
     (kH, kW), (sH, sW), (pH, pW) = geo["kernel"], geo["stride"], geo["padding"]
     ### BEGIN SOLUTION
-    d = dcols.reshape(N, OH, OW, kH, kW, C)
+    d = dcols.reshape(kH, kW, N, OH, OW, C)
     dxp = np.zeros((N, Hp, Wp, C), dtype=dcols.dtype)
     for i in range(kH):
         for j in range(kW):
             # kernel offset (i, j) of output pixel (oh, ow) read input pixel (oh*sH + i, ow*sW + j)
-            dxp[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += d[:, :, :, i, j]
+            dxp[:, i : i + sH * (OH - 1) + 1 : sH, j : j + sW * (OW - 1) + 1 : sW] += d[i, j]
     # crop the padding; (N, H, W, C) -> (N, C, H, W) as a view (no copy)
     return dxp[:, pH : pH + H, pW : pW + W].transpose(0, 3, 1, 2)
     ### END SOLUTION
@@ -716,6 +722,12 @@ def col2im_channels_last(dcols: np.ndarray, geo: dict) -> np.ndarray:
 def _weight_matrix(weight: np.ndarray) -> np.ndarray:
     """``(O, C, kH, kW)`` filters -> ``(kH*kW*C, O)``, rows in :func:`im2col_channels_last`'s column order."""
     return weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
+
+
+def _weight_by_offset(weight: np.ndarray) -> np.ndarray:
+    """``(O, C, kH, kW)`` filters -> ``(kH*kW, O, C)``: one ``O x C`` matrix per kernel offset."""
+    O, C, kH, kW = weight.shape
+    return weight.transpose(2, 3, 0, 1).reshape(kH * kW, O, C)
 
 
 class ChannelsLastConv2dFunction(Function):
@@ -731,7 +743,8 @@ class ChannelsLastConv2dFunction(Function):
 
     Backward (``g`` the output gradient as ``(N*OH*OW, O)``, a view when it kept
     the output's layout; with ``relu``, ``g`` is first zeroed where the output is):
-    ``dW = cols^T g``, ``db = sum of g's rows``, ``dx = col2im(g W^T)``.
+    ``dW = cols^T g``, ``db = sum of g's rows``, ``dx = col2im(g W^T)`` (with ``g W^T``
+    computed one kernel offset at a time, the layout :func:`col2im_channels_last` adds fastest).
 
     Cost: forward one GEMM of ``2 N OH OW O C kH kW`` flops; backward two.
     """
@@ -769,7 +782,9 @@ class ChannelsLastConv2dFunction(Function):
         g = grad.transpose(0, 2, 3, 1).reshape(-1, O)  # (N*OH*OW, O)
         if ctx.out is not None:
             g = g * (ctx.out > 0)  # through the fused ReLU: no gradient where it clipped
-        dx = col2im_channels_last(g @ _weight_matrix(weight).T, ctx.geo) if needs_x else None
+        dx = None
+        if needs_x:  # g W^T as one (N*OH*OW, C) slab per kernel offset: (kH*kW, N*OH*OW, C)
+            dx = col2im_channels_last(g @ _weight_by_offset(weight), ctx.geo)
         dw = None
         if needs_w:
             kH, kW = ctx.geo["kernel"]
