@@ -1,6 +1,8 @@
 """Scaling curves: batch size, sequence length and width, for tinytorch, the NumPy floor and PyTorch.
 
-Each point of each curve is one fresh process per implementation (the same
+Module 18's opt-in path is a fourth implementation (``accelerate`` with
+``fused_cross_entropy``, blockwise attention for sequences longer than 128;
+``fast_generate`` for generation). Each point of each curve is one fresh process per implementation (the same
 child as ``run.py``), one thread, threads pinned through the environment. A
 training point reports the steady-state step time (median of the last half of
 at least ``steps`` steps) and the peak memory net of the imports; a generation
@@ -33,8 +35,13 @@ from ttbench.child import matmul_flops
 from ttbench.harness import load_average, run_child, versions
 
 HERE = Path(__file__).resolve().parent.parent  # benchmarks/
-IMPLS = ("tinytorch", "numpy", "torch")
-GEN_IMPLS = {"tinytorch": "tinytorch_cached", "numpy": "numpy_cached", "torch": "torch_cached"}
+IMPLS = ("tinytorch", "numpy", "torch", "accelerated")
+GEN_IMPLS = {
+    "tinytorch": "tinytorch_cached",
+    "numpy": "numpy_cached",
+    "torch": "torch_cached",
+    "accelerated": "fused",
+}
 
 
 def curves(full: bool) -> list:
@@ -117,11 +124,14 @@ def analyse(result: dict) -> dict:
             if "ms" not in tt or "ms" not in tr:
                 continue
             share = p["matmul_gflop"] / peak / (tr["ms"] / 1e3)
+            m18 = p.get("accelerated", {})
             rows.append({
                 "curve": curve["title"], "value": p["value"],
                 "time_ratio": tt["ms"] / tr["ms"],
                 "floor_ratio": tt["ms"] / p["numpy"]["ms"] if "ms" in p.get("numpy", {}) else None,
                 "memory_ratio": tt["workload_mb"] / max(tr["workload_mb"], 1.0),
+                "m18_time_ratio": m18["ms"] / tr["ms"] if "ms" in m18 else None,
+                "m18_memory_ratio": m18["workload_mb"] / max(tr["workload_mb"], 1.0) if "ms" in m18 else None,
                 "matmul_share": share, "matmul_dominated": share >= 0.5,
             })  # fmt: skip
     dominated = [r for r in rows if r["matmul_dominated"]]
@@ -129,6 +139,12 @@ def analyse(result: dict) -> dict:
         "points": rows,
         "matmul_dominated_max_time_ratio": max((r["time_ratio"] for r in dominated), default=None),
         "max_memory_ratio": max((r["memory_ratio"] for r in rows), default=None),
+        "m18_matmul_dominated_max_time_ratio": max(
+            (r["m18_time_ratio"] for r in dominated if r["m18_time_ratio"] is not None), default=None
+        ),
+        "m18_max_memory_ratio": max(
+            (r["m18_memory_ratio"] for r in rows if r["m18_memory_ratio"] is not None), default=None
+        ),
     }
 
 
@@ -136,14 +152,20 @@ def markdown(result: dict) -> str:
     a = analyse(result)
     lines = [
         "| curve | value | tinytorch / PyTorch time | tinytorch / floor time "
-        "| matmul share of PyTorch's time | tinytorch / PyTorch net peak memory |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| matmul share of PyTorch's time | tinytorch / PyTorch net peak memory "
+        "| Module 18 / PyTorch time | Module 18 / PyTorch memory |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def ratio(value) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
     for r in a["points"]:
-        fr = "-" if r["floor_ratio"] is None else f"{r['floor_ratio']:.2f}x"
         lines.append(
-            f"| {r['curve']} | {r['value']} | {r['time_ratio']:.2f}x | {fr} | {r['matmul_share']:.0%}"
-            f"{' (dominates)' if r['matmul_dominated'] else ''} | {r['memory_ratio']:.2f}x |"
+            f"| {r['curve']} | {r['value']} | {r['time_ratio']:.2f}x | {ratio(r['floor_ratio'])} "
+            f"| {r['matmul_share']:.0%}{' (dominates)' if r['matmul_dominated'] else ''} "
+            f"| {r['memory_ratio']:.2f}x | {ratio(r.get('m18_time_ratio'))} "
+            f"| {ratio(r.get('m18_memory_ratio'))} |"
         )
     m = result["meta"]
     lines += [
@@ -154,6 +176,9 @@ def markdown(result: dict) -> str:
         f"Largest tinytorch / PyTorch time ratio where matmul dominates: "
         f"{a['matmul_dominated_max_time_ratio'] and round(a['matmul_dominated_max_time_ratio'], 2)}; "
         f"largest net peak memory ratio: {a['max_memory_ratio'] and round(a['max_memory_ratio'], 2)}.",
+        f"Module 18: largest time ratio where matmul dominates "
+        f"{ratio(a.get('m18_matmul_dominated_max_time_ratio'))}; "
+        f"largest net peak memory ratio {ratio(a.get('m18_max_memory_ratio'))}.",
     ]
     return "\n".join(lines)
 
@@ -171,8 +196,13 @@ def plot(result: dict, path: Path) -> bool:
     cols = 3
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
-    style = {"tinytorch": ("tab:red", "o"), "numpy": ("tab:gray", "s"), "torch": ("tab:blue", "^")}
-    label = {"tinytorch": "tinytorch", "numpy": "NumPy floor", "torch": "PyTorch"}
+    style = {
+        "tinytorch": ("tab:red", "o"),
+        "numpy": ("tab:gray", "s"),
+        "torch": ("tab:blue", "^"),
+        "accelerated": ("tab:orange", "D"),
+    }
+    label = {"tinytorch": "tinytorch", "numpy": "NumPy floor", "torch": "PyTorch", "accelerated": "Module 18"}
     for ax, curve in zip(axes.flat, result["curves"]):
         gen = curve["workload"] == "generate"
         for impl, (color, marker) in style.items():
