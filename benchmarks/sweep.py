@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Scaling curves (batch, sequence length, width): tinytorch, the NumPy floor, PyTorch.
+"""Scaling curves (batch, sequence length, width): tinytorch, the NumPy floor, PyTorch, Module 18.
 
-    python benchmarks/sweep.py                # about 10-15 minutes on 2 shared cores
+    python benchmarks/sweep.py                # about 20 minutes on 2 shared cores (3 repeats)
+    python benchmarks/sweep.py --repeats 1    # one process per point and implementation
     python benchmarks/sweep.py --plot-only    # redraw results/sweep.png from results/sweep.json
 
 See ``ttbench/sweep.py`` and benchmarks/README.md.

@@ -2,11 +2,14 @@
 
 Module 18's opt-in path is a fourth implementation (``accelerate`` with
 ``fused_cross_entropy``, blockwise attention for sequences longer than 128;
-``fast_generate`` for generation). Each point of each curve is one fresh process per implementation (the same
-child as ``run.py``), one thread, threads pinned through the environment. A
-training point reports the steady-state step time (median of the last half of
-at least ``steps`` steps) and the peak memory net of the imports; a generation
-point the tokens/s of cached greedy decoding (median of the runs after the
+``fast_generate`` for generation). Each point of each curve is ``--repeats``
+(3) fresh processes per implementation (the same child as ``run.py``), one
+thread, threads pinned through the environment, the implementations
+interleaved in an order that rotates from one repeat to the next; the
+medians are kept (every time too, as ``ms_all``). A training process reports
+the steady-state step time (median of the last half of at least ``steps``
+steps) and the peak memory net of the imports; a generation process the
+tokens/s of cached greedy decoding (median of the runs after the
 first). Curves (``--full`` adds larger points)::
 
     mlp        batch 1..256 (784-256-128-10), width 64..1024 (784-w-w/2-10, batch 64)
@@ -84,7 +87,20 @@ def measure(workload: str, impl: str, config: dict, clock: str) -> dict:
     return out
 
 
-def run_sweep(full: bool, clock: str, with_torch: bool, log) -> dict:
+def _median_run(runs: list) -> dict:
+    """One implementation at one point over ``repeats`` fresh processes: the medians, and every time."""
+    ok = [r for r in runs if "ms" in r]
+    if not ok:
+        return runs[0]
+    out = dict(ok[0])
+    for key in ("ms", "tok_s", "peak_rss_mb", "workload_mb"):
+        if key in out:
+            out[key] = statistics.median(r[key] for r in ok)
+    out["ms_all"] = [round(r["ms"], 4) for r in ok]
+    return out
+
+
+def run_sweep(full: bool, clock: str, with_torch: bool, log, repeats: int = 1) -> dict:
     peak = run_child({"workload": "peak", "impl": "numpy"}, threads=1)
     result = {
         "meta": {
@@ -92,6 +108,7 @@ def run_sweep(full: bool, clock: str, with_torch: bool, log) -> dict:
             "threads": 1,
             "peak_gflops_1_thread": round(peak.get("gflops", 0.0), 1),
             "load_before": load_average(),
+            "repeats": repeats,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             **versions(with_torch),
         },
@@ -104,8 +121,13 @@ def run_sweep(full: bool, clock: str, with_torch: bool, log) -> dict:
             config = {**fixed, key: value}
             point = {"value": value, "config": config, "matmul_gflop": matmul_flops(workload, {
                 **{"batch": 1, "seq": 64, "width": 128, "tokens": 256, "prompt": 10}, **config}) / 1e9}
-            for impl in impls[(k + j) % len(impls):] + impls[: (k + j) % len(impls)]:  # interleaved
-                point[impl] = measure(workload, impl, config, clock)
+            runs = {impl: [] for impl in impls}
+            for r in range(repeats):  # interleaved: the order rotates with the point and the repeat
+                turn = (k + j + r) % len(impls)
+                for impl in impls[turn:] + impls[:turn]:
+                    runs[impl].append(measure(workload, impl, config, clock))
+            for impl in impls:
+                point[impl] = _median_run(runs[impl])
             points.append(point)
             log(f"{title} = {value}: " + ", ".join(
                 f"{i} {point[i].get('ms', float('nan')):.1f} ms" for i in impls))  # fmt: skip
@@ -244,6 +266,8 @@ def main(argv=None) -> int:
     parser.add_argument("--full", action="store_true", help="more points (about twice as long)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="cpu (default: one thread everywhere, steadier on a shared machine) or wall")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="fresh processes per point and implementation; the median is kept (3)")
     parser.add_argument("--out", default=str(HERE / "results" / "sweep.json"))
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from --out")
@@ -252,8 +276,10 @@ def main(argv=None) -> int:
     if args.plot_only:
         result = json.loads(out.read_text())
     else:
+        if args.repeats < 1:
+            parser.error("--repeats must be at least 1")
         result = run_sweep(args.full, args.clock, not args.no_torch,
-                           lambda msg: print(msg, file=sys.stderr, flush=True))  # fmt: skip
+                           lambda msg: print(msg, file=sys.stderr, flush=True), args.repeats)  # fmt: skip
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
     result["analysis"] = analyse(result)
