@@ -577,16 +577,46 @@ def test_accelerated_gpt_matches_plain_gpt(activation, require_tier):
     require_tier("architecture")
     from tinytorch.core.tensor import Tensor
     from tinytorch.models.transformer import GPT
-    from tinytorch.optimization.acceleration import FusedMLP, accelerate
+    from tinytorch.optimization.acceleration import FlatIndexEmbedding, FusedMLP, accelerate
 
     np.random.seed(10)
     gpt = GPT(30, 16, num_layers=2, num_heads=2, max_seq_len=12, activation=activation)
     fast = accelerate(gpt)
     assert all(isinstance(b.mlp, FusedMLP) for b in fast.blocks)
+    assert isinstance(fast.embedding.token_embedding, FlatIndexEmbedding)
+    assert fast.embedding.token_embedding.weight is gpt.embedding.token_embedding.weight
     assert list(fast.state_dict()) == list(gpt.state_dict())
     tokens = np.random.default_rng(10).integers(0, 30, (3, 12))
     assert_same_next_token_gradients(gpt, fast, tokens)
     np.testing.assert_allclose(fast(Tensor(tokens)).data, gpt(Tensor(tokens)).data, rtol=1e-5, atol=1e-5)
+
+
+def test_flat_index_embedding_equals_plain_embedding_bit_for_bit(require_tier):
+    require_tier("architecture")
+    from tinytorch.optimization.acceleration import FlatIndexEmbedding
+    from tinytorch.text.embeddings import Embedding
+
+    np.random.seed(3)
+    plain = Embedding(7, 5)
+    fast = FlatIndexEmbedding(plain)
+    ids = np.array([[0, 3, 3, 6], [3, 1, 0, 3]])  # repeats: their gradients must add up
+    upstream = np.random.default_rng(3).standard_normal((2, 4, 5)).astype(np.float32)
+    grads = []
+    for layer in (plain, fast):
+        layer.weight.grad = None
+        out = layer(ids)
+        np.testing.assert_array_equal(out.data, plain.weight.data[ids])
+        (out * upstream).sum().backward()
+        grads.append(layer.weight.grad.data.copy())
+    np.testing.assert_array_equal(grads[1], grads[0])  # the same adds in the same order
+    # the oracle: a loop over positions
+    expected = np.zeros((7, 5), np.float32)
+    for (b, t), v in np.ndenumerate(ids):
+        expected[v] += upstream[b, t]
+    np.testing.assert_allclose(grads[1], expected, rtol=1e-6)
+    assert not grads[1][[2, 4, 5]].any()  # unused ids learn nothing
+    with pytest.raises(ValueError, match="out of range"):
+        fast(np.array([7]))
 
 
 # ---------------------------------------------------------------- blockwise (online-softmax) attention

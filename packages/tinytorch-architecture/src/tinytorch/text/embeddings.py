@@ -24,7 +24,7 @@ from tinytorch.core.tensor import Tensor
 __all__ = ["Embedding", "PositionalEncoding", "EmbeddingLayer", "sinusoidal_positional_encoding"]
 
 
-def _indices(tokens, num_embeddings: int, op: str) -> np.ndarray:
+def checked_token_ids(tokens, num_embeddings: int, op: str) -> np.ndarray:
     """Token ids as an integer ndarray, every id in ``[0, num_embeddings)``, else ValueError."""
     ids = tokens.data if isinstance(tokens, Tensor) else np.asarray(tokens)
     if ids.dtype.kind not in "iu":
@@ -72,7 +72,7 @@ class Embedding(Module):
         )
 
     def forward(self, tokens) -> Tensor:
-        ids = _indices(tokens, self.vocab_size, "Embedding")
+        ids = checked_token_ids(tokens, self.vocab_size, "Embedding")
         ### BEGIN SOLUTION
         return self.weight[ids]  # (V, D) rows picked by ids (*) -> (*, D); backward scatter-adds
         ### END SOLUTION
@@ -180,7 +180,7 @@ class EmbeddingLayer(Module):
             self.position_table = sinusoidal_positional_encoding(max_seq_len, embed_dim)
 
     def forward(self, tokens, offset: int = 0) -> Tensor:
-        ids = _indices(tokens, self.token_embedding.vocab_size, "EmbeddingLayer")
+        ids = checked_token_ids(tokens, self.token_embedding.vocab_size, "EmbeddingLayer")
         if ids.ndim < 1:
             raise ValueError(f"EmbeddingLayer: token ids need a sequence axis, got shape {ids.shape}")
         T = ids.shape[-1]

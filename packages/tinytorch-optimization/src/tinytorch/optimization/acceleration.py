@@ -18,7 +18,8 @@ path (to float32 rounding), a user opts into it, and ``benchmarks/`` and
    matrix product's own output (one operation and one array instead of two;
    :class:`ChannelsLastConv2dFunction` does the same with ``relu=True``);
    :class:`SoftmaxCrossEntropyFunction` fuses the loss, whose gradient is
-   ``softmax - onehot``.
+   ``softmax - onehot``; :class:`EmbeddingFunction` scatter-adds an embedding's
+   gradient through flat 1-D positions, which NumPy's ``add.at`` runs faster.
 3. **Memory layout.** :class:`ChannelsLastConv2dFunction` builds the im2col
    matrix with one *row* per output pixel and channels innermost, so the one
    GEMM ``cols @ W`` yields ``(N*OH*OW, O)``: the output already in
@@ -71,6 +72,7 @@ from tinytorch.core.tensor import Tensor
 from tinytorch.generation.kv_cache import KVCache
 from tinytorch.models.transformer import MLP, LayerNormFunction, sample_next_token
 from tinytorch.optimization.quantization import linear_arrays
+from tinytorch.text.embeddings import Embedding, checked_token_ids
 
 __all__ = [
     "AppliedReLU",
@@ -80,6 +82,8 @@ __all__ = [
     "ChannelsLastConv2dFunction",
     "ChannelsLastMaxPool2d",
     "ChannelsLastMaxPool2dFunction",
+    "EmbeddingFunction",
+    "FlatIndexEmbedding",
     "FusedGELU",
     "FusedGELUFunction",
     "FusedGPTDecoder",
@@ -544,6 +548,56 @@ def fused_cross_entropy(logits, target) -> Tensor:
     if t.dtype.kind not in "iu" or (t.size and (t.min() < 0 or t.max() >= classes)):
         raise ValueError(f"fused_cross_entropy: argument 'target' must hold class indices in [0, {classes})")
     return SoftmaxCrossEntropyFunction.apply(logits, t)
+
+
+class EmbeddingFunction(Function):
+    """``weight[ids]``: rows of a ``(V, D)`` table picked by integer ``ids`` -> ``(*ids.shape, D)``.
+
+    The values of Module 11's ``Embedding`` (plain indexing, whose backward is
+    ``np.add.at(dweight, ids, grad)``) and the same gradient, to the bit: row ``v``
+    of ``dweight`` sums the gradient of every position holding ``v``, added in the
+    same order. Only the scatter-add's index changes: one flat position
+    ``id * D + j`` per element instead of one row index per ``D``-vector, because
+    NumPy's ``add.at`` runs a 1-D index about 6x faster (the GPT benchmark's
+    (16 x 64) x 128 lookup: 3.0 ms -> 0.5 ms, one thread).
+
+    Cost: forward a copy of ``ids.size * D`` floats; backward one scatter-add of as many.
+    """
+
+    name = "embedding"
+
+    @staticmethod
+    def forward(ctx, weight, ids):
+        ctx.table_shape, ctx.ids = weight.shape, ids
+        ### BEGIN SOLUTION
+        return weight[ids]  # (*ids.shape, D)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad):
+        ### BEGIN SOLUTION
+        V, D = ctx.table_shape
+        positions = ctx.ids.reshape(-1, 1) * D + np.arange(D)  # (n, D): where each element of grad lands
+        dweight = np.zeros(V * D, dtype=grad.dtype)
+        np.add.at(dweight, positions.reshape(-1), grad.reshape(-1))  # repeated ids add up
+        return dweight.reshape(V, D), None
+        ### END SOLUTION
+
+
+class FlatIndexEmbedding(Module):
+    """Drop-in for ``Embedding`` computing through :class:`EmbeddingFunction` (the same ``weight``)."""
+
+    def __init__(self, embedding: Embedding) -> None:
+        super().__init__()
+        self.vocab_size, self.embed_dim = embedding.vocab_size, embedding.embed_dim
+        self.weight = embedding.weight  # the very same Parameter
+
+    def forward(self, tokens) -> Tensor:
+        ids = checked_token_ids(tokens, self.vocab_size, "Embedding")
+        return EmbeddingFunction.apply(self.weight, ids)
+
+    def extra_repr(self) -> str:
+        return f"{self.vocab_size}, {self.embed_dim}"
 
 
 class AppliedReLU(Module):
@@ -1324,6 +1378,8 @@ def _accelerated(module, reuse_buffers: bool, attention_block: int | None = None
         return FusedGELU()
     if isinstance(module, MLP) and not _overrides_forward(module, MLP):
         return FusedMLP(module)
+    if type(module) is Embedding:
+        return FlatIndexEmbedding(module)
     if attention_block is not None and type(module) is MultiHeadAttention:
         return BlockwiseMultiHeadAttention(module, attention_block)
     return None
@@ -1368,6 +1424,8 @@ def accelerate(model, reuse_buffers: bool = True, attention_block: int | None = 
       :class:`FusedLinearReLU` (or :class:`ChannelsLastConv2d` with ``relu=True``) and
       :class:`AppliedReLU` (bias and ReLU in place on the product); layers with forward
       hooks are not fused;
+    * ``Embedding`` -> :class:`FlatIndexEmbedding` (the same lookup; its backward
+      scatter-adds through flat 1-D positions, which NumPy runs faster);
     * with ``attention_block`` set, ``MultiHeadAttention`` ->
       :class:`BlockwiseMultiHeadAttention` (causal attention by blocks of that many
       keys: no (T, T) array; for long sequences, where those arrays dominate memory).
