@@ -253,8 +253,9 @@ def plot(result: dict, path: Path) -> bool:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     m = result["meta"]
-    fig.suptitle(f"Scaling, one thread, {m['clock']} clock (fresh process per point and implementation; "
-                 f"load {m['load_before']}-{m['load_after']})", fontsize=11)  # fmt: skip
+    fig.suptitle(f"Scaling, one thread, {m['clock']} clock (median of {m.get('repeats', 1)} fresh processes "
+                 f"per point and implementation; load {m['load_before']}-{m['load_after']})",
+                 fontsize=11)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
