@@ -31,6 +31,11 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ttbench.harness import child_env  # noqa: E402
 
 TRAINING_STEPS = {"mlp": 400, "lenet": 120, "cifar_cnn": 30, "gpt": 40}
 WORKLOADS = (*TRAINING_STEPS, "generate")
@@ -144,10 +149,9 @@ def child(checkout: str, name: str) -> dict:
 
 
 def measure(checkout: str, name: str) -> dict:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", checkout, name], capture_output=True, text=True, env=env
-    )
+    command = [sys.executable, __file__, "--child", checkout, name]
+    # one BLAS/OpenMP thread, pinned before the child loads NumPy
+    proc = subprocess.run(command, capture_output=True, text=True, env=child_env(1))
     if proc.returncode:
         raise SystemExit(f"{name} on {checkout} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -43,6 +43,13 @@ GEN_IMPLS = (
     "torch_cached",
     "torch_uncached",
 )
+# Each training implementation's cached generation: the generation column that stands for it.
+CACHED_GEN_IMPL = {
+    "tinytorch": "tinytorch_cached",
+    "numpy": "numpy_cached",
+    "torch": "torch_cached",
+    "accelerated": "fused",
+}
 
 # Default shape of each workload; a sweep overrides some of these keys.
 DEFAULTS = {

@@ -43,14 +43,14 @@ import sys
 import time
 from pathlib import Path
 
-from ttbench.child import GEN_IMPLS, GENERATION, TRAIN_IMPLS, TRAINING
+from ttbench.child import CACHED_GEN_IMPL, GEN_IMPLS, GENERATION, TRAIN_IMPLS, TRAINING
 
 HERE = Path(__file__).resolve().parent.parent  # benchmarks/
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 WORKLOADS = (*TRAINING, *GENERATION)
 # Module 18's opt-in path applies where it swaps something in: Linear+ReLU, convolutions, GELU.
 ACCELERATED_APPLIES = {"mlp": True, "lenet": True, "cifar_cnn": True, "gpt": True}
-MEMORY_GEN_IMPLS = ("tinytorch_cached", "numpy_cached", "torch_cached", "fused")
+MEMORY_GEN_IMPLS = tuple(CACHED_GEN_IMPL[i] for i in TRAIN_IMPLS)
 DESCRIPTIONS = {
     "mlp": "MLP 784-256-128-10, batch 64, SGD step",
     "lenet": "LeNet-5, batch 32 of 1x28x28, SGD step",

@@ -34,17 +34,11 @@ import sys
 import time
 from pathlib import Path
 
-from ttbench.child import matmul_flops
+from ttbench.child import CACHED_GEN_IMPL, TRAIN_IMPLS, matmul_flops
 from ttbench.harness import load_average, run_child, versions
 
 HERE = Path(__file__).resolve().parent.parent  # benchmarks/
-IMPLS = ("tinytorch", "numpy", "torch", "accelerated")
-GEN_IMPLS = {
-    "tinytorch": "tinytorch_cached",
-    "numpy": "numpy_cached",
-    "torch": "torch_cached",
-    "accelerated": "fused",
-}
+IMPLS = TRAIN_IMPLS  # tinytorch, the NumPy floor, PyTorch, Module 18 ("accelerated")
 
 
 def curves(full: bool) -> list:
@@ -67,7 +61,7 @@ def curves(full: bool) -> list:
 
 def measure(workload: str, impl: str, config: dict, clock: str) -> dict:
     if workload == "generate":
-        spec = {"workload": workload, "impl": GEN_IMPLS[impl], "config": config, "reps": 2}
+        spec = {"workload": workload, "impl": CACHED_GEN_IMPL[impl], "config": config, "reps": 2}
     else:
         spec = {"workload": workload, "impl": impl, "config": config, "steps": 6, "min_seconds": 0.6}
     run = run_child(spec, threads=1)
